@@ -1,0 +1,57 @@
+"""arraysparse: pruning masks and sparsity patterns for any array-API array.
+
+The same algorithms run on NumPy, PyTorch, CuPy, JAX and any array the
+Python array API standard describes; hot paths are Numba kernels on the CPU,
+compiled on first use (nothing is compiled at import).
+"""
+
+from .masks import (
+    PruningMask,
+    apply_mask,
+    block_mask,
+    create_mask,
+    nm_mask,
+    random_mask,
+    structured_mask,
+    topk_mask,
+)
+from .patterns import PatternKind, SparsityPattern
+from .scores import (
+    block_scores,
+    gradient_scores,
+    magnitude_scores,
+    random_scores,
+    structure_scores,
+)
+from .strategies import (
+    GradientPruning,
+    MagnitudePruning,
+    PruningStrategy,
+    RandomPruning,
+    StructuredPruning,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GradientPruning",
+    "MagnitudePruning",
+    "PatternKind",
+    "PruningMask",
+    "PruningStrategy",
+    "RandomPruning",
+    "SparsityPattern",
+    "StructuredPruning",
+    "apply_mask",
+    "block_mask",
+    "block_scores",
+    "create_mask",
+    "gradient_scores",
+    "magnitude_scores",
+    "nm_mask",
+    "random_mask",
+    "random_scores",
+    "structure_scores",
+    "structured_mask",
+    "topk_mask",
+]

@@ -1,0 +1,126 @@
+"""Backend detection and zero-copy bridges.
+
+This is the only module that imports ``array_api_compat``. Everything else asks
+it three questions about an array: which namespace it belongs to, whether a
+compiled kernel can read it in place, and how to hand a kernel's result back in
+the caller's namespace and device.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import array_api_compat as _aac
+import numpy as np
+
+__all__ = [
+    "array_namespace",
+    "backend_name",
+    "device",
+    "from_host",
+    "host_view",
+    "is_writable",
+    "same_device",
+]
+
+Array = Any
+
+
+def backend_name(x: Array) -> str:
+    """Short name of the library that owns ``x`` (``"numpy"``, ``"torch"``, ...)."""
+    if _aac.is_numpy_array(x):
+        return "numpy"
+    if _aac.is_torch_array(x):
+        return "torch"
+    if _aac.is_cupy_array(x):
+        return "cupy"
+    if _aac.is_jax_array(x):
+        return "jax"
+    return type(x).__module__.split(".")[0]
+
+
+def array_namespace(**arrays: Array | None) -> ModuleType:
+    """Namespace shared by the named arrays; ``None`` values are skipped.
+
+    Raises ``TypeError`` naming the arguments when an input is not an array,
+    when the arrays come from different libraries, and ``ValueError`` when they
+    sit on different devices.
+    """
+    given = {name: a for name, a in arrays.items() if a is not None}
+    for name, a in given.items():
+        if isinstance(a, (bool, int, float, complex)) or not _aac.is_array_api_obj(a):
+            msg = f"{name} must be an array, got {type(a).__name__}"
+            raise TypeError(msg)
+    names = list(given)
+    first = names[0]
+    for other in names[1:]:
+        b0, b1 = backend_name(given[first]), backend_name(given[other])
+        if b0 != b1:
+            msg = (
+                f"{first} and {other} come from different array libraries "
+                f"({b0} and {b1}); convert one of them first"
+            )
+            raise TypeError(msg)
+        if not same_device(given[first], given[other]):
+            msg = (
+                f"{first} and {other} are on different devices "
+                f"({device(given[first])} and {device(given[other])})"
+            )
+            raise ValueError(msg)
+    return _aac.array_namespace(*given.values())
+
+
+def device(x: Array) -> Any:
+    """Device of ``x`` in its own library's terms."""
+    return _aac.device(x)
+
+
+def same_device(a: Array, b: Array) -> bool:
+    """Whether two arrays of one library live on the same device."""
+    return str(_aac.device(a)) == str(_aac.device(b))
+
+
+def host_view(x: Array) -> np.ndarray | None:
+    """A NumPy array sharing memory with ``x``, or ``None`` if there is none.
+
+    NumPy arrays are returned as they are; CPU torch tensors are viewed without
+    a copy (bfloat16, which NumPy lacks, is widened to float32, which is exact
+    and keeps the order of values). Anything else, GPU arrays included, gives
+    ``None``: data is never moved between devices behind the caller's back.
+    """
+    if _aac.is_numpy_array(x):
+        return np.asarray(x)
+    if _aac.is_torch_array(x):
+        import torch
+
+        if x.device.type != "cpu" or x.layout != torch.strided:
+            return None
+        t = x.detach()
+        if t.dtype == torch.bfloat16:
+            t = t.float()
+        return t.resolve_conj().resolve_neg().numpy()
+    return None
+
+
+def from_host(a: np.ndarray, like: Array) -> Array:
+    """Wrap a NumPy result of a CPU kernel as an array of ``like``'s library.
+
+    Only valid when ``host_view(like)`` was not ``None``: no data is copied.
+    """
+    if _aac.is_torch_array(like):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(a))
+    return a
+
+
+def is_writable(x: Array) -> bool:
+    """Whether ``x`` can be written in place."""
+    if _aac.is_numpy_array(x):
+        return bool(x.flags.writeable)
+    if _aac.is_jax_array(x):
+        return False
+    if _aac.is_torch_array(x):
+        return True
+    return hasattr(x, "__setitem__")

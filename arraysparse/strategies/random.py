@@ -1,0 +1,43 @@
+"""Random pruning, seeded: the baseline every other method must beat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..patterns import SparsityPattern
+from ..scores import random_scores
+from .base import PruningStrategy
+
+Array = Any
+
+
+class RandomPruning(PruningStrategy):
+    """Prunes a uniformly random set of exactly the requested size; any pattern.
+
+    Scores are a permutation drawn from ``seed`` (see
+    :func:`arraysparse.random_scores`): an int seed gives the same mask on every
+    call and every backend; a ``numpy.random.Generator`` advances on each call.
+
+    Examples
+    --------
+    >>> import numpy as np, arraysparse as asp
+    >>> asp.RandomPruning(seed=0).prune(np.ones(8), 0.25)[1].num_pruned
+    2
+    """
+
+    name = "random"
+
+    def __init__(
+        self,
+        pattern: SparsityPattern | None = None,
+        *,
+        seed: int | np.random.Generator | None = None,
+        ord: float = 2,
+    ):
+        super().__init__(pattern, ord=ord)
+        self.seed = seed
+
+    def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:
+        return random_scores(weights, seed=self.seed)
