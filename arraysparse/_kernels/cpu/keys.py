@@ -66,6 +66,22 @@ def make_key_functions(unsigned: type) -> tuple:
 
     @numba.njit(inline="always", nogil=True)
     def is_nan(b, mode):
-        return mode == FLOAT and (b & absmask) > inf
+        return (mode == FLOAT) & ((b & absmask) > inf)
 
     return key, is_nan
+
+
+def infinity_keys(unsigned: type) -> tuple:
+    """Keys of -inf and +inf: a float key outside them is a NaN's."""
+    width = np.dtype(unsigned).itemsize * 8
+    sign = 1 << (width - 1)
+    inf = 0x7F800000 if width == 32 else 0x7FF0000000000000
+    return unsigned(((1 << width) - 1) ^ (inf | sign)), unsigned(inf | sign)
+
+
+def has_nan(unsigned: type, mode: int, lowest_key: int, highest_key: int) -> bool:
+    """Whether keys spanning ``[lowest_key, highest_key]`` include a NaN's."""
+    if mode != FLOAT:
+        return False
+    neg_inf, pos_inf = infinity_keys(unsigned)
+    return bool(lowest_key < neg_inf or highest_key > pos_inf)

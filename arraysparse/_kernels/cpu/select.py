@@ -14,6 +14,15 @@ pruned first) without sorting:
 Steps 1-2 read the scores twice and write the mask once; the candidate
 lists are usually tiny. Worst case (all scores equal) is still linear:
 three levels for 32-bit keys, six for 64-bit.
+
+Large inputs first try one pass instead of two (Floyd and Rivest's idea): a
+sorted sample of 65536 keys brackets the k-th smallest between two keys
+``lo <= hi`` that hold it with overwhelming probability. One pass then writes
+the mask of every key outside the bracket, counts the keys below it and
+gathers the few inside it (into per-chunk buffers sized from the sample);
+the radix select finishes on those. If the bracket missed or a buffer
+overflowed (adversarial data), the plain radix select runs instead: the
+result is exact either way.
 """
 
 from __future__ import annotations
@@ -21,32 +30,46 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .keys import as_bits, make_key_functions
+from .keys import as_bits, has_nan, make_key_functions
 
 RADIX_BITS = 11
 _NBINS = 1 << RADIX_BITS
+_SAMPLE = 1 << 16
+_SAMPLE_MIN_SIZE = 1 << 20  # below this the two radix passes are cheap anyway
 _kernels: dict[type, tuple] = {}
 
 
 def _build(unsigned: type) -> tuple:
-    key, is_nan = make_key_functions(unsigned)
+    key, _ = make_key_functions(unsigned)
     digit_mask = unsigned(_NBINS - 1)
+    lowest, highest = unsigned(0), unsigned(np.iinfo(unsigned).max)
+
+    # Loops run over slices of each chunk from index 0, so the compiler knows
+    # indices are non-negative and drops the negative-index wraparound checks.
 
     @numba.njit(parallel=True, nogil=True)
     def histogram(bits, cand, direct, mode, use_abs, shift, nchunks):
+        # per-chunk histograms of one digit; also the extreme keys (NaN test)
         n = bits.size if direct else cand.size
         hist = np.zeros((nchunks, _NBINS), np.int64)
-        nans = np.zeros(nchunks, np.int64)
+        kmin = np.full(nchunks, highest)
+        kmax = np.full(nchunks, lowest)
         step = (n + nchunks - 1) // nchunks
         for c in numba.prange(nchunks):
+            start = c * step
+            stop = min(n, start + step)
+            src = bits[start:stop] if direct else bits[:0]
+            idx = cand[start:stop]
             h = hist[c]
-            bad = 0
-            for t in range(c * step, min(n, (c + 1) * step)):
-                b = bits[t] if direct else bits[cand[t]]
-                bad += is_nan(b, mode)
-                h[(key(b, mode, use_abs) >> shift) & digit_mask] += 1
-            nans[c] = bad
-        return hist, nans.sum()
+            lo, hi = highest, lowest
+            for t in range(stop - start):
+                k = key(src[t] if direct else bits[idx[t]], mode, use_abs)
+                lo = min(lo, k)
+                hi = max(hi, k)
+                h[(k >> shift) & digit_mask] += 1
+            kmin[c] = lo
+            kmax[c] = hi
+        return hist, kmin.min(), kmax.max()
 
     @numba.njit(parallel=True, nogil=True)
     def split(bits, cand, direct, mode, use_abs, shift, bucket, offsets, out, nxt):
@@ -56,11 +79,21 @@ def _build(unsigned: type) -> tuple:
         nchunks = offsets.size
         step = (n + nchunks - 1) // nchunks
         for c in numba.prange(nchunks):
+            start = c * step
+            stop = min(n, start + step)
+            src = bits[start:stop] if direct else bits[:0]
+            dst = out[start:stop] if direct else out[:0]
+            idx = cand[start:stop]
             pos = offsets[c]
-            for t in range(c * step, min(n, (c + 1) * step)):
-                i = t if direct else cand[t]
-                d = (key(bits[i], mode, use_abs) >> shift) & digit_mask
-                out[i] = d > bucket
+            for t in range(stop - start):
+                if direct:
+                    d = (key(src[t], mode, use_abs) >> shift) & digit_mask
+                    dst[t] = d > bucket
+                    i = start + t
+                else:
+                    i = idx[t]
+                    d = (key(bits[i], mode, use_abs) >> shift) & digit_mask
+                    out[i] = d > bucket
                 if d == bucket:
                     nxt[pos] = i
                     pos += 1
@@ -71,7 +104,53 @@ def _build(unsigned: type) -> tuple:
         for t in numba.prange(cand.size):
             out[cand[t]] = t >= n_prune
 
-    return histogram, split, finish
+    @numba.njit(nogil=True)
+    def sample(bits, mode, use_abs, size):
+        # evenly spread positions, jittered so periodic data cannot alias
+        n = bits.size
+        keys = np.empty(size, bits.dtype)
+        state = np.uint64(0x9E3779B97F4A7C15)
+        for s in range(size):
+            first = (s * n) // size
+            span = max(1, ((s + 1) * n) // size - first)
+            state = state * np.uint64(6364136223846793005) + np.uint64(1442695040888963407)
+            keys[s] = key(bits[first + np.int64((state >> np.uint64(33)) % np.uint64(span))], mode, use_abs)
+        return keys
+
+    @numba.njit(parallel=True, nogil=True)
+    def bracket(bits, mode, use_abs, lo, hi, cap, nchunks, out, buf, counts):
+        # one pass: keep above hi, prune below lo, gather [lo, hi] per chunk
+        n = bits.size
+        step = (n + nchunks - 1) // nchunks
+        below = np.zeros(nchunks, np.int64)
+        kmin = np.full(nchunks, highest)
+        kmax = np.full(nchunks, lowest)
+        for c in numba.prange(nchunks):
+            start = c * step
+            stop = min(n, start + step)
+            src = bits[start:stop]
+            dst = out[start:stop]
+            region = buf[c * cap : (c + 1) * cap]
+            pos = 0
+            low = 0
+            kl, kh = highest, lowest
+            for t in range(stop - start):
+                k = key(src[t], mode, use_abs)
+                dst[t] = k > hi
+                low += k < lo
+                kl = min(kl, k)
+                kh = max(kh, k)
+                if (k >= lo) & (k <= hi):  # `and` would branch on every key
+                    if pos < cap:
+                        region[pos] = start + t
+                    pos += 1
+            counts[c] = pos
+            below[c] = low
+            kmin[c] = kl
+            kmax[c] = kh
+        return below.sum(), kmin.min(), kmax.max()
+
+    return histogram, split, finish, sample, bracket
 
 
 def _get(unsigned: type) -> tuple:
@@ -85,40 +164,82 @@ def topk_keep(scores: np.ndarray, n_prune: int, magnitude: bool) -> tuple[np.nda
 
     Returns ``(mask, nan_count)``; the mask is meaningless when ``nan_count``.
     """
-    bits, mode = as_bits(np.ravel(scores))
-    histogram, split, finish = _get(bits.dtype.type)
+    flat = np.ravel(scores)
+    bits, mode = as_bits(flat)
+    kernels = _get(bits.dtype.type)
+    out = np.empty(bits.size, dtype=np.bool_)
+    result = None
+    if bits.size >= _SAMPLE_MIN_SIZE and 0 < n_prune < bits.size:
+        result = _bracketed(kernels, bits, mode, magnitude, n_prune, out)
+    if result is None:
+        result = _radix(kernels, bits, mode, magnitude, n_prune, out, np.empty(0, np.int64), True, 1)
+    nans = int(np.count_nonzero(np.isnan(flat))) if result else 0
+    return out.reshape(np.shape(scores)), nans
+
+
+def _chunks(n: int) -> int:
+    return max(1, min(4 * numba.get_num_threads(), n // 32768))
+
+
+def _bracketed(kernels, bits, mode, magnitude, k, out) -> int | None:
+    """One pass around a sampled bracket, then the radix on what it gathered.
+
+    Returns whether NaN was seen, or ``None`` when the bracket missed.
+    """
+    _, _, _, sample, bracket = kernels
+    unsigned = bits.dtype.type
+    n = bits.size
+    keys = np.sort(sample(bits, mode, magnitude, _SAMPLE))
+    p = k / n
+    spread = 4.0 * (_SAMPLE * p * (1.0 - p)) ** 0.5 + 16
+    lo_at = int(p * _SAMPLE - spread)
+    hi_at = int(p * _SAMPLE + spread) + 1
+    lo = keys[lo_at] if lo_at >= 0 else unsigned(0)
+    hi = keys[hi_at] if hi_at < _SAMPLE else unsigned(np.iinfo(unsigned).max)
+    inside = np.count_nonzero((keys >= lo) & (keys <= hi)) / _SAMPLE
+    if inside > 0.25:
+        return None  # a flat distribution around the k-th key: the radix does better
+    nchunks = _chunks(n)
+    step = -(-n // nchunks)
+    cap = min(step, int(step * inside * 1.5) + 4096)
+    buf = np.empty(nchunks * cap, np.int64)
+    counts = np.empty(nchunks, np.int64)
+    below, kmin, kmax = bracket(bits, mode, magnitude, lo, hi, cap, nchunks, out, buf, counts)
+    if has_nan(unsigned, mode, kmin, kmax):
+        return True
+    if counts.max() > cap or not below < k <= below + counts.sum():
+        return None
+    cand = np.concatenate([buf[c * cap : c * cap + counts[c]] for c in range(nchunks)])
+    return _radix(kernels, bits, mode, magnitude, k - int(below), out, cand, False, 1)
+
+
+def _radix(kernels, bits, mode, magnitude, k, out, cand, direct, level) -> bool:
+    """Radix select over ``bits`` (``direct``) or over the indices ``cand``; returns whether NaN was seen."""
+    histogram, split, finish, _, _ = kernels
     unsigned = bits.dtype.type
     width = bits.dtype.itemsize * 8
-    n = bits.size
-    out = np.empty(n, dtype=np.bool_)
-    nchunks = max(1, min(4 * numba.get_num_threads(), n // 32768))
-    cand = np.empty(0, np.int64)
-    direct = True
-    k = n_prune
-    level = 1
+    nchunks = _chunks(bits.size if direct else cand.size)
     while True:
         shift = max(0, width - RADIX_BITS * level)
-        hist, nans = histogram(bits, cand, direct, mode, magnitude, unsigned(shift), nchunks)
-        if nans:
-            return out.reshape(np.shape(scores)), int(nans)
-        if k == 0 or k == (n if direct else cand.size):
+        hist, kmin, kmax = histogram(bits, cand, direct, mode, magnitude, unsigned(shift), nchunks)
+        if has_nan(unsigned, mode, kmin, kmax):
+            return True
+        if k == 0 or k == (bits.size if direct else cand.size):
             if direct:
                 out[:] = k == 0
             else:
                 finish(cand, k, out)
-            break
+            return False
         totals = hist.sum(axis=0)
         cumulative = np.cumsum(totals)
         bucket = int(np.searchsorted(cumulative, k))  # first bucket reaching k
         k -= int(cumulative[bucket] - totals[bucket])
-        per_chunk = hist[:, bucket]
-        offsets = np.concatenate(([0], np.cumsum(per_chunk)[:-1]))
+        offsets = np.concatenate(([0], np.cumsum(hist[:, bucket])[:-1]))
         nxt = np.empty(int(totals[bucket]), np.int64)
         split(bits, cand, direct, mode, magnitude, unsigned(shift), unsigned(bucket), offsets, out, nxt)
         cand, direct = nxt, False
         if shift == 0:
             finish(cand, k, out)
-            break
+            return False
         level += 1
-        nchunks = max(1, min(4 * numba.get_num_threads(), cand.size // 32768))
-    return out.reshape(np.shape(scores)), 0
+        nchunks = _chunks(cand.size)
