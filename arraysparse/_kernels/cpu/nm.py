@@ -91,23 +91,22 @@ def _build_select(unsigned: type):
     absmask, inf = _constants(unsigned)
 
     @numba.njit(inline="always", nogil=True)
-    def nth_smallest(w, m, target):
+    def nth_smallest(src, lower, upper, m, target):
         # quickselect that partitions out of place, without branches on the data:
-        # w[src] splits into w[lower] (< pivot) and w[upper] (> pivot); equal keys
-        # are only counted, so runs of them end the search instead of stalling it
-        src, lower, upper = 0, 1, 2
+        # src splits into lower (< pivot) and upper (> pivot); keys equal to the
+        # pivot are only counted, so runs of them end the search, not stall it
         size = m
         while size > 1:
-            a = w[src, 0]
-            b = w[src, size >> 1]
-            c = w[src, size - 1]
+            a = src[0]
+            b = src[size >> 1]
+            c = src[size - 1]
             pivot = max(min(a, b), min(max(a, b), c))
             nl = 0
             nu = 0
             for t in range(size):
-                v = w[src, t]
-                w[lower, nl] = v
-                w[upper, nu] = v
+                v = src[t]
+                lower[nl] = v
+                upper[nu] = v
                 nl += v < pivot
                 nu += v > pivot
             if target < nl:
@@ -119,31 +118,35 @@ def _build_select(unsigned: type):
                 target -= size - nu
                 src, upper = upper, src
                 size = nu
-        return w[src, 0]
+        return src[0]
 
     @numba.njit(parallel=True, nogil=True)
-    def select(bits, n, m, mode, use_abs, out):
-        outer, length, inner = bits.shape
-        groups = length // m
-        units = outer * groups
+    def select(bits, n, mode, use_abs, out):
+        # bits, out: (units, m, inner); loops index chunk slices from zero, so
+        # the compiler drops negative-index checks
+        units, m, inner = bits.shape
         nchunks = max(1, min(units, 16 * numba.get_num_threads()))
         step = (units + nchunks - 1) // nchunks
         nan = np.zeros(nchunks, np.bool_)
         for c in numba.prange(nchunks):
+            start = c * step
+            stop = min(units, start + step)
+            src = bits[start:stop]
+            dst = out[start:stop]
             keys = np.empty(m, bits.dtype)
-            work = np.empty((3, m), bits.dtype)
+            w0 = np.empty(m, bits.dtype)
+            w1 = np.empty(m, bits.dtype)
+            w2 = np.empty(m, bits.dtype)
             bad = False
-            for u in range(c * step, min(units, (c + 1) * step)):
-                r = u // groups
-                base = (u % groups) * m
+            for u in range(stop - start):
                 for i in range(inner):
                     for j in range(m):
-                        b = bits[r, base + j, i]
+                        b = src[u, j, i]
                         bad |= (b & absmask) > inf
                         k = key(b, mode, use_abs)
                         keys[j] = k
-                        work[0, j] = k
-                    t = nth_smallest(work, m, n - 1)
+                        w0[j] = k
+                    t = nth_smallest(w0, w1, w2, m, n - 1)
                     below = 0
                     for j in range(m):
                         below += keys[j] < t
@@ -151,7 +154,7 @@ def _build_select(unsigned: type):
                     for j in range(m):
                         k = keys[j]
                         equal = k == t
-                        out[r, base + j, i] = not ((k < t) | (equal & (ties > 0)))
+                        dst[u, j, i] = not ((k < t) | (equal & (ties > 0)))
                         ties -= equal
             nan[c] = bad
         return nan.any()
@@ -199,5 +202,6 @@ def nm_keep(scores3: np.ndarray, n: int, m: int, magnitude: bool) -> tuple[np.nd
         spec = (unsigned, "select")
         if spec not in _kernels:
             _kernels[spec] = _build_select(unsigned)
-        has_nan = _kernels[spec](bits, n, m, mode, magnitude, out)
+        shape3 = (outer * (length // m), m, inner)
+        has_nan = _kernels[spec](bits.reshape(shape3), n, mode, magnitude, out.reshape(shape3))
     return out, bool(mode == FLOAT and has_nan)
