@@ -111,7 +111,8 @@ def from_host(a: np.ndarray, like: Array) -> Array:
     if _aac.is_torch_array(like):
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(a))
+        # not np.ascontiguousarray: it turns a 0-d array into a 1-d one
+        return torch.from_numpy(a if a.flags.c_contiguous else a.copy())
     return a
 
 

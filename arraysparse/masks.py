@@ -35,7 +35,7 @@ from ._validation import (
     prune_count,
 )
 from .patterns import NM_KINDS, SLICE_KINDS, PatternKind, SparsityPattern
-from .scores import block_scores, check_block_shape, check_ord, random_scores, structure_scores
+from .scores import _block_scores, _structure_scores, check_block_shape, check_ord, random_scores
 
 __all__ = [
     "PruningMask",
@@ -229,6 +229,8 @@ def _satisfies(mask: Array, pattern: SparsityPattern) -> bool:
         return True
     if mask.ndim == 0:
         return False
+    if math.prod(mask.shape) == 0:
+        return _pattern_fits_shape(pattern, tuple(mask.shape))  # no value can break it
     if kind in SLICE_KINDS:
         if not -mask.ndim <= pattern.axis_or(0) < mask.ndim:
             return False
@@ -243,7 +245,7 @@ def _satisfies(mask: Array, pattern: SparsityPattern) -> bool:
             check_block_shape(mask.shape, block)
         except ValueError:
             return False
-        tiles = block_scores(xp.astype(mask, xp.float32), block, ord=1)
+        tiles = _block_scores(xp.astype(mask, xp.float32), block, 1, "mask")
         return bool(xp.all((tiles == 0) | (tiles == math.prod(block))))
     n, m = pattern.nm
     if not -mask.ndim <= pattern.axis_or(-1) < mask.ndim:
@@ -254,6 +256,19 @@ def _satisfies(mask: Array, pattern: SparsityPattern) -> bool:
     moved = xp.moveaxis(xp.astype(~mask, xp.int64), ax, -1)
     groups = xp.reshape(moved, (*moved.shape[:-1], moved.shape[-1] // m, m))
     return bool(xp.all(xp.sum(groups, axis=-1) >= n))
+
+
+def _pattern_fits_shape(pattern: SparsityPattern, shape: tuple[int, ...]) -> bool:
+    if pattern.kind is PatternKind.BLOCK_STRUCTURED:
+        try:
+            check_block_shape(shape, pattern.block or ())
+        except ValueError:
+            return False
+        return True
+    default = -1 if pattern.kind in NM_KINDS else 0
+    if not -len(shape) <= pattern.axis_or(default) < len(shape):
+        return False
+    return pattern.kind not in NM_KINDS or shape[pattern.axis_or(-1)] % (pattern.m or 1) == 0
 
 
 # -- builders -------------------------------------------------------------------
@@ -343,7 +358,7 @@ def structured_mask(
 
 def _slice_mask(scores: Array, sparsity: float | int, pattern: SparsityPattern, ord: float) -> PruningMask:
     xp = array_namespace(scores=scores)
-    norms = structure_scores(scores, pattern.axis_or(0), ord=ord)
+    norms = _structure_scores(scores, pattern.axis_or(0), ord, "scores")
     ax = normalize_axis(pattern.axis, scores.ndim)
     count = prune_count(sparsity, scores.shape[ax])
     keep1 = _kernels.topk_keep(xp, norms, count, magnitude=False, name="structure norms")
@@ -372,7 +387,7 @@ def block_mask(
     """
     pattern = SparsityPattern.blocks(block)
     xp = array_namespace(scores=scores)
-    norms = block_scores(scores, pattern.block or (), ord=ord)
+    norms = _block_scores(scores, pattern.block or (), ord, "scores")
     count = prune_count(sparsity, math.prod(norms.shape))
     keep_tiles = _kernels.topk_keep(xp, norms, count, magnitude=False, name="block norms")
     k = len(pattern.block or ())

@@ -40,7 +40,7 @@ def magnitude_scores(weights: Array, /) -> Array:
     if weights.dtype == xp.bool:
         msg = "weights has dtype bool; magnitude needs numbers"
         raise TypeError(msg)
-    return xp.abs(weights)
+    return xp.asarray(xp.abs(weights))  # NumPy answers a 0-d input with a scalar
 
 
 def gradient_scores(weights: Array, gradients: Array, /) -> Array:
@@ -60,7 +60,11 @@ def gradient_scores(weights: Array, gradients: Array, /) -> Array:
         raise ValueError(msg)
     xp = array_namespace(weights=weights, gradients=gradients)
     check_same_shape(weights, gradients, "weights", "gradients")
-    return xp.abs(weights * gradients)
+    for name, a in (("weights", weights), ("gradients", gradients)):
+        if a.dtype == xp.bool:
+            msg = f"{name} has dtype bool; gradient scores need numbers"
+            raise TypeError(msg)
+    return xp.asarray(xp.abs(weights * gradients))
 
 
 def structure_scores(weights: Array, /, axis: int = 0, *, ord: float = 2) -> Array:
@@ -87,13 +91,17 @@ def structure_scores(weights: Array, /, axis: int = 0, *, ord: float = 2) -> Arr
     >>> asp.structure_scores(np.array([[3.0, 4.0], [1.0, 0.0]]), axis=0)
     array([5., 1.])
     """
-    xp = array_namespace(weights=weights)
-    check_real(xp, weights, "weights")
-    if weights.ndim == 0:
-        msg = "weights is 0-d; structured scores need at least one axis"
+    return _structure_scores(weights, axis, ord, "weights")
+
+
+def _structure_scores(x: Array, axis: int, ord: float, name: str) -> Array:
+    xp = array_namespace(**{name: x})
+    check_real(xp, x, name)
+    if x.ndim == 0:
+        msg = f"{name} is 0-d; structured pruning needs at least one axis"
         raise ValueError(msg)
-    ax = normalize_axis(axis, weights.ndim)
-    return _kernels.slice_norms(xp, weights, ax, check_ord(ord))
+    ax = normalize_axis(axis, x.ndim)
+    return _kernels.slice_norms(xp, x, ax, check_ord(ord))
 
 
 def block_scores(weights: Array, /, block: tuple[int, ...], *, ord: float = 2) -> Array:
@@ -108,13 +116,17 @@ def block_scores(weights: Array, /, block: tuple[int, ...], *, ord: float = 2) -
     array([[4., 4.],
            [4., 4.]])
     """
+    return _block_scores(weights, block, ord, "weights")
+
+
+def _block_scores(x: Array, block: tuple[int, ...], ord: float, name: str) -> Array:
     from .patterns import SparsityPattern
 
-    xp = array_namespace(weights=weights)
-    check_real(xp, weights, "weights")
-    pattern = SparsityPattern.blocks(block)
-    check_block_shape(weights.shape, pattern.block or ())
-    return _kernels.block_norms(xp, weights, pattern.block or (), check_ord(ord))
+    xp = array_namespace(**{name: x})
+    check_real(xp, x, name)
+    tiles = SparsityPattern.blocks(block).block or ()
+    check_block_shape(x.shape, tiles)
+    return _kernels.block_norms(xp, x, tiles, check_ord(ord))
 
 
 def random_scores(like: Array, /, *, seed: int | np.random.Generator | None = None) -> Array:

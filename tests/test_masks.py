@@ -292,3 +292,14 @@ def test_nm_sparsity_given_to_create_mask_must_agree() -> None:
     m = asp.create_mask(SCORES, 0.5, SparsityPattern.two_four())
     assert m.sparsity == 0.5
     assert math.isclose(asp.create_mask(SCORES, 0.75, SparsityPattern.n_m(3, 4)).sparsity, 0.75)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_builders_need_no_data_dependent_shapes(name: str) -> None:
+    """The standard-only path runs where boolean indexing and nonzero are forbidden."""
+    import array_api_strict
+
+    with array_api_strict.ArrayAPIStrictFlags(data_dependent_shapes=False):
+        x = array_api_strict.asarray(SCORES)
+        got = BUILDERS[name](x)
+        np.testing.assert_array_equal(to_numpy(got.mask), to_numpy(BUILDERS[name](SCORES).mask))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar
 
-from .._compat import is_writable
+from .._compat import array_namespace, is_writable
+from .._validation import check_same_shape
 from ..masks import PruningMask, apply_mask, create_mask, nm_mask
 from ..patterns import NM_KINDS, PatternKind, SparsityPattern
 from ..scores import check_ord
@@ -52,7 +53,7 @@ class PruningStrategy(abc.ABC):
             raise TypeError(msg)
         if pattern.kind not in self.supported_patterns:
             kinds = ", ".join(k.value for k in self.supported_patterns)
-            msg = f"{type(self).__name__} does not build {pattern} masks; supported: {kinds}"
+            msg = f"pattern={pattern} is not one {type(self).__name__} builds; supported: {kinds}"
             raise ValueError(msg)
         self.pattern = pattern
         self.ord = check_ord(ord)
@@ -106,3 +107,10 @@ class PruningStrategy(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(pattern={self.pattern}, ord={self.ord:g})"
+
+
+def check_gradients(weights: Array, gradients: Array | None) -> None:
+    """Gradients a strategy does not use must still match the weights, if given."""
+    if gradients is not None:
+        array_namespace(weights=weights, gradients=gradients)
+        check_same_shape(weights, gradients, "weights", "gradients")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._compat import array_namespace
-from .._validation import check_same_shape
 from ..masks import PruningMask, create_mask
 from ..scores import magnitude_scores
-from .base import PruningStrategy
+from .base import PruningStrategy, check_gradients
 
 Array = Any
 
@@ -28,9 +26,7 @@ class MagnitudePruning(PruningStrategy):
     name = "magnitude"
 
     def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:
-        if gradients is not None:
-            array_namespace(weights=weights, gradients=gradients)
-            check_same_shape(weights, gradients, "weights", "gradients")
+        check_gradients(weights, gradients)
         return magnitude_scores(weights)
 
     def mask_from_weights(self, weights: Array, target_sparsity: float | int | None = None) -> PruningMask:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..patterns import SparsityPattern
 from ..scores import random_scores
-from .base import PruningStrategy
+from .base import PruningStrategy, check_gradients
 
 Array = Any
 
@@ -40,4 +40,6 @@ class RandomPruning(PruningStrategy):
         self.seed = seed
 
     def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:
+        """Seeded random permutation of ``0 .. size-1``; ``gradients`` is checked, then unused."""
+        check_gradients(weights, gradients)
         return random_scores(weights, seed=self.seed)

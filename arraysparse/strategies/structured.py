@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._compat import array_namespace
-from .._validation import check_same_shape
 from ..patterns import SLICE_KINDS, SparsityPattern
 from ..scores import magnitude_scores
-from .base import PruningStrategy
+from .base import PruningStrategy, check_gradients
 
 Array = Any
 
@@ -39,7 +37,5 @@ class StructuredPruning(PruningStrategy):
 
     def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:
         """Element magnitudes; :meth:`create_mask` reduces them to structure norms."""
-        if gradients is not None:
-            array_namespace(weights=weights, gradients=gradients)
-            check_same_shape(weights, gradients, "weights", "gradients")
+        check_gradients(weights, gradients)
         return magnitude_scores(weights)

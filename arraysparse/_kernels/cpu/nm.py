@@ -94,8 +94,10 @@ def _build_select(unsigned: type):
     def nth_smallest(src, lower, upper, m, target):
         # quickselect that partitions out of place, without branches on the data:
         # src splits into lower (< pivot) and upper (> pivot); keys equal to the
-        # pivot are only counted, so runs of them end the search, not stall it
+        # pivot are only counted, so runs of them end the search, not stall it.
+        # Returns the key of rank `target` and how many keys are smaller.
         size = m
+        below = 0
         while size > 1:
             a = src[0]
             b = src[size >> 1]
@@ -113,12 +115,13 @@ def _build_select(unsigned: type):
                 src, lower = lower, src
                 size = nl
             elif target < size - nu:
-                return pivot
+                return pivot, below + nl
             else:
                 target -= size - nu
+                below += size - nu
                 src, upper = upper, src
                 size = nu
-        return src[0]
+        return src[0], below
 
     @numba.njit(parallel=True, nogil=True)
     def select(bits, n, mode, use_abs, out):
@@ -146,10 +149,7 @@ def _build_select(unsigned: type):
                         k = key(b, mode, use_abs)
                         keys[j] = k
                         w0[j] = k
-                    t = nth_smallest(w0, w1, w2, m, n - 1)
-                    below = 0
-                    for j in range(m):
-                        below += keys[j] < t
+                    t, below = nth_smallest(w0, w1, w2, m, n - 1)
                     ties = n - below  # keys equal to t still to prune, first positions first
                     for j in range(m):
                         k = keys[j]
