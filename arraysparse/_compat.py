@@ -18,6 +18,7 @@ __all__ = [
     "array_namespace",
     "backend_name",
     "device",
+    "ensure_array",
     "from_host",
     "host_view",
     "is_writable",
@@ -84,13 +85,17 @@ def same_device(a: Array, b: Array) -> bool:
 def host_view(x: Array) -> np.ndarray | None:
     """A NumPy array sharing memory with ``x``, or ``None`` if there is none.
 
+    (Byte-swapped NumPy data is the one exception: it is copied to native order.)
+
     NumPy arrays are returned as they are; CPU torch tensors are viewed without
     a copy (bfloat16, which NumPy lacks, is widened to float32, which is exact
     and keeps the order of values). Anything else, GPU arrays included, gives
     ``None``: data is never moved between devices behind the caller's back.
     """
     if _aac.is_numpy_array(x):
-        return np.asarray(x)
+        a = np.asarray(x)
+        # the kernels read raw bits: byte-swapped data is first put in native order
+        return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
     if _aac.is_torch_array(x):
         import torch
 
@@ -114,6 +119,11 @@ def from_host(a: np.ndarray, like: Array) -> Array:
         # not np.ascontiguousarray: it turns a 0-d array into a 1-d one
         return torch.from_numpy(a if a.flags.c_contiguous else a.copy())
     return a
+
+
+def ensure_array(x: Array) -> Array:
+    """NumPy answers some operations on 0-d arrays with a scalar: make it an array again."""
+    return np.asarray(x) if isinstance(x, np.generic) else x
 
 
 def is_writable(x: Array) -> bool:

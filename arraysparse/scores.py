@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels
-from ._compat import array_namespace, device
+from ._compat import array_namespace, device, ensure_array
 from ._validation import check_real, check_same_shape, normalize_axis
 
 __all__ = [
@@ -40,7 +40,7 @@ def magnitude_scores(weights: Array, /) -> Array:
     if weights.dtype == xp.bool:
         msg = "weights has dtype bool; magnitude needs numbers"
         raise TypeError(msg)
-    return xp.asarray(xp.abs(weights))  # NumPy answers a 0-d input with a scalar
+    return ensure_array(xp.abs(weights))
 
 
 def gradient_scores(weights: Array, gradients: Array, /) -> Array:
@@ -64,7 +64,7 @@ def gradient_scores(weights: Array, gradients: Array, /) -> Array:
         if a.dtype == xp.bool:
             msg = f"{name} has dtype bool; gradient scores need numbers"
             raise TypeError(msg)
-    return xp.asarray(xp.abs(weights * gradients))
+    return ensure_array(xp.abs(weights * gradients))
 
 
 def structure_scores(weights: Array, /, axis: int = 0, *, ord: float = 2) -> Array:

@@ -32,11 +32,12 @@ def _order_values(xp: ModuleType, x: Array, magnitude: bool) -> Array:
     if not magnitude:
         return x
     if xp.isdtype(x.dtype, "signed integer"):
-        # abs(MIN) overflows in its own dtype; widen first where a wider one exists
+        # abs(MIN) overflows in its own dtype: widen, or for int64 take the
+        # two's-complement magnitude as uint64, where |MIN| = 2**63 fits
         if x.dtype != xp.int64:
             return xp.abs(xp.astype(x, xp.int64))
-        a = xp.abs(x)
-        return xp.where(a < 0, xp.asarray(xp.iinfo(xp.int64).max, dtype=xp.int64), a)
+        u = xp.astype(x, xp.uint64)
+        return xp.where(x < 0, ~u + 1, u)
     return xp.abs(x)
 
 
@@ -67,9 +68,10 @@ def nm_keep(xp: ModuleType, x: Array, n: int, m: int, axis: int, magnitude: bool
 
 
 def _powered(xp: ModuleType, x: Array, ord: float) -> Array:
-    a = xp.abs(x)
-    if not xp.isdtype(a.dtype, "real floating"):
-        a = xp.astype(a, default_float(xp, x))
+    # accumulate in float64 where the backend has it, as the CPU kernels do, so
+    # sums of squares of float16/float32 values neither overflow nor differ by
+    # backend; cast before abs, which overflows on integer MIN
+    a = xp.abs(xp.astype(x, _accumulator(xp, x)))
     if ord == 1 or math.isinf(ord):
         return a
     if ord == 2:
@@ -116,6 +118,14 @@ def block_norms(xp: ModuleType, x: Array, block: tuple[int, ...], ord: float) ->
     if math.prod(out_shape) == 0:
         return xp.zeros(out_shape, dtype=_powered(xp, v, ord).dtype, device=_device(x))
     return _finish(xp, _reduce(xp, _powered(xp, v, ord), block_axes, ord), ord)
+
+
+def _accumulator(xp: ModuleType, x: Array) -> Any:
+    """float64 where ``x``'s device supports it, else the default float."""
+    info = xp.__array_namespace_info__()
+    if "float64" in info.dtypes(kind="real floating", device=_device(x)):
+        return xp.float64
+    return default_float(xp, x)
 
 
 def default_float(xp: ModuleType, x: Array) -> Any:

@@ -42,7 +42,6 @@ def make_key_functions(unsigned: type) -> tuple:
     zero = unsigned(0)
     one = unsigned(1)
     sign = unsigned(1 << (width - 1))
-    ones = unsigned((1 << width) - 1)
     absmask = unsigned((1 << (width - 1)) - 1)
     inf = unsigned(0x7F800000 if width == 32 else 0x7FF0000000000000)
 
