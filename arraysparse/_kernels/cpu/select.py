@@ -6,10 +6,13 @@ pruned first) without sorting:
 1. histogram the top 11 bits of every key (one read, per-chunk histograms);
 2. find the bucket ``B`` holding the ``k``-th smallest; every key below ``B``
    is pruned and every key above it kept, in one write pass that also gathers
-   the indices in ``B``, in index order, into a candidate list (its size and
-   each chunk's offset in it are known from step 1, so it is allocated once);
-3. repeat on the candidates with the next 11 bits until they share one key,
-   then prune the first ``k_left`` candidates: the lowest indices.
+   the indices in ``B`` and their values, in index order, into a compact
+   candidate array (its size and each chunk's offset in it are known from
+   step 1, so it is allocated once);
+3. repeat on the candidate array (contiguous: no random reads) with the next
+   11 bits until the candidates share one key, then prune the first
+   ``k_left`` of them, the lowest indices, and scatter the candidates' mask
+   back.
 
 Steps 1-2 read the scores twice and write the mask once; the candidate
 lists are usually tiny. Worst case (all scores equal) is still linear:
@@ -18,9 +21,10 @@ three levels for 32-bit keys, six for 64-bit.
 Large inputs first try one pass instead of two (Floyd and Rivest's idea): a
 sorted sample of 65536 keys brackets the k-th smallest between two keys
 ``lo <= hi`` that hold it with overwhelming probability. One pass then writes
-the mask of every key outside the bracket, counts the keys below it and
-gathers the few inside it (into per-chunk buffers sized from the sample);
-the radix select finishes on those. If the bracket missed or a buffer
+the mask of every key outside the bracket and counts the keys below it, in
+blocks the compiler vectorises; only blocks holding keys inside the bracket
+are scanned again to gather those (into per-chunk buffers sized from the
+sample). The radix select finishes on the gathered values. If the bracket missed or a buffer
 overflowed (adversarial data), the plain radix select runs instead: the
 result is exact either way.
 """
@@ -36,6 +40,7 @@ RADIX_BITS = 11
 _NBINS = 1 << RADIX_BITS
 _SAMPLE = 1 << 16
 _SAMPLE_MIN_SIZE = 1 << 20  # below this the two radix passes are cheap anyway
+_BLOCK = 256  # elements per vectorised block of the bracket pass
 _kernels: dict[type, tuple] = {}
 
 
@@ -48,22 +53,20 @@ def _build(unsigned: type) -> tuple:
     # indices are non-negative and drops the negative-index wraparound checks.
 
     @numba.njit(parallel=True, nogil=True)
-    def histogram(bits, cand, direct, mode, use_abs, shift, nchunks):
+    def histogram(bits, mode, use_abs, shift, nchunks):
         # per-chunk histograms of one digit; also the extreme keys (NaN test)
-        n = bits.size if direct else cand.size
+        n = bits.size
         hist = np.zeros((nchunks, _NBINS), np.int64)
         kmin = np.full(nchunks, highest)
         kmax = np.full(nchunks, lowest)
         step = (n + nchunks - 1) // nchunks
         for c in numba.prange(nchunks):
             start = c * step
-            stop = min(n, start + step)
-            src = bits[start:stop] if direct else bits[:0]
-            idx = cand[start:stop]
+            src = bits[start : min(n, start + step)]
             h = hist[c]
             lo, hi = highest, lowest
-            for t in range(stop - start):
-                k = key(src[t] if direct else bits[idx[t]], mode, use_abs)
+            for t in range(src.size):
+                k = key(src[t], mode, use_abs)
                 lo = min(lo, k)
                 hi = max(hi, k)
                 h[(k >> shift) & digit_mask] += 1
@@ -72,37 +75,26 @@ def _build(unsigned: type) -> tuple:
         return hist, kmin.min(), kmax.max()
 
     @numba.njit(parallel=True, nogil=True)
-    def split(bits, cand, direct, mode, use_abs, shift, bucket, offsets, out, nxt):
-        # keys below `bucket` are pruned, above kept; the bucket's indices go to
-        # `nxt` in index order, each chunk from its precomputed offset.
-        n = bits.size if direct else cand.size
+    def split(bits, mode, use_abs, shift, bucket, offsets, out, idx, vals):
+        # keys below `bucket` are pruned, above kept; the bucket's indices and
+        # values go to `idx`, `vals` in index order, each chunk from its offset
+        n = bits.size
         nchunks = offsets.size
         step = (n + nchunks - 1) // nchunks
         for c in numba.prange(nchunks):
             start = c * step
             stop = min(n, start + step)
-            src = bits[start:stop] if direct else bits[:0]
-            dst = out[start:stop] if direct else out[:0]
-            idx = cand[start:stop]
+            src = bits[start:stop]
+            dst = out[start:stop]
             pos = offsets[c]
             for t in range(stop - start):
-                if direct:
-                    d = (key(src[t], mode, use_abs) >> shift) & digit_mask
-                    dst[t] = d > bucket
-                    i = start + t
-                else:
-                    i = idx[t]
-                    d = (key(bits[i], mode, use_abs) >> shift) & digit_mask
-                    out[i] = d > bucket
+                b = src[t]
+                d = (key(b, mode, use_abs) >> shift) & digit_mask
+                dst[t] = d > bucket
                 if d == bucket:
-                    nxt[pos] = i
+                    idx[pos] = start + t
+                    vals[pos] = b
                     pos += 1
-
-    @numba.njit(parallel=True, nogil=True)
-    def finish(cand, n_prune, out):
-        # candidates share one key: the lowest indices are pruned
-        for t in numba.prange(cand.size):
-            out[cand[t]] = t >= n_prune
 
     @numba.njit(nogil=True)
     def sample(bits, mode, use_abs, size):
@@ -118,39 +110,50 @@ def _build(unsigned: type) -> tuple:
         return keys
 
     @numba.njit(parallel=True, nogil=True)
-    def bracket(bits, mode, use_abs, lo, hi, cap, nchunks, out, buf, counts):
-        # one pass: keep above hi, prune below lo, gather [lo, hi] per chunk
+    def bracket(bits, mode, use_abs, lo, hi, cap, nchunks, out, idx, vals, counts):
+        # keep above hi, prune below lo, gather [lo, hi] per chunk. Each block
+        # is first run branch-free (vectorised); only a block that holds keys
+        # inside the bracket is scanned again to gather them.
         n = bits.size
         step = (n + nchunks - 1) // nchunks
+        width = hi - lo
         below = np.zeros(nchunks, np.int64)
         kmin = np.full(nchunks, highest)
         kmax = np.full(nchunks, lowest)
         for c in numba.prange(nchunks):
             start = c * step
             stop = min(n, start + step)
-            src = bits[start:stop]
-            dst = out[start:stop]
-            region = buf[c * cap : (c + 1) * cap]
+            ri = idx[c * cap : (c + 1) * cap]
+            rv = vals[c * cap : (c + 1) * cap]
             pos = 0
             low = 0
             kl, kh = highest, lowest
-            for t in range(stop - start):
-                k = key(src[t], mode, use_abs)
-                dst[t] = k > hi
-                low += k < lo
-                kl = min(kl, k)
-                kh = max(kh, k)
-                if (k >= lo) & (k <= hi):  # `and` would branch on every key
-                    if pos < cap:
-                        region[pos] = start + t
-                    pos += 1
+            for b0 in range(start, stop, _BLOCK):
+                src = bits[b0 : min(stop, b0 + _BLOCK)]
+                dst = out[b0 : min(stop, b0 + _BLOCK)]
+                inside = 0
+                for t in range(src.size):
+                    k = key(src[t], mode, use_abs)
+                    dst[t] = k > hi
+                    low += k < lo
+                    inside += unsigned(k - lo) <= width
+                    kl = min(kl, k)
+                    kh = max(kh, k)
+                if inside:
+                    for t in range(src.size):
+                        b = src[t]
+                        if unsigned(key(b, mode, use_abs) - lo) <= width:
+                            if pos < cap:
+                                ri[pos] = b0 + t
+                                rv[pos] = b
+                            pos += 1
             counts[c] = pos
             below[c] = low
             kmin[c] = kl
             kmax[c] = kh
         return below.sum(), kmin.min(), kmax.max()
 
-    return histogram, split, finish, sample, bracket
+    return histogram, split, sample, bracket
 
 
 def _get(unsigned: type) -> tuple:
@@ -168,12 +171,12 @@ def topk_keep(scores: np.ndarray, n_prune: int, magnitude: bool) -> tuple[np.nda
     bits, mode = as_bits(flat)
     kernels = _get(bits.dtype.type)
     out = np.empty(bits.size, dtype=np.bool_)
-    result = None
+    nan = None
     if bits.size >= _SAMPLE_MIN_SIZE and 0 < n_prune < bits.size:
-        result = _bracketed(kernels, bits, mode, magnitude, n_prune, out)
-    if result is None:
-        result = _radix(kernels, bits, mode, magnitude, n_prune, out, np.empty(0, np.int64), True, 1)
-    nans = int(np.count_nonzero(np.isnan(flat))) if result else 0
+        nan = _bracketed(kernels, bits, mode, magnitude, n_prune, out)
+    if nan is None:
+        nan = _radix(kernels, bits, mode, magnitude, n_prune, out, 1)
+    nans = int(np.count_nonzero(np.isnan(flat))) if nan else 0
     return out.reshape(np.shape(scores)), nans
 
 
@@ -181,12 +184,12 @@ def _chunks(n: int) -> int:
     return max(1, min(4 * numba.get_num_threads(), n // 32768))
 
 
-def _bracketed(kernels, bits, mode, magnitude, k, out) -> int | None:
+def _bracketed(kernels, bits, mode, magnitude, k, out) -> bool | None:
     """One pass around a sampled bracket, then the radix on what it gathered.
 
     Returns whether NaN was seen, or ``None`` when the bracket missed.
     """
-    _, _, _, sample, bracket = kernels
+    _, _, sample, bracket = kernels
     unsigned = bits.dtype.type
     n = bits.size
     keys = np.sort(sample(bits, mode, magnitude, _SAMPLE))
@@ -202,44 +205,49 @@ def _bracketed(kernels, bits, mode, magnitude, k, out) -> int | None:
     nchunks = _chunks(n)
     step = -(-n // nchunks)
     cap = min(step, int(step * inside * 1.5) + 4096)
-    buf = np.empty(nchunks * cap, np.int64)
+    idx = np.empty(nchunks * cap, np.int64)
+    vals = np.empty(nchunks * cap, bits.dtype)
     counts = np.empty(nchunks, np.int64)
-    below, kmin, kmax = bracket(bits, mode, magnitude, lo, hi, cap, nchunks, out, buf, counts)
+    below, kmin, kmax = bracket(bits, mode, magnitude, lo, hi, cap, nchunks, out, idx, vals, counts)
     if has_nan(unsigned, mode, kmin, kmax):
         return True
     if counts.max() > cap or not below < k <= below + counts.sum():
         return None
-    cand = np.concatenate([buf[c * cap : c * cap + counts[c]] for c in range(nchunks)])
-    return _radix(kernels, bits, mode, magnitude, k - int(below), out, cand, False, 1)
+    parts = [slice(c * cap, c * cap + counts[c]) for c in range(nchunks)]
+    return _solve_candidates(kernels, np.concatenate([idx[s] for s in parts]),
+                             np.concatenate([vals[s] for s in parts]), mode, magnitude, k - int(below), out, 1)
 
 
-def _radix(kernels, bits, mode, magnitude, k, out, cand, direct, level) -> bool:
-    """Radix select over ``bits`` (``direct``) or over the indices ``cand``; returns whether NaN was seen."""
-    histogram, split, finish, _, _ = kernels
+def _radix(kernels, bits, mode, magnitude, k, out, level) -> bool:
+    """Radix select on ``bits`` from digit ``level``; writes ``out``, returns whether NaN was seen."""
+    histogram, split, _, _ = kernels
     unsigned = bits.dtype.type
     width = bits.dtype.itemsize * 8
-    nchunks = _chunks(bits.size if direct else cand.size)
-    while True:
-        shift = max(0, width - RADIX_BITS * level)
-        hist, kmin, kmax = histogram(bits, cand, direct, mode, magnitude, unsigned(shift), nchunks)
-        if has_nan(unsigned, mode, kmin, kmax):
-            return True
-        if k == 0 or k == (bits.size if direct else cand.size):
-            if direct:
-                out[:] = k == 0
-            else:
-                finish(cand, k, out)
-            return False
-        totals = hist.sum(axis=0)
-        cumulative = np.cumsum(totals)
-        bucket = int(np.searchsorted(cumulative, k))  # first bucket reaching k
-        k -= int(cumulative[bucket] - totals[bucket])
-        offsets = np.concatenate(([0], np.cumsum(hist[:, bucket])[:-1]))
-        nxt = np.empty(int(totals[bucket]), np.int64)
-        split(bits, cand, direct, mode, magnitude, unsigned(shift), unsigned(bucket), offsets, out, nxt)
-        cand, direct = nxt, False
-        if shift == 0:
-            finish(cand, k, out)
-            return False
-        level += 1
-        nchunks = _chunks(cand.size)
+    shift = max(0, width - RADIX_BITS * level)
+    nchunks = _chunks(bits.size)
+    hist, kmin, kmax = histogram(bits, mode, magnitude, unsigned(shift), nchunks)
+    if has_nan(unsigned, mode, kmin, kmax):
+        return True
+    if k == 0 or k == bits.size:
+        out[:] = k == 0
+        return False
+    totals = hist.sum(axis=0)
+    cumulative = np.cumsum(totals)
+    bucket = int(np.searchsorted(cumulative, k))  # first bucket reaching k
+    k -= int(cumulative[bucket] - totals[bucket])
+    offsets = np.concatenate(([0], np.cumsum(hist[:, bucket])[:-1]))
+    idx = np.empty(int(totals[bucket]), np.int64)
+    vals = np.empty(idx.size, bits.dtype)
+    split(bits, mode, magnitude, unsigned(shift), unsigned(bucket), offsets, out, idx, vals)
+    if shift == 0:  # the bucket's keys are all equal: the lowest indices go
+        out[idx] = np.arange(idx.size) >= k
+        return False
+    return _solve_candidates(kernels, idx, vals, mode, magnitude, k, out, level + 1)
+
+
+def _solve_candidates(kernels, idx, vals, mode, magnitude, k, out, level) -> bool:
+    """Select among gathered candidates (``vals`` at ``idx``, in index order); scatter into ``out``."""
+    sub = np.empty(vals.size, dtype=np.bool_)
+    nan = _radix(kernels, vals, mode, magnitude, k, sub, level)
+    out[idx] = sub
+    return nan
