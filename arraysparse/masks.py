@@ -224,41 +224,32 @@ class PruningMask:
 
 def _satisfies(mask: Array, pattern: SparsityPattern) -> bool:
     xp = array_namespace(mask=mask)
-    kind = pattern.kind
-    if kind is PatternKind.UNSTRUCTURED:
+    if pattern.kind is PatternKind.UNSTRUCTURED:
         return True
-    if mask.ndim == 0:
+    if not _pattern_fits_shape(pattern, tuple(mask.shape)):
         return False
     if math.prod(mask.shape) == 0:
-        return _pattern_fits_shape(pattern, tuple(mask.shape))  # no value can break it
-    if kind in SLICE_KINDS:
-        if not -mask.ndim <= pattern.axis_or(0) < mask.ndim:
-            return False
+        return True  # no value can break the pattern
+    if pattern.kind in SLICE_KINDS:
         ax = pattern.axis_or(0) % mask.ndim
         others = tuple(i for i in range(mask.ndim) if i != ax)
         if not others:
             return True
         return bool(xp.all(xp.all(mask, axis=others) == xp.any(mask, axis=others)))
-    if kind is PatternKind.BLOCK_STRUCTURED:
+    if pattern.kind is PatternKind.BLOCK_STRUCTURED:
         block = pattern.block or ()
-        try:
-            check_block_shape(mask.shape, block)
-        except ValueError:
-            return False
-        tiles = _block_scores(xp.astype(mask, xp.float32), block, 1, "mask")
+        tiles = _block_scores(xp.astype(mask, xp.int64), block, 1, "mask")
         return bool(xp.all((tiles == 0) | (tiles == math.prod(block))))
     n, m = pattern.nm
-    if not -mask.ndim <= pattern.axis_or(-1) < mask.ndim:
-        return False
-    ax = pattern.axis_or(-1) % mask.ndim
-    if mask.shape[ax] % m:
-        return False
-    moved = xp.moveaxis(xp.astype(~mask, xp.int64), ax, -1)
+    moved = xp.moveaxis(xp.astype(~mask, xp.int64), pattern.axis_or(-1) % mask.ndim, -1)
     groups = xp.reshape(moved, (*moved.shape[:-1], moved.shape[-1] // m, m))
     return bool(xp.all(xp.sum(groups, axis=-1) >= n))
 
 
 def _pattern_fits_shape(pattern: SparsityPattern, shape: tuple[int, ...]) -> bool:
+    """Whether a mask of ``shape`` can have ``pattern`` at all (axis exists, sizes divide)."""
+    if not shape:
+        return False
     if pattern.kind is PatternKind.BLOCK_STRUCTURED:
         try:
             check_block_shape(shape, pattern.block or ())
