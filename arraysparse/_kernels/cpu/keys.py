@@ -36,15 +36,19 @@ def as_bits(a: np.ndarray) -> tuple[np.ndarray, int]:
     return a.view(unsigned), mode
 
 
-def make_key_functions(unsigned: type) -> tuple:
-    """Jitted ``key(bits, mode, use_abs)`` and ``is_nan(bits, mode)`` for one width."""
+def float_masks(unsigned: type) -> tuple:
+    """``(absmask, inf_bits)`` of the float of this width: ``(b & absmask) > inf_bits`` is NaN."""
+    width = np.dtype(unsigned).itemsize * 8
+    return unsigned((1 << (width - 1)) - 1), unsigned(0x7F800000 if width == 32 else 0x7FF0000000000000)
+
+
+def make_key_function(unsigned: type):
+    """Jitted ``key(bits, mode, use_abs)`` for one width."""
     width = np.dtype(unsigned).itemsize * 8
     zero = unsigned(0)
     one = unsigned(1)
     sign = unsigned(1 << (width - 1))
-    absmask = unsigned((1 << (width - 1)) - 1)
-    inf = unsigned(0x7F800000 if width == 32 else 0x7FF0000000000000)
-
+    absmask, _ = float_masks(unsigned)
     top = unsigned(width - 1)
 
     @numba.njit(inline="always", nogil=True)
@@ -63,18 +67,14 @@ def make_key_functions(unsigned: type) -> tuple:
             return unsigned(b ^ sign)
         return unsigned(b)
 
-    @numba.njit(inline="always", nogil=True)
-    def is_nan(b, mode):
-        return (mode == FLOAT) & ((b & absmask) > inf)
-
-    return key, is_nan
+    return key
 
 
 def infinity_keys(unsigned: type) -> tuple:
     """Keys of -inf and +inf: a float key outside them is a NaN's."""
     width = np.dtype(unsigned).itemsize * 8
     sign = 1 << (width - 1)
-    inf = 0x7F800000 if width == 32 else 0x7FF0000000000000
+    inf = int(float_masks(unsigned)[1])
     return unsigned(((1 << width) - 1) ^ (inf | sign)), unsigned(inf | sign)
 
 

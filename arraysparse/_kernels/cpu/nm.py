@@ -22,23 +22,16 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .keys import FLOAT, as_bits, make_key_functions
+from .keys import FLOAT, as_bits, float_masks, make_key_function
 
 _RANK_M = (2, 4, 8)
 _MIN_ROWS = 64  # rows of work wanted for an even split across threads
 _kernels: dict[tuple, object] = {}
 
 
-def _constants(unsigned: type) -> tuple:
-    width = np.dtype(unsigned).itemsize * 8
-    absmask = unsigned((1 << (width - 1)) - 1)
-    inf = unsigned(0x7F800000 if width == 32 else 0x7FF0000000000000)
-    return absmask, inf
-
-
 def _build_rank(unsigned: type, m: int, inner_axis: bool):
-    key, _ = make_key_functions(unsigned)
-    absmask, inf = _constants(unsigned)
+    key = make_key_function(unsigned)
+    absmask, inf = float_masks(unsigned)
 
     @numba.njit(parallel=True, nogil=True)
     def rank_rows(bits, n, mode, use_abs, out):
@@ -87,8 +80,8 @@ def _build_rank(unsigned: type, m: int, inner_axis: bool):
 
 
 def _build_select(unsigned: type):
-    key, _ = make_key_functions(unsigned)
-    absmask, inf = _constants(unsigned)
+    key = make_key_function(unsigned)
+    absmask, inf = float_masks(unsigned)
 
     @numba.njit(inline="always", nogil=True)
     def nth_smallest(src, lower, upper, m, target):

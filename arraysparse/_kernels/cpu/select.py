@@ -34,7 +34,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .keys import as_bits, has_nan, make_key_functions
+from .keys import as_bits, has_nan, make_key_function
 
 RADIX_BITS = 11
 _NBINS = 1 << RADIX_BITS
@@ -45,7 +45,7 @@ _kernels: dict[type, tuple] = {}
 
 
 def _build(unsigned: type) -> tuple:
-    key, _ = make_key_functions(unsigned)
+    key = make_key_function(unsigned)
     digit_mask = unsigned(_NBINS - 1)
     lowest, highest = unsigned(0), unsigned(np.iinfo(unsigned).max)
 
