@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gc
+import importlib
 import os
 import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numba
@@ -36,64 +35,19 @@ import torch
 _PYTHONPATH = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                if p]
 sys.path.insert(1 + len(_PYTHONPATH), str(Path(__file__).parents[1]))
-import arraysparse as asp  # noqa: E402
+import arraysparse as asp
 
-REPEAT = 5
-FULL_SHAPE = (4096, 4096)
-QUICK_SHAPE = (512, 512)
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import (
+    FULL_SHAPE,
+    QUICK_SHAPE,
+    REPEAT,
+    Row,
+    bench,
+    versus,
+)
+
 THREADS = 2
-
-
-@dataclass
-class Row:
-    """One line of the results table.
-
-    ``ratio`` is peer / ours (None where it means nothing); ``target`` is
-    the goal in words and ``passed`` whether it was met (None: information
-    only).
-    """
-
-    job: str
-    ours_ms: float
-    peer: str
-    peer_ms: float
-    ratio: float | None
-    target: str
-    passed: bool | None
-
-
-def versus(job, ours_ms, peer, peer_ms, min_ratio=None, target=None):
-    """Row comparing our time with a peer's; pass if peer/ours >= min_ratio."""
-    ratio = peer_ms / ours_ms
-    if min_ratio is None:
-        return Row(job, ours_ms, peer, peer_ms, ratio, "info", None)
-    return Row(job, ours_ms, peer, peer_ms, ratio,
-               target or f">= {min_ratio:g}x", ratio >= min_ratio)
-
-
-def bench(fn):
-    """Time ``fn()``: one warm-up call, then the best of REPEAT calls.
-
-    Returns
-    -------
-    ms : float
-        Best wall time in milliseconds (``time.perf_counter``).
-    out : object
-        The result of the last call, for the correctness checks.
-    """
-    out = fn()  # warm-up: absorbs Numba JIT compilation and first-touch costs
-    best = float("inf")
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(REPEAT):
-            out = None  # free the last result: every call allocates alike
-            t0 = time.perf_counter()
-            out = fn()
-            best = min(best, time.perf_counter() - t0)
-    finally:
-        gc.enable()
-    return best * 1e3, out
 
 
 def check_mask(label, mask, scores, n, m=None):
@@ -228,6 +182,14 @@ def case_import(_x):
 CASES = [case_nm_2_4, case_nm_16_32, case_magnitude_50, case_import]
 
 
+def all_cases():
+    """The core cases above, then ``CASES`` of every ``cases_*.py`` beside this file."""
+    cases = list(CASES)
+    for path in sorted(Path(__file__).parent.glob("cases_*.py")):
+        cases += importlib.import_module(path.stem).CASES
+    return cases
+
+
 def cpu_model():
     """CPU model name from /proc/cpuinfo, else from ``platform``."""
     try:
@@ -252,7 +214,8 @@ def header(shape):
         f"numba {numba.__version__} ({numba.get_num_threads()} threads)",
         f"- Date: {now}",
         f"- arraysparse {version} from `{Path(asp.__file__).parent}`",
-        f"- Data: float32 {shape[0]}x{shape[1]}, "
+        f"- Data (unless a row says otherwise): float32 "
+        f"{shape[0]}x{shape[1]}, "
         "`np.random.default_rng(0).standard_normal`",
         f"- Timing: 1 warm-up call, then best of {REPEAT} "
         "(`time.perf_counter`); ratio = peer / ours, > 1 means we are faster",
@@ -279,6 +242,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help=f"use {QUICK_SHAPE[0]}x{QUICK_SHAPE[1]} "
                              "instead of the full size (smoke test)")
+    parser.add_argument("--only", metavar="TEXT",
+                        help="run only the cases whose name contains TEXT")
     parser.add_argument("--output", metavar="PATH", type=Path,
                         help="also write the Markdown report to PATH")
     args = parser.parse_args(argv)
@@ -287,7 +252,9 @@ def main(argv=None):
     shape = QUICK_SHAPE if args.quick else FULL_SHAPE
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     rows = []
-    for case in CASES:
+    for case in all_cases():
+        if args.only and args.only not in case.__name__:
+            continue
         print(f"running {case.__name__} ...", file=sys.stderr, flush=True)
         rows += case(x)
 
