@@ -82,6 +82,20 @@ def same_device(a: Array, b: Array) -> bool:
     return str(_aac.device(a)) == str(_aac.device(b))
 
 
+def is_numpy(x: Array) -> bool:
+    """Whether ``x`` is a NumPy array."""
+    return bool(_aac.is_numpy_array(x))
+
+
+def is_torch_cpu_strided(x: Array) -> bool:
+    """Whether ``x`` is a dense torch tensor on the CPU (NumPy can view its memory)."""
+    if not _aac.is_torch_array(x):
+        return False
+    import torch
+
+    return x.device.type == "cpu" and x.layout == torch.strided
+
+
 def host_view(x: Array) -> np.ndarray | None:
     """A NumPy array sharing memory with ``x``, or ``None`` if there is none.
 

@@ -1,0 +1,257 @@
+"""SparseFormat, SparseCompressionResult and the rules every format shares.
+
+Shared rules
+------------
+* **2-D view.** The matrix formats work on a 2-D view of the input: a rank-1
+  array of length ``n`` is ``(1, n)``, a rank > 2 array is
+  ``(shape[0], prod(shape[1:]))`` (C order). :meth:`SparseCompressionResult.to_dense`
+  restores the original shape.
+* **Zero.** An element is stored when it is non-zero: ``x != 0``, so ``-0.0``
+  is a zero (as in scipy.sparse) and NaN is not. Decompressing gives an array
+  equal (``==``, NaN aside) to the input; values that are stored come back
+  bit for bit.
+* **Index dtype.** int32 while every index, count and extent fits in
+  ``INDEX32_LIMIT`` (2**31 - 1), int64 beyond. :func:`index_dtype` is the one
+  place that decides.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from .._compat import array_namespace, backend_name
+
+Array = Any
+
+#: Largest value an int32 index array may hold; lowered in tests to reach the int64 path.
+INDEX32_LIMIT = 2**31 - 1
+
+
+class SparseFormat(str, enum.Enum):
+    """The compressed layouts :func:`arraysparse.compress` produces.
+
+    Members compare equal to their lower-case names (``SparseFormat.CSR == "csr"``).
+    """
+
+    COO = "coo"  #: row, col, data (row-major order)
+    CSR = "csr"  #: indptr, indices, data
+    CSC = "csc"  #: indptr, indices (row numbers), data
+    BSR = "bsr"  #: indptr, indices (block columns), data (nblocks, r, c)
+    ELL = "ell"  #: indices, data of shape (rows, width); padding index -1, value 0
+    DIA = "dia"  #: offsets, data (ndiag, cols) with data[k, j] = A[j - offsets[k], j] (scipy's layout)
+    STRUCTURED_N_TO_M = "n:m"  #: values, positions of shape (rows, cols * (m - n) / m)
+    STRUCTURED_2_TO_4 = "2:4"  #: N:M with n = 2, m = 4, plus the CUTLASS export
+    BITMASK = "bitmask"  #: values (row-major non-zeros), bitmask (rows, ceil(cols / 8)) uint8
+
+    @classmethod
+    def parse(cls, value: Any) -> SparseFormat:
+        """The member named by ``value`` (a member, or its name or value, any case)."""
+        if isinstance(value, SparseFormat):
+            return value
+        if isinstance(value, str):
+            key = value.strip().lower()
+            aliases = {"nm": "n:m", "n_m": "n:m", "structured_n_to_m": "n:m", "structuredntom": "n:m",
+                       "2to4": "2:4", "two_four": "2:4", "structured_2_to_4": "2:4",
+                       "structured2to4": "2:4", "24": "2:4"}
+            key = aliases.get(key, key)
+            for member in cls:
+                if member.value == key:
+                    return member
+        names = ", ".join(repr(m.value) for m in cls)
+        msg = f"format={value!r} is not a sparse format; choose one of {names}"
+        raise ValueError(msg)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def index_dtype(xp: Any, *extents: int) -> Any:
+    """int32 if every extent fits in :data:`INDEX32_LIMIT`, else int64."""
+    return xp.int32 if max(extents, default=0) <= INDEX32_LIMIT else xp.int64
+
+
+def matrix_shape(shape: tuple[int, ...], *, name: str = "x") -> tuple[int, int]:
+    """The 2-D view of ``shape`` used by the matrix formats."""
+    if len(shape) == 0:
+        msg = f"{name} is 0-d; sparse formats need at least one axis"
+        raise ValueError(msg)
+    if len(shape) == 1:
+        return (1, shape[0])
+    return (shape[0], math.prod(shape[1:]))
+
+
+class SparseCompressionResult:
+    """A compressed array: its format, its arrays and what it saves.
+
+    Built by :func:`arraysparse.compress` (or the ``from_*`` interop
+    functions); the arrays live in the input's library and device.
+
+    Attributes
+    ----------
+    format : SparseFormat
+    shape : tuple of int
+        Shape of the original array (``to_dense()`` returns this shape).
+    matrix_shape : tuple of int
+        The 2-D view the format describes.
+    dtype
+        The original dtype, in the original library's terms.
+    arrays : Mapping[str, array]
+        The format's arrays by name, also readable as attributes
+        (``result.indptr``).
+    params : Mapping[str, Any]
+        Format parameters (``block`` for BSR, ``n``/``m`` for N:M, ``width`` for ELL).
+    """
+
+    __slots__ = ("_arrays", "_nnz", "_params", "dtype", "format", "matrix_shape", "shape")
+
+    def __init__(
+        self,
+        format: SparseFormat | str,
+        shape: tuple[int, ...],
+        dtype: Any,
+        arrays: Mapping[str, Array],
+        params: Mapping[str, Any] | None = None,
+        *,
+        nnz: int | None = None,
+    ):
+        self.format = SparseFormat.parse(format)
+        self.shape = tuple(int(s) for s in shape)
+        self.matrix_shape = matrix_shape(self.shape)
+        self.dtype = dtype
+        self._arrays = MappingProxyType(dict(arrays))
+        self._params = MappingProxyType(dict(params or {}))
+        self._nnz = nnz
+
+    # -- content ----------------------------------------------------------------
+    @property
+    def arrays(self) -> Mapping[str, Array]:
+        return self._arrays
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self._params
+
+    def __getattr__(self, name: str) -> Array:
+        try:
+            return object.__getattribute__(self, "_arrays")[name]
+        except (KeyError, AttributeError):
+            msg = f"{type(self).__name__} ({self.format}) has no attribute or array {name!r}"
+            raise AttributeError(msg) from None
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._arrays))
+
+    @property
+    def size(self) -> int:
+        """Number of elements of the original array."""
+        return math.prod(self.shape)
+
+    @property
+    def nnz(self) -> int:
+        """Non-zero values of the original array (stored explicit zeros not counted)."""
+        if self._nnz is None:
+            from .codecs import count_nonzero
+
+            self._nnz = count_nonzero(self)
+        return self._nnz
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of zeros in the original array (0 for an empty array)."""
+        return 1.0 - self.nnz / self.size if self.size else 0.0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the compressed arrays really occupy."""
+        return sum(_nbytes(a) for a in self._arrays.values())
+
+    @property
+    def dense_nbytes(self) -> int:
+        """Bytes of the original dense array."""
+        return self.size * _itemsize(next(iter(self._arrays.values())), self.dtype)
+
+    @property
+    def compression_ratio(self) -> float:
+        """``dense_nbytes / nbytes`` (> 1: the compressed form is smaller)."""
+        return self.dense_nbytes / self.nbytes if self.nbytes else math.inf
+
+    @property
+    def backend(self) -> str:
+        """Library of the arrays (``"numpy"``, ``"torch"``, ...)."""
+        return backend_name(next(iter(self._arrays.values())))
+
+    # -- conversions --------------------------------------------------------------
+    def to_dense(self) -> Array:
+        """The original array: same shape, dtype, library and device."""
+        from .codecs import decode
+
+        return decode(self)
+
+    def to_scipy(self) -> Any:
+        """The scipy.sparse array of the same format (COO, CSR, CSC, BSR, DIA)."""
+        from .interop import to_scipy
+
+        return to_scipy(self)
+
+    def to_torch(self) -> Any:
+        """The torch sparse tensor of the same format (COO, CSR, CSC, BSR)."""
+        from .interop import to_torch
+
+        return to_torch(self)
+
+    def to_cupyx(self) -> Any:
+        """The cupyx.scipy.sparse matrix of the same format (COO, CSR, CSC, DIA)."""
+        from .interop import to_cupyx
+
+        return to_cupyx(self)
+
+    def to_cutlass(self) -> tuple[Array, Array]:
+        """``(values, meta)`` in CUTLASS's 2:4 layout (2:4 results only; see :func:`to_cutlass`)."""
+        from .cutlass import to_cutlass
+
+        if self.format not in (SparseFormat.STRUCTURED_2_TO_4, SparseFormat.STRUCTURED_N_TO_M):
+            msg = f"to_cutlass() needs a 2:4 result, this one is {self.format}"
+            raise ValueError(msg)
+        if len(self.shape) != 2:
+            msg = f"the CUTLASS layout is for 2-D matrices; this result has shape {self.shape}"
+            raise ValueError(msg)
+        return to_cutlass(self.to_dense())
+
+    def __repr__(self) -> str:
+        params = "".join(f", {k}={v}" for k, v in self._params.items())
+        arrays = ", ".join(f"{k}: {_describe(a)}" for k, a in self._arrays.items())
+        dtype = getattr(self.dtype, "name", None) or str(self.dtype).removeprefix("torch.")
+        return (
+            f"SparseCompressionResult(format={self.format}, shape={self.shape}, dtype={dtype}{params}, "
+            f"nnz={self.nnz}, sparsity={self.sparsity:.3g}, nbytes={self.nbytes}, "
+            f"dense_nbytes={self.dense_nbytes}, ratio={self.compression_ratio:.3g}x; {arrays})"
+        )
+
+
+def _nbytes(a: Array) -> int:
+    n = getattr(a, "nbytes", None)
+    if isinstance(n, int):
+        return n
+    return math.prod(a.shape) * _itemsize(a, a.dtype)
+
+
+def _itemsize(a: Array, dtype: Any) -> int:
+    size = getattr(dtype, "itemsize", None)
+    if isinstance(size, int):
+        return size
+    xp = array_namespace(a=a)
+    info = xp.finfo(dtype) if xp.isdtype(dtype, ("real floating", "complex floating")) else None
+    if info is not None:
+        return info.bits // 8 * (2 if xp.isdtype(dtype, "complex floating") else 1)
+    if dtype == xp.bool:
+        return 1
+    return xp.iinfo(dtype).bits // 8
+
+
+def _describe(a: Array) -> str:
+    dtype = getattr(a.dtype, "name", None) or str(a.dtype).removeprefix("torch.")
+    return f"{dtype}{tuple(a.shape)}"
