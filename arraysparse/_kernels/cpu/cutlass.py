@@ -1,0 +1,296 @@
+"""Encode and decode of the CUTLASS 2:4 layout (torch's ``*_cutlass`` conversions).
+
+The kernels work on the *bits* of the values, a whole group at a time: a
+group of four 16-bit values (float16, bfloat16) is one ``uint64`` word, four
+int8 values one ``uint32``, a pair of float32 values (the 1:2 case) one
+``uint64``. "Non-zero" is one AND with the sign bit cleared for floats, so
+-0.0 counts as zero and NaN as non-zero, exactly like torch's ``dense != 0``;
+values are moved bit for bit.
+
+Kept positions follow torch's encoder, the boolean formulas it got from the
+Espresso minimiser (``m0``, ``m1``, ``m3`` are the non-zero flags of the
+group; ``m2`` is not read)::
+
+    idx0 = (~m0 & m1) | (~m0 & ~m1) << 1
+    idx1 = ((m0 & m1) | (~m0 & ~m1) | m3) | ((~m0 & m1) | ~m1) << 1
+
+which, for groups with at most two non-zeros, picks them, padded with zero
+positions. A pair of float32 keeps its first value when non-zero, else its
+second (codes ``0b0100`` and ``0b1110``).
+
+One ``prange`` task handles one band of 32 rows (16 for int8), the row
+interleave of CUTLASS's meta layout (``ColumnMajorInterleaved<2>`` after
+``reorder_meta``): first a branch-free, vectorised pass per row computes the
+kept values and each group's 4-bit code ``idx0 | idx1 << 2`` into a small
+buffer; then the band's meta words are written in their final order, 64 (or
+32) consecutive words per column pair, so every store is contiguous. Decoding
+runs the same steps backwards. Each row reports whether one of its groups
+breaks the pattern (decoding: holds a code no encoder writes); the caller
+then finds and names the first one.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# kind -> (lane bits, lanes per group, codes per meta word, rows per band, row interweave)
+SPECS = {
+    "half": (16, 4, 4, 32, 4),  # float16 / bfloat16: meta int16
+    "byte": (8, 4, 8, 16, 2),  # int8: meta int32
+    "pair": (32, 2, 4, 32, 4),  # float32, 1:2: meta int16
+}
+# kind -> (group word, kept-pair item, meta word) unsigned dtypes
+WORDS = {
+    "half": (np.uint64, np.uint32, np.uint16),
+    "byte": (np.uint32, np.uint16, np.uint32),
+    "pair": (np.uint64, np.uint32, np.uint16),
+}
+_kernels: dict[tuple[str, str], object] = {}
+
+
+def band_sources(band: int, interweave: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each meta word of a band's column pair comes from.
+
+    A band of ``band`` rows stores column pair ``jp`` of its meta as ``2 * band``
+    consecutive words; word ``t`` holds meta ``(row band_start + src_row[t],
+    column 2 * jp + src_col[t])``. This inverts torch's
+    ``_calculate_meta_reordering_scatter_offsets``: rows ``i`` go to
+    ``(i % 8) * interweave + (i % band) // 8``, then each 2 x 2 block of
+    (row, column) is transposed, then storage is column-major in column pairs.
+    """
+    src_row = np.empty(2 * band, np.int64)
+    src_col = np.empty(2 * band, np.int64)
+    for t in range(2 * band):
+        r, c = t // 2, t % 2
+        if r % 2 == 1 and c == 0:
+            r, c = r - 1, 1
+        elif r % 2 == 0 and c == 1:
+            r, c = r + 1, 0
+        src_row[t] = (r % interweave) * 8 + r // interweave
+        src_col[t] = c
+    return src_row, src_col
+
+
+def _row_functions(kind: str):
+    """Jitted per-row encoder and decoder of one kind (inlined into the band loops)."""
+    lane_bits, lanes = SPECS[kind][:2]
+    u64 = np.uint64
+    zero, one, two, three = u64(0), u64(1), u64(2), u64(3)
+    L = u64(lane_bits)
+    lane_mask = u64((1 << lane_bits) - 1)
+    # floats: the sign bit does not make a value non-zero (-0.0 == 0)
+    nz = lane_mask if kind == "byte" else u64((1 << (lane_bits - 1)) - 1)
+
+    if lanes == 4:
+
+        @numba.njit(inline="always", nogil=True)
+        def encode_row(words, values, codes):
+            wrong = zero
+            for g in range(words.shape[0]):
+                w = u64(words[g])
+                f0 = u64((w & nz) != zero)
+                f1 = u64(((w >> L) & nz) != zero)
+                f2 = u64(((w >> (L + L)) & nz) != zero)
+                f3 = u64(((w >> (L + L + L)) & nz) != zero)
+                n0 = one - f0
+                n1 = one - f1
+                i0 = (n0 & f1) | ((n0 & n1) << one)
+                i1 = (f0 & f1) | (n0 & n1) | f3 | (((n0 & f1) | n1) << one)
+                wrong |= u64(f0 + f1 + f2 + f3 > two)
+                values[g] = ((w >> (i0 * L)) & lane_mask) | (((w >> (i1 * L)) & lane_mask) << L)
+                codes[g] = i0 | (i1 << two)
+            return wrong
+
+        @numba.njit(inline="always", nogil=True)
+        def decode_row(values, codes, words):
+            wrong = zero
+            for g in range(values.shape[0]):
+                code = u64(codes[g])
+                i0 = code & three
+                i1 = code >> two
+                wrong |= u64(i0 >= i1)
+                v = u64(values[g])
+                words[g] = ((v & lane_mask) << (i0 * L)) | ((v >> L) << (i1 * L))
+            return wrong
+
+    else:
+        four, ten, fourteen = u64(4), u64(10), u64(14)
+
+        @numba.njit(inline="always", nogil=True)
+        def encode_row(words, values, codes):
+            wrong = zero
+            for g in range(words.shape[0]):
+                w = u64(words[g])
+                f0 = u64((w & nz) != zero)
+                f1 = u64(((w >> L) & nz) != zero)
+                wrong |= f0 & f1
+                values[g] = (w >> ((one - f0) * L)) & lane_mask
+                codes[g] = fourteen - ten * f0
+            return wrong
+
+        @numba.njit(inline="always", nogil=True)
+        def decode_row(values, codes, words):
+            wrong = zero
+            for g in range(values.shape[0]):
+                code = u64(codes[g])
+                second = u64(code == fourteen)
+                wrong |= u64(code != four) & (one - second)
+                words[g] = u64(values[g]) << (second * L)
+            return wrong
+
+    return encode_row, decode_row
+
+
+def _build(kind: str, job: str):
+    cpw, band, interweave = SPECS[kind][2:]
+    src_row, src_col = band_sources(band, interweave)
+    span = 2 * band
+    u64 = np.uint64
+    four, fifteen = u64(4), u64(15)
+    encode_row, decode_row = _row_functions(kind)
+
+    @numba.njit(inline="always", nogil=True)
+    def pack_band(codes, meta, b, rows, ncols):
+        # codes: (band, groups) of one band -> its meta words in CUTLASS order
+        for jp in range(ncols // 2):
+            base = jp * rows * 2 + b * span
+            for t in range(span):
+                row = codes[src_row[t]]
+                g = cpw * (2 * jp + src_col[t])
+                word = u64(0)
+                for q in range(cpw):
+                    word |= u64(row[g + q]) << (four * u64(q))
+                meta[base + t] = word
+
+    @numba.njit(inline="always", nogil=True)
+    def unpack_band(meta, codes, b, rows, ncols):
+        for jp in range(ncols // 2):
+            base = jp * rows * 2 + b * span
+            for t in range(span):
+                row = codes[src_row[t]]
+                g = cpw * (2 * jp + src_col[t])
+                word = u64(meta[base + t])
+                for q in range(cpw):
+                    row[g + q] = (word >> (four * u64(q))) & fifteen
+
+    if job == "encode":
+
+        @numba.njit(parallel=True, nogil=True)
+        def encode(words, values, meta, bad):
+            # words: (rows, groups), a group per item; values: (rows, groups), the two
+            # kept values (one for pairs) per item; meta: flat, CUTLASS order; bad: (rows,)
+            rows, groups = words.shape
+            ncols = groups // cpw
+            for b in numba.prange(rows // band):
+                codes = np.empty((band, groups), np.uint8)
+                for r in range(band):
+                    i = b * band + r
+                    bad[i] = encode_row(words[i], values[i], codes[r]) != 0
+                pack_band(codes, meta, b, rows, ncols)
+
+        return encode
+
+    if job == "decode":
+
+        @numba.njit(parallel=True, nogil=True)
+        def decode(values, meta, words, bad):
+            rows, groups = values.shape
+            ncols = groups // cpw
+            for b in numba.prange(rows // band):
+                codes = np.empty((band, groups), np.uint8)
+                unpack_band(meta, codes, b, rows, ncols)
+                for r in range(band):
+                    i = b * band + r
+                    bad[i] = decode_row(values[i], codes[r], words[i]) != 0
+
+        return decode
+
+    if job == "pack":
+
+        @numba.njit(parallel=True, nogil=True)
+        def pack(codes, meta):
+            rows, groups = codes.shape
+            for b in numba.prange(rows // band):
+                pack_band(codes[b * band : (b + 1) * band], meta, b, rows, groups // cpw)
+
+        return pack
+
+    @numba.njit(parallel=True, nogil=True)
+    def unpack(meta, codes):
+        rows, groups = codes.shape
+        for b in numba.prange(rows // band):
+            unpack_band(meta, codes[b * band : (b + 1) * band], b, rows, groups // cpw)
+
+    return unpack
+
+
+def _kernel(kind: str, job: str):
+    spec = (kind, job)
+    if spec not in _kernels:
+        _kernels[spec] = _build(kind, job)
+    return _kernels[spec]
+
+
+def _as_words(a: np.ndarray, word: type) -> np.ndarray:
+    """``a`` (rows, cols) viewed as ``word`` items along its rows (copied if needed)."""
+    a = np.ascontiguousarray(a)
+    if a.ctypes.data % np.dtype(word).itemsize:
+        a = a.copy()  # fresh allocations are aligned
+    return a.view(word)
+
+
+def encode(bits: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CUTLASS values and meta of ``bits``, the unsigned view of a dense (rows, cols) matrix.
+
+    Returns ``(values, meta, bad_rows)``: values as unsigned items of the input
+    width, (rows, cols / 2); meta as unsigned words (rows, ncols), CUTLASS
+    order; a boolean per row, true where a group breaks the pattern (the
+    outputs are then meaningless). The shape must satisfy the CUTLASS rules.
+    """
+    word, pair, meta_word = WORDS[kind]
+    lanes, cpw = SPECS[kind][1:3]
+    rows, cols = bits.shape
+    groups = cols // lanes
+    values = np.empty((rows, groups), pair)
+    meta = np.empty(rows * (groups // cpw), meta_word)
+    bad = np.zeros(rows, np.bool_)
+    if bits.size:
+        _kernel(kind, "encode")(_as_words(bits, word), values, meta, bad)
+    return values.view(bits.dtype).reshape(rows, cols // 2), meta.reshape(rows, -1), bad
+
+
+def decode(values: np.ndarray, meta: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Dense bits (rows, 2 * values cols) from CUTLASS values and meta (unsigned views).
+
+    Returns ``(dense, bad_rows)``; ``bad_rows`` marks rows whose meta holds a
+    code that no encoder writes (``idx0 >= idx1``; pairs: not 0b0100 or 0b1110).
+    """
+    word, pair, meta_word = WORDS[kind]
+    rows, half = values.shape
+    groups = half * 2 // SPECS[kind][1]
+    dense = np.empty((rows, groups), word)
+    bad = np.zeros(rows, np.bool_)
+    if values.size:
+        flat = np.ascontiguousarray(meta).view(meta_word).reshape(-1)
+        _kernel(kind, "decode")(_as_words(values, pair), flat, dense, bad)
+    return dense.view(values.dtype).reshape(rows, half * 2), bad
+
+
+def pack_codes(codes: np.ndarray, kind: str) -> np.ndarray:
+    """Meta words (rows, ncols), CUTLASS order, from 4-bit codes (rows, groups) uint8."""
+    rows, groups = codes.shape
+    meta = np.empty(rows * (groups // SPECS[kind][2]), WORDS[kind][2])
+    if codes.size:
+        _kernel(kind, "pack")(np.ascontiguousarray(codes), meta)
+    return meta.reshape(rows, -1)
+
+
+def unpack_codes(meta: np.ndarray, kind: str) -> np.ndarray:
+    """4-bit codes (rows, groups) uint8 from meta words (rows, ncols) in CUTLASS order."""
+    rows, ncols = meta.shape
+    codes = np.empty((rows, ncols * SPECS[kind][2]), np.uint8)
+    if codes.size:
+        flat = np.ascontiguousarray(meta).view(WORDS[kind][2]).reshape(-1)
+        _kernel(kind, "unpack")(flat, codes)
+    return codes
