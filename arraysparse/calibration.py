@@ -46,14 +46,17 @@ def float_dtype_name(dtype: Any, name: str = "dtype") -> str:
     """
     if isinstance(dtype, str):
         resolved = dtype
+    elif dtype is None:  # np.dtype(None) would read it as float64
+        resolved = "None"
     else:
         try:
             resolved = np.dtype(dtype).name
         except TypeError:
             resolved = str(dtype).rsplit(".", 1)[-1]
-        if resolved not in _FLOAT_NAMES and resolved not in _OTHER_DTYPE_NAMES:
-            msg = f'{name} must be "float32" or "float64" (or such a dtype object), got {dtype!r}'
-            raise TypeError(msg)
+    known = resolved in _FLOAT_NAMES or resolved in _OTHER_DTYPE_NAMES
+    if not isinstance(dtype, str) and not known:
+        msg = f'{name} must be "float32" or "float64" (or such a dtype object), got {dtype!r}'
+        raise TypeError(msg)
     if resolved not in _FLOAT_NAMES:
         msg = f'{name}={dtype!r} is not supported; use "float32" or "float64"'
         raise ValueError(msg)

@@ -151,14 +151,14 @@ class WandaPruning(PruningStrategy):
         if target_sparsity is None:
             msg = f"sparsity is required for the pattern {self.pattern}"
             raise ValueError(msg)
-        if array_namespace(scores=scores) and scores.ndim == 0:
+        xp = array_namespace(scores=scores)
+        if scores.ndim == 0:
             msg = "scores is 0-d; row comparison needs rows"
             raise ValueError(msg)
         length = int(scores.shape[-1])
         k = prune_count(target_sparsity, length, name="target_sparsity")
         # a per-row top-k is an N:M mask whose group is the whole row
         if length == 0:
-            xp = array_namespace(scores=scores)
             return PruningMask(xp.ones(tuple(scores.shape), dtype=xp.bool, device=device(scores)))
         keep = nm_mask(scores, k, length, axis=-1).mask
         return PruningMask(keep, SparsityPattern.unstructured())
