@@ -60,7 +60,7 @@ class Config:
     movement_epochs: int = 2
     lottery_rounds: int = 3
     lottery_epochs: int = 20
-    calibration_samples: int = 512
+    calibration_samples: int = 1347  # the whole training split
     seed: int = 0
 
 
@@ -207,14 +207,19 @@ def train(
     batch_size: int = 64,
     seed: int = 0,
     masks: Mapping[str, PruningMask | np.ndarray] | None = None,
+    mask_fn: Callable[[int, Model], Mapping[str, Any]] | None = None,
     on_step: Callable[[Model, Model], None] | None = None,
 ) -> Model:
     """Mini-batch Adam on the training split; returns a new model.
 
-    With ``masks`` (layer name -> keep-mask of the weight) the pruned weights
-    stay exactly zero: their gradients are masked and the weights re-masked
-    after every step. ``on_step(model, grads)`` is called with the gradients of
-    every step before the update (movement pruning accumulates its scores there).
+    ``masks`` (layer name -> keep-mask of the weight): the pruned weights stay
+    exactly zero, their gradients are masked and the weights re-masked after
+    every step. ``mask_fn(step, model)`` instead gives the masks of every step (steps
+    count from 0; ``model`` holds the current unmasked weights): they act in the forward pass only (``W * M``), pruned weights
+    are frozen but keep their values and come back if a later mask keeps them
+    (movement pruning's latent weights); the returned weights are unmasked.
+    ``on_step(model, grads)`` sees every step's weights and the gradients with
+    respect to the weights the forward pass used, before the update.
     """
     model = copy_model(model)
     keep = {name: _as_bool(m) for name, m in (masks or {}).items()}
@@ -230,23 +235,34 @@ def train(
         order = rng.permutation(n)
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            _, grads = loss_and_gradients(model, data.x_train[idx], data.y_train[idx])
+            if mask_fn is not None:
+                keep = {name: _as_bool(m) for name, m in mask_fn(t, model).items()}
+                used = apply_masks(model, keep)
+            else:
+                used = model
+            _, grads = loss_and_gradients(used, data.x_train[idx], data.y_train[idx])
             if on_step is not None:
                 on_step(model, grads)
             t += 1
             for name, layer in model.items():
                 for key, value in layer.items():
                     g = grads[name][key]
-                    if key == "weight" and name in keep:
+                    masked = key == "weight" and name in keep
+                    if masked:
                         g = g * keep[name]
                     m1[name][key] = beta1 * m1[name][key] + (1 - beta1) * g
                     m2[name][key] = beta2 * m2[name][key] + (1 - beta2) * g * g
-                    mhat = m1[name][key] / (1 - beta1**t)
-                    vhat = m2[name][key] / (1 - beta2**t)
-                    value -= lr * mhat / (np.sqrt(vhat) + eps)
-                    if key == "weight" and name in keep:
+                    step = lr * (m1[name][key] / (1 - beta1**t)) / (np.sqrt(m2[name][key] / (1 - beta2**t)) + eps)
+                    if masked:
+                        step *= keep[name]  # frozen, even with Adam's momentum from earlier masks
+                    value -= step
+                    if masked and mask_fn is None:
                         value *= keep[name]
     return model
+
+
+def steps_per_epoch(data: Data, batch_size: int) -> int:
+    return -(-data.x_train.shape[0] // batch_size)
 
 
 def fine_tune(model: Model, data: Data, masks: Mapping[str, PruningMask | np.ndarray], config: Config) -> Model:
@@ -333,9 +349,9 @@ def _row(method: str, note: str = "") -> Row:
     return Row(method, {}, {}, note)
 
 
-def _score(ctx: Context, row: Row, target: Target, masks: Mapping[str, PruningMask]) -> None:
-    """Accuracy of the trained network with ``masks`` applied, then after short masked fine-tuning."""
-    pruned = apply_masks(ctx.dense, masks)
+def _score(ctx: Context, row: Row, target: Target, masks: Mapping[str, Any], base: Model | None = None) -> None:
+    """Accuracy of ``base`` (the trained network) with ``masks`` applied, then after short masked fine-tuning."""
+    pruned = apply_masks(ctx.dense if base is None else base, masks)
     row.pruned[target.label] = accuracy(pruned, ctx.data.x_test, ctx.data.y_test)
     tuned = fine_tune(pruned, ctx.data, masks, ctx.config)
     row.tuned[target.label] = accuracy(tuned, ctx.data.x_test, ctx.data.y_test)
@@ -360,12 +376,11 @@ def run_global_magnitude(ctx: Context) -> Row | None:
     global_mask = _optional("arraysparse.model", "global_mask")
     if global_mask is None:
         return None
-    row = _row("global magnitude", "one \\|w\\| threshold over all weights; no N:M")
-    weights = {name: {"weight": layer["weight"]} for name, layer in ctx.dense.items()}
+    row = _row("global magnitude", "one \\|w\\| threshold over all weights (biases excluded); no N:M")
     for target in TARGETS:
         if target.sparsity is None:  # N:M is per group: a global ranking does not apply
             continue
-        model_mask = global_mask(weights, target.sparsity, magnitude=True)
+        model_mask = global_mask(ctx.dense, target.sparsity, magnitude=True, exclude="*.bias")
         _score(ctx, row, target, {name: model_mask[f"{name}.weight"] for name in ctx.dense})
     return row
 
@@ -417,13 +432,216 @@ def run_snip(ctx: Context) -> Row | None:
     return row
 
 
+def cubic_sparsity(step: int, total: int, final: float) -> float:
+    """Zhu & Gupta's cubic schedule from 0 to ``final`` over ``total`` steps (fast early)."""
+    frac = min(step / total, 1.0) if total else 1.0
+    return final * (1.0 - (1.0 - frac) ** 3)
+
+
+def run_movement(ctx: Context) -> Row | None:
+    """Hard movement pruning during a short fine-tuning run (Sanh et al. 2020).
+
+    The masks are recomputed from the accumulated scores ``S = -sum W * dL/dW'`` at
+    every step (``W' = W * M``; pruned weights are frozen but keep their values, so a
+    weight whose score recovers comes back), the sparsity following a cubic schedule
+    that reaches the target after 2/3 of the run (2:4: from the first step).
+    """
+    movement = _optional("arraysparse.strategies.movement", "MovementPruning")
+    if movement is None:
+        return None
+    data, config = ctx.data, ctx.config
+    total = config.movement_epochs * steps_per_epoch(data, config.batch_size)
+    ramp = max(1, (2 * total) // 3)
+    row = _row("movement", f"hard movement over {config.movement_epochs} fine-tuning epoch(s), cubic schedule")
+    for target in TARGETS:
+        strategy = movement(target.pattern)
+
+        def masks_at(step: int, model: Model, strategy: Any = strategy, target: Target = target) -> dict[str, Any]:
+            if strategy.steps == 0:
+                return {}
+            if target.sparsity is None:
+                return strategy.masks()
+            return strategy.masks(cubic_sparsity(step, ramp, target.sparsity))
+
+        def on_step(model: Model, grads: Model, strategy: Any = strategy) -> None:
+            strategy.update({n: model[n]["weight"] for n in model}, {n: grads[n]["weight"] for n in model})
+
+        latent = train(
+            ctx.dense, data, epochs=config.movement_epochs, lr=config.ft_lr, batch_size=config.batch_size,
+            seed=config.seed + 2, mask_fn=masks_at, on_step=on_step,
+        )
+        final = strategy.masks(target.sparsity)
+        _score(ctx, row, target, {n: final[n] for n in latent}, base=latent)
+    return row
+
+
+def run_gradual_magnitude(ctx: Context) -> Row:
+    """Baseline for movement: magnitude masks of the latent weights on the same schedule and run."""
+    data, config = ctx.data, ctx.config
+    total = config.movement_epochs * steps_per_epoch(data, config.batch_size)
+    ramp = max(1, (2 * total) // 3)
+    row = _row("gradual magnitude", "the movement run with \\|w\\| scores instead (same schedule, same steps)")
+    for target in TARGETS:
+
+        def masks_at(step: int, model: Model, target: Target = target) -> dict[str, Any]:
+            s = None if target.sparsity is None else cubic_sparsity(step, ramp, target.sparsity)
+            return layerwise_masks(model, dataclasses.replace(target, sparsity=s), MagnitudePruning)
+
+        latent = train(
+            ctx.dense, data, epochs=config.movement_epochs, lr=config.ft_lr, batch_size=config.batch_size,
+            seed=config.seed + 2, mask_fn=masks_at,
+        )
+        _score(ctx, row, target, layerwise_masks(latent, target, MagnitudePruning), base=latent)
+    return row
+
+
+def run_lottery(ctx: Context) -> Row | None:
+    """Iterative magnitude pruning; every round rewinds to the initial weights and retrains them."""
+    lottery = _optional("arraysparse.strategies.lottery", "LotteryTicketPruning")
+    if lottery is None:
+        return None
+    data, config = ctx.data, ctx.config
+    row = _row(
+        "lottery ticket",
+        f"{config.lottery_rounds} rounds x {config.lottery_epochs} epochs, rewind to init; pruned = after the last round",
+    )
+    biases: dict[str, np.ndarray] = {}
+
+    def train_fn(weights: dict[str, np.ndarray], masks: Mapping[str, Any], round: int) -> dict[str, np.ndarray]:
+        # the strategy sees the weights only: the biases are rewound and retrained here
+        start = {n: {"weight": weights[n], "bias": ctx.init[n]["bias"]} for n in weights}
+        trained = train(
+            start, data, epochs=config.lottery_epochs, lr=config.lr, batch_size=config.batch_size,
+            seed=config.seed + round, masks={n: masks[n] for n in weights},
+        )
+        biases.update({n: trained[n]["bias"] for n in trained})
+        return {n: trained[n]["weight"] for n in trained}
+
+    for target in TARGETS:
+        strategy = lottery(target.pattern, rounds=config.lottery_rounds)
+        strategy.record_rewind_point({n: ctx.init[n]["weight"] for n in ctx.init})
+        result = strategy.run({n: ctx.dense[n]["weight"] for n in ctx.dense}, target.sparsity, train_fn)
+        ticket = {n: {"weight": np.asarray(result.weights[n]), "bias": biases[n]} for n in ctx.dense}
+        _score(ctx, row, target, {n: result.masks[n] for n in ctx.dense}, base=ticket)
+    return row
+
+
 PRUNE_RUNNERS: list[Callable[[Context], Row | None]] = [
     run_magnitude,
     run_gradient,
     run_taylor,
     run_snip,
+    run_movement,
+    run_gradual_magnitude,
+    run_lottery,
     run_global_magnitude,
 ]
+
+
+# --------------------------------------------------------------------------- one-shot with calibration
+
+
+def calibration_inputs(ctx: Context) -> np.ndarray:
+    """The first ``calibration_samples`` training digits (the split is already shuffled)."""
+    return ctx.data.x_train[: ctx.config.calibration_samples]
+
+
+def prune_layer(method: str, weights: np.ndarray, x: np.ndarray, target: Target) -> tuple[np.ndarray, PruningMask]:
+    """``(new weights, mask)`` of one layer by ``method``, calibrated on its inputs ``x`` (samples, in)."""
+    if method == "magnitude":
+        mask = strategy_mask(MagnitudePruning, target, weights)
+        return mask.apply(weights), mask
+    if method == "Wanda":
+        wanda = _optional("arraysparse.strategies.wanda", "WandaPruning")
+        return wanda(target.pattern).calibrate(x).prune(weights, target.sparsity)
+    if method == "SparseGPT":
+        sparsegpt = _optional("arraysparse.strategies.sparsegpt", "SparseGPTPruning")
+        return sparsegpt(target.pattern, dtype="float64").calibrate(x).prune(weights, target.sparsity)
+    msg = f"unknown method {method!r}"
+    raise ValueError(msg)
+
+
+def oneshot_methods() -> list[str]:
+    methods = ["magnitude"]
+    if _optional("arraysparse.strategies.wanda", "WandaPruning") is not None:
+        methods.append("Wanda")
+    if _optional("arraysparse.strategies.sparsegpt", "SparseGPTPruning") is not None:
+        methods.append("SparseGPT")
+    return methods
+
+
+def oneshot_prune(ctx: Context, method: str, target: Target) -> tuple[Model, dict[str, PruningMask]]:
+    """Prune the trained network layer after layer, as the Wanda and SparseGPT papers do.
+
+    Each layer is calibrated on the inputs it receives from the *already pruned*
+    layers before it (sequential calibration), on training digits only.
+    """
+    model = copy_model(ctx.dense)
+    masks = {}
+    x = calibration_inputs(ctx)
+    names = list(model)
+    for i, name in enumerate(names):
+        w, mask = prune_layer(method, model[name]["weight"], x, target)
+        model[name]["weight"] = np.asarray(w)
+        masks[name] = mask
+        x = x @ model[name]["weight"].T + model[name]["bias"]
+        if i < len(names) - 1:
+            x = np.maximum(x, 0.0)
+    return model, masks
+
+
+def oneshot_table(ctx: Context) -> tuple[str, dict[str, dict[str, float]]]:
+    acc: dict[str, dict[str, float]] = {}
+    lines = [
+        "| method | " + " | ".join(t.label for t in TARGETS) + " |",
+        "| --- |" + " ---: |" * len(TARGETS),
+    ]
+    for method in oneshot_methods():
+        acc[method] = {}
+        cells = []
+        for target in TARGETS:
+            model, _ = oneshot_prune(ctx, method, target)
+            acc[method][target.label] = accuracy(model, ctx.data.x_test, ctx.data.y_test)
+            cells.append(f"{_fmt(acc[method][target.label])} ({100 * weight_sparsity(model):.1f}%)")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), acc
+
+
+def reconstruction_errors(ctx: Context) -> dict[tuple[str, str, str, str], float]:
+    """``||W X - W' X|| / ||W X||`` per (method, target, layer, split) on the dense network's activations.
+
+    Every layer is pruned on its own from the dense network's inputs on the
+    calibration digits; the error is measured on those inputs (``calib``) and on
+    the held-out test digits' inputs (``test``).
+    """
+    calib = layer_inputs(ctx.dense, calibration_inputs(ctx))
+    test = layer_inputs(ctx.dense, ctx.data.x_test)
+    errors = {}
+    for method in oneshot_methods():
+        for target in TARGETS:
+            for name, layer in ctx.dense.items():
+                w = layer["weight"]
+                w2, _ = prune_layer(method, w, calib[name], target)
+                errors[method, target.label, name, "calib"] = reconstruction_error(w, np.asarray(w2), calib[name])
+                errors[method, target.label, name, "test"] = reconstruction_error(w, np.asarray(w2), test[name])
+    return errors
+
+
+def reconstruction_table(errors: Mapping[tuple[str, str, str, str], float]) -> str:
+    methods = list(dict.fromkeys(k[0] for k in errors))
+    layers = list(dict.fromkeys(k[2] for k in errors))
+    lines = [
+        "| layer | method | " + " | ".join(t.label for t in TARGETS) + " |",
+        "| --- | --- |" + " ---: |" * len(TARGETS),
+    ]
+    for layer in layers:
+        for method in methods:
+            cells = [
+                f"{errors[method, t.label, layer, 'calib']:.3f} / {errors[method, t.label, layer, 'test']:.3f}"
+                for t in TARGETS
+            ]
+            lines.append(f"| {layer} | {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- report
@@ -464,14 +682,69 @@ def _run(config: Config, out: Callable[[str], None]) -> dict[str, Any]:
         r = runner(ctx)
         if r is not None:
             rows.append(r)
+    oneshot, oneshot_acc = oneshot_table(ctx)
+    errors = reconstruction_errors(ctx)
     elapsed = time.perf_counter() - t0
     out(f"Test accuracy (%) on scikit-learn digits ({data.x_train.shape[0]} train / {data.x_test.shape[0]} test), "
         f"MLP {' -> '.join(map(str, (64, *config.hidden, 10)))}; weights pruned layer-wise unless noted, biases never.")
     out("")
     out(prune_table(rows, dense_acc))
     out("")
+    out(f"One-shot pruning, no fine-tuning, calibrated on {calibration_inputs(ctx).shape[0]} training digits, "
+        f"layers pruned in order on the pruned network's activations: test accuracy % (weight sparsity). "
+        f"Dense: {_fmt(dense_acc)}.")
+    out("")
+    out(oneshot)
+    out("")
+    out("Layer reconstruction error ||W X - W' X|| / ||W X|| of each layer pruned alone, on the dense network's "
+        "inputs to it: calibration digits / test digits.")
+    out("")
+    out(reconstruction_table(errors))
+    out("")
     out(f"({elapsed:.1f} s, Python {platform.python_version()}, NumPy {np.__version__}, {platform.machine()})")
-    return {"dense": dense_acc, "rows": rows, "seconds": elapsed, "init": init, "model": dense}
+    return {
+        "dense": dense_acc, "rows": rows, "oneshot": oneshot_acc, "reconstruction": errors,
+        "seconds": elapsed, "context": ctx,
+    }
+
+
+def sweep(config: Config, seeds: list[int], *, out: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """The orderings the tests rely on, over several seeds (split, initialisation and batch order).
+
+    Prints one line per seed: one-shot accuracy of magnitude / Wanda / SparseGPT at
+    50% and 2:4, the largest SparseGPT-minus-magnitude reconstruction error over the
+    layers (calibration and test inputs), and the 50% magnitude accuracy after
+    fine-tuning minus dense.
+    """
+    from threadpoolctl import threadpool_limits
+
+    results = []
+    out("| seed | dense | " + " | ".join(f"{m} {t}" for t in ("50%", "2:4") for m in oneshot_methods())
+        + " | max(SparseGPT - magnitude) err, calib | same, test | magnitude 50% +FT - dense |")
+    out("| --- |" + " ---: |" * (2 * len(oneshot_methods()) + 4))
+    with threadpool_limits(1, user_api="blas"):
+        for seed in seeds:
+            cfg = dataclasses.replace(config, seed=seed)
+            data = load_data(seed)
+            init, dense = train_dense(data, cfg)
+            ctx = Context(data, cfg, init, dense)
+            dense_acc = accuracy(dense, data.x_test, data.y_test)
+            picked = [t for t in TARGETS if t.label in ("50%", "2:4")]
+            acc = {(m, t.label): accuracy(oneshot_prune(ctx, m, t)[0], data.x_test, data.y_test)
+                   for t in picked for m in oneshot_methods()}
+            errors = reconstruction_errors(ctx)
+            gaps = {
+                split: max(errors["SparseGPT", t.label, n, split] - errors["magnitude", t.label, n, split]
+                           for t in picked for n in dense)
+                for split in ("calib", "test")
+            } if "SparseGPT" in oneshot_methods() else {"calib": float("nan"), "test": float("nan")}
+            masks = layerwise_masks(dense, TARGETS[0], MagnitudePruning)
+            tuned = accuracy(fine_tune(apply_masks(dense, masks), data, masks, cfg), data.x_test, data.y_test)
+            results.append({"seed": seed, "dense": dense_acc, "oneshot": acc, "gaps": gaps, "ft_gap": tuned - dense_acc})
+            cells = " | ".join(_fmt(acc[m, t.label]) for t in picked for m in oneshot_methods())
+            out(f"| {seed} | {_fmt(dense_acc)} | {cells} | {gaps['calib']:+.3f} | {gaps['test']:+.3f} | "
+                f"{100 * (tuned - dense_acc):+.1f} |")
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -479,6 +752,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short training (for tests)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", help="also write the tables to this Markdown file")
+    parser.add_argument("--sweep", type=int, metavar="K", help="instead: the robust orderings over seeds 0..K-1")
     args = parser.parse_args(argv)
     config = dataclasses.replace(QUICK if args.quick else FULL, seed=args.seed)
     lines: list[str] = []
@@ -487,7 +761,10 @@ def main(argv: list[str] | None = None) -> int:
         print(s, flush=True)
         lines.append(s)
 
-    run(config, out=out)
+    if args.sweep:
+        sweep(config, list(range(args.sweep)), out=out)
+    else:
+        run(config, out=out)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
