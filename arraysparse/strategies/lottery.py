@@ -258,7 +258,7 @@ class LotteryTicketPruning(PruningStrategy):
             start = {k: apply_mask(rewind[k], keep[k]) for k in flat}
             pattern = self._round_pattern(counts, r)
             flat = self._train(train_fn, start, keep, like, r, history, pattern)
-        return LotteryTicketResult(_unflat(flat, like), _masks(keep, like, pattern), history)
+        return LotteryTicketResult(_unflat(flat, like), _masks(keep, like, pattern, self.scope), history)
 
     def _schedule(self, flat: dict[str, Array], target_sparsity: Any) -> Any:
         """Per round: pruned counts per array (``layer``), over the model (``global``), or zeros per group (N:M)."""
@@ -313,7 +313,7 @@ class LotteryTicketPruning(PruningStrategy):
         history: list[dict[str, Any]],
         pattern: SparsityPattern,
     ) -> dict[str, Array]:
-        masks = _masks(keep, like, pattern)
+        masks = _masks(keep, like, pattern, self.scope)
         out = train_fn(_unflat(start, like), masks, r)
         metrics = None
         if isinstance(out, tuple):
@@ -364,10 +364,10 @@ def _unflat(flat: dict[str, Array], like: Tree) -> Tree:
     return unflatten(flat, like) if is_tree(like) else flat[""]
 
 
-def _masks(keep: dict[str, Array], like: Tree, pattern: SparsityPattern) -> Any:
+def _masks(keep: dict[str, Array], like: Tree, pattern: SparsityPattern, scope: str) -> Any:
     if not is_tree(like):
         return PruningMask(keep[""], pattern)
-    return wrap_masks({k: PruningMask(v, pattern) for k, v in keep.items()}, "lottery ticket")
+    return wrap_masks({k: PruningMask(v, pattern) for k, v in keep.items()}, f"lottery ticket, {scope}")
 
 
 def _check_float_tree(tree: Tree, name: str) -> None:
