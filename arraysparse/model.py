@@ -629,27 +629,33 @@ def _select_host(
     if k <= sum(lo) or k >= sum(hi):  # every layer at one of its bounds
         counts, cut = (lo, [0] * len(sizes)) if k <= sum(lo) else (hi, sizes)
         return [(wrap(i, own_topk(i, p)), p, _clamp_label(p, cut[i], lo[i], hi[i])) for i, p in enumerate(counts)]
-    out = []
+    everything = range(len(hosts))
     if not bounded:
-        threshold, less, _ = gs.find_threshold(src, k, magnitude, None, None, on_nan)
-        remaining = k - int(less[0])
-        for i in range(len(hosts)):
-            keep, eq, lt, finish = gs.keep_threshold(src, i, magnitude, threshold, None)
-            j = min(eq, remaining)
-            finish(j)
+        threshold, less_total, _ = gs.find_threshold(src, k, magnitude, None, None, on_nan)
+        keeps, equal, less = gs.keep_from(src, everything, magnitude, threshold)
+        remaining = k - int(less_total[0])
+        out = []
+        for i in everything:
+            j = min(equal[i], remaining)  # ties: earlier arrays, then lower indices, first
+            gs.prune_equal(src, i, magnitude, threshold, j, keeps[i])
             remaining -= j
-            out.append((wrap(i, keep), lt + j, "global"))
+            out.append((wrap(i, keeps[i]), less[i] + j, "global"))
         return out
     lo_a, hi_a = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
     threshold, less_a, equal_a = gs.find_threshold(src, k, magnitude, lo_a, hi_a, on_nan)
     less, equal = [int(v) for v in less_a], [int(v) for v in equal_a]
-    for i, c in enumerate(_resolve(less, equal, lo, hi, k)):
-        p = max(lo[i], min(hi[i], c))
-        if p == c:
-            keep = gs.keep_threshold(src, i, magnitude, threshold, c - less[i])[0]
+    counts = _resolve(less, equal, lo, hi, k)
+    pruned = [max(lo[i], min(hi[i], c)) for i, c in enumerate(counts)]
+    cut = [i for i in everything if pruned[i] == counts[i]]
+    keeps = gs.keep_from(src, cut, magnitude, threshold)[0]
+    out = []
+    for i, c in enumerate(counts):
+        if i in keeps:
+            gs.prune_equal(src, i, magnitude, threshold, c - less[i], keeps[i])
+            keep = keeps[i]
         else:
-            keep = own_topk(i, p)
-        out.append((wrap(i, keep), p, _clamp_label(p, c, lo[i], hi[i])))
+            keep = own_topk(i, pruned[i])
+        out.append((wrap(i, keep), pruned[i], _clamp_label(pruned[i], c, lo[i], hi[i])))
     return out
 
 

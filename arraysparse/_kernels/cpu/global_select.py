@@ -21,12 +21,13 @@ bucket boundary.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numba
 import numpy as np
+from numba.typed import List
 
-from .keys import _WIDEN, FLOAT, as_bits, has_nan, make_key_function
+from .keys import _WIDEN, as_bits, has_nan, make_key_function
 
 #: Digit width with one histogram for all arrays (2 levels for 32-bit keys).
 DIGIT_BITS = 16
@@ -39,52 +40,66 @@ def _build(unsigned: type) -> tuple:
     key = make_key_function(unsigned)
     lowest, highest = unsigned(0), unsigned(np.iinfo(unsigned).max)
 
-    @numba.njit(parallel=True, nogil=True)
-    def histogram(bits, mode, use_abs, prefix, pmask, shift, dmask, hist):
-        # add the digit counts of the keys with (key & pmask) == prefix to
-        # hist (one row per chunk); also the extreme keys seen (NaN test)
-        n = bits.size
-        nchunks = hist.shape[0]
-        step = (n + nchunks - 1) // nchunks
-        kmin = np.full(nchunks, highest)
-        kmax = np.full(nchunks, lowest)
-        for c in numba.prange(nchunks):
-            start = min(n, c * step)
-            src = bits[start : min(n, start + step)]
-            h = hist[c]
-            lo, hi = highest, lowest
-            for t in range(src.size):
-                k = key(src[t], mode, use_abs)
-                if (k & pmask) == prefix:
-                    lo = min(lo, k)
-                    hi = max(hi, k)
-                    h[(k >> shift) & dmask] += 1
-            kmin[c] = lo
-            kmax[c] = hi
-        return kmin.min(), kmax.max()
+    # The kernels take a list of arrays and split their total length evenly
+    # between workers, so one launch covers the whole model however many
+    # arrays it has; `offsets` holds the arrays' starts in that total.
 
     @numba.njit(parallel=True, nogil=True)
-    def keep_from(bits, mode, use_abs, threshold, out, nchunks):
-        # out = key >= threshold; returns the counts of keys equal to it and below it
-        n = bits.size
-        step = (n + nchunks - 1) // nchunks
-        equal = np.zeros(nchunks, np.int64)
-        less = np.zeros(nchunks, np.int64)
-        for c in numba.prange(nchunks):
-            start = min(n, c * step)
-            stop = min(n, start + step)
-            src = bits[start:stop]
-            dst = out[start:stop]
-            eq = 0
-            lt = 0
-            for t in range(src.size):
-                k = key(src[t], mode, use_abs)
-                dst[t] = k >= threshold
-                eq += k == threshold
-                lt += k < threshold
-            equal[c] = eq
-            less[c] = lt
-        return equal.sum(), less.sum()
+    def histogram(arrs, offsets, active, mode, use_abs, prefix, pmask, shift, dmask, hist, kmin, kmax):
+        # add the digit counts of the keys with (key & pmask) == prefix in the
+        # active arrays to hist (one row per worker); also the extreme keys
+        # seen per worker and array (NaN test, later levels' skipping)
+        nworkers = hist.shape[0]
+        total = offsets[-1]
+        step = (total + nworkers - 1) // nworkers
+        for c in numba.prange(nworkers):
+            g = min(total, c * step)
+            g1 = min(total, g + step)
+            t = np.searchsorted(offsets, g, side="right") - 1
+            h = hist[c]
+            while g < g1:
+                end = min(g1, offsets[t + 1])
+                if active[t] and end > g:
+                    src = arrs[t][g - offsets[t] : end - offsets[t]]
+                    lo, hi = highest, lowest
+                    for i in range(src.size):
+                        k = key(src[i], mode, use_abs)
+                        if (k & pmask) == prefix:
+                            lo = min(lo, k)
+                            hi = max(hi, k)
+                            h[(k >> shift) & dmask] += 1
+                    kmin[c, t] = lo
+                    kmax[c, t] = hi
+                g = end
+                t += 1
+
+    @numba.njit(parallel=True, nogil=True)
+    def keep_from(arrs, outs, offsets, mode, use_abs, threshold, equal, less):
+        # outs[t] = key >= threshold; counts of keys equal to it and below it
+        # per worker and array
+        nworkers = equal.shape[0]
+        total = offsets[-1]
+        step = (total + nworkers - 1) // nworkers
+        for c in numba.prange(nworkers):
+            g = min(total, c * step)
+            g1 = min(total, g + step)
+            t = np.searchsorted(offsets, g, side="right") - 1
+            while g < g1:
+                end = min(g1, offsets[t + 1])
+                if end > g:
+                    src = arrs[t][g - offsets[t] : end - offsets[t]]
+                    dst = outs[t][g - offsets[t] : end - offsets[t]]
+                    eq = 0
+                    lt = 0
+                    for i in range(src.size):
+                        k = key(src[i], mode, use_abs)
+                        dst[i] = k >= threshold
+                        eq += k == threshold
+                        lt += k < threshold
+                    equal[c, t] = eq
+                    less[c, t] = lt
+                g = end
+                t += 1
 
     @numba.njit(nogil=True)
     def prune_first_equal(bits, mode, use_abs, threshold, count, out):
@@ -116,14 +131,20 @@ class KeySource:
 
     ``bits(i)`` gives ``(unsigned bits, mode)`` of array ``i`` (flattened); a
     widened copy, when one is needed, lives only while the caller holds it.
+    Arrays whose bits are a view of their data are processed together in one
+    kernel launch; the others one at a time, so at most one copy exists.
     """
 
     def __init__(self, arrays: Sequence[np.ndarray]):
         self.arrays = list(arrays)
         spaces = {_key_space(a.dtype) for a in self.arrays}
         self.as_float64 = len(spaces) > 1
-        width = 8 if self.as_float64 else next(iter(spaces))[0] if spaces else 8
+        width = 8 if self.as_float64 or not spaces else next(iter(spaces))[0]
         self.unsigned = np.uint32 if width == 4 else np.uint64
+        self.sizes = [a.size for a in self.arrays]
+        self.direct = [
+            not self.as_float64 and a.dtype not in _WIDEN and a.flags.c_contiguous for a in self.arrays
+        ]
 
     def values(self, i: int) -> np.ndarray:
         """Array ``i`` flattened, in the dtype its keys come from (ranks like the keys)."""
@@ -133,8 +154,30 @@ class KeySource:
     def bits(self, i: int) -> tuple[np.ndarray, int]:
         return as_bits(self.values(i))
 
+    def groups(self, indices: Iterable[int] | None = None, *, batch: bool = True) -> list[list[int]]:
+        """Non-empty arrays of ``indices`` in launch groups: the views together, the rest alone."""
+        chosen = [i for i in (range(len(self.arrays)) if indices is None else indices) if self.sizes[i]]
+        together = [i for i in chosen if batch and self.direct[i]]
+        alone = [[i] for i in chosen if not (batch and self.direct[i])]
+        return ([together] if together else []) + alone
 
-def _chunks(n: int) -> int:
+    def load(self, group: list[int]) -> tuple[List, np.ndarray, int]:
+        """Typed list of the group's bits, their offsets in the group's total, and the key mode."""
+        arrs = List()
+        mode = 0
+        for i in group:
+            bits, mode = self.bits(i)
+            arrs.append(bits)
+        return arrs, _offsets([self.sizes[i] for i in group]), mode
+
+
+def _offsets(sizes: list[int]) -> np.ndarray:
+    out = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=out[1:])
+    return out
+
+
+def _workers(n: int) -> int:
     return max(1, min(2 * numba.get_num_threads(), n // 16384))
 
 
@@ -146,64 +189,64 @@ def find_threshold(
     hi: np.ndarray | None,
     on_nan: Callable[[int], None],
 ) -> tuple[int, np.ndarray, np.ndarray]:
-    """The threshold key and, per array, the counts of keys below it and equal to it.
+    """The threshold key and the counts of keys below it and equal to it.
 
     Without bounds (``lo is None``) the threshold is the k-th smallest key of
-    all arrays together (``0 < k <= total``). With bounds it is the smallest
-    key ``T`` at which ``sum_t clip(count_t(key <= T), lo_t, hi_t) >= k``;
-    the caller guarantees ``sum(lo) < k <= sum(hi)``. ``on_nan(i)`` is called
-    (and must raise) when array ``i`` holds a NaN.
-
-    Returns ``(T, less, equal)``; ``less`` and ``equal`` are exact per array
-    in the bounded mode and only their sums are meaningful otherwise (the
-    write pass counts the rest).
+    all arrays together (``0 < k <= total``) and the counts are totals (one
+    entry). With bounds it is the smallest key ``T`` at which
+    ``sum_t clip(count_t(key <= T), lo_t, hi_t) >= k`` (the caller
+    guarantees ``sum(lo) < k <= sum(hi)``) and the counts are per array.
+    ``on_nan(i)`` is called (and must raise) when array ``i`` holds a NaN.
     """
     unsigned = src.unsigned
-    histogram, _, _ = _get(unsigned)
+    histogram = _get(unsigned)[0]
     width = np.dtype(unsigned).itemsize * 8
     per_array = lo is not None
     digit = CLAMP_DIGIT_BITS if per_array else DIGIT_BITS
     nbins = 1 << digit
     dmask = unsigned(nbins - 1)
     count = len(src.arrays)
-    sizes = [a.size for a in src.arrays]
     kmin = np.zeros(count, dtype=unsigned)
     kmax = np.zeros(count, dtype=unsigned)
     base = np.zeros(count if per_array else 1, np.int64)
-    equal = np.zeros(count, np.int64)
+    equal = base.copy()
     prefix, pmask = 0, 0
     need = k
-    nthreads = 2 * numba.get_num_threads()
-    shared = None if per_array else np.zeros((nthreads, nbins), np.int64)
+    shared = None if per_array else np.zeros((2 * numba.get_num_threads(), nbins), np.int64)
+    groups = src.groups(batch=not per_array)
     for level, shift in enumerate(range(width - digit, -1, -digit)):
         top = prefix | (((1 << width) - 1) ^ pmask)  # largest key with this prefix
         hist = np.zeros((count, nbins), np.int64) if per_array else None
         if shared is not None:
             shared[:] = 0
-        for i in range(count):
-            if sizes[i] == 0:
-                continue
-            if level and (kmax[i] < prefix or kmin[i] > top):
-                continue  # no key of this array has the prefix
-            bits, mode = src.bits(i)
-            buf = shared if shared is not None else np.zeros((_chunks(bits.size), nbins), np.int64)
-            lowest, highest = histogram(
-                bits, mode, magnitude, unsigned(prefix), unsigned(pmask), unsigned(shift), dmask, buf
+        for group in groups:
+            active = np.array([level == 0 or not (kmax[i] < prefix or kmin[i] > top) for i in group])
+            if not active.any():
+                continue  # no key of these arrays has the prefix
+            arrs, offsets, mode = src.load(group)
+            nw = _workers(int(offsets[-1]))
+            buf = shared[:nw] if shared is not None else np.zeros((nw, nbins), np.int64)
+            gmin = np.full((nw, len(group)), unsigned(np.iinfo(unsigned).max))
+            gmax = np.zeros((nw, len(group)), unsigned)
+            histogram(
+                arrs, offsets, active, mode, magnitude, unsigned(prefix), unsigned(pmask),
+                unsigned(shift), dmask, buf, gmin, gmax,
             )
-            del bits
+            del arrs
             if level == 0:
-                if has_nan(unsigned, mode, lowest, highest):
-                    on_nan(i)
-                kmin[i], kmax[i] = lowest, highest
+                for j, i in enumerate(group):
+                    kmin[i], kmax[i] = gmin[:, j].min(), gmax[:, j].max()
+                    if has_nan(unsigned, mode, kmin[i], kmax[i]):
+                        on_nan(i)
             if per_array:
-                hist[i] = buf.sum(axis=0)
+                hist[group[0]] = buf.sum(axis=0)
         if per_array:
             cum = base[:, None] + np.cumsum(hist, axis=1)
             reached = np.clip(cum, lo[:, None], hi[:, None]).sum(axis=0)
             bucket = int(np.searchsorted(reached, k))  # first boundary reaching k
             if bucket:
                 base = cum[:, bucket - 1].copy()
-            equal = hist[:, bucket]
+            equal = hist[:, bucket].copy()
         else:
             totals = shared.sum(axis=0)
             cumulative = np.cumsum(totals)
@@ -211,47 +254,41 @@ def find_threshold(
             below = int(cumulative[bucket] - totals[bucket])
             need -= below
             base[0] += below
-            equal = np.array([totals[bucket]])
+            equal[0] = totals[bucket]
         prefix |= bucket << shift
         pmask |= (nbins - 1) << shift
     return prefix, base, equal
 
 
-def check_nan(src: KeySource, magnitude: bool, on_nan: Callable[[int], None]) -> None:
-    """One histogram-free pass for the NaN test (used when no threshold is searched)."""
-    histogram, _, _ = _get(src.unsigned)
-    for i, a in enumerate(src.arrays):
-        if a.size == 0:
-            continue
-        bits, mode = src.bits(i)
-        if mode != FLOAT:
-            continue
-        hist = np.zeros((1, 1), np.int64)
-        lowest, highest = histogram(
-            bits, mode, magnitude, src.unsigned(0), src.unsigned(0), src.unsigned(0), src.unsigned(0), hist
-        )
-        if has_nan(src.unsigned, mode, lowest, highest):
-            on_nan(i)
-
-
-def keep_threshold(src: KeySource, i: int, magnitude: bool, threshold: int, first_equal: int | None):
-    """Keep-mask of array ``i``: keys above ``threshold`` kept, below pruned, and of the
-    keys equal to it the first ``first_equal`` pruned (``None``: as many as the
-    caller decides after seeing the count).
-
-    Returns ``(mask, equal_count, less_count, finish)``; call ``finish(j)`` to
-    prune the first ``j`` equal keys when ``first_equal`` was ``None``.
+def keep_from(
+    src: KeySource, indices: Iterable[int], magnitude: bool, threshold: int
+) -> tuple[dict[int, np.ndarray], dict[int, int], dict[int, int]]:
+    """Keep-masks ``key >= threshold`` of the arrays ``indices`` (flat), with their counts
+    of keys equal to the threshold and below it: ``(masks, equal, less)`` keyed by index.
     """
-    _, keep_from, prune_first_equal = _get(src.unsigned)
-    bits, mode = src.bits(i)
-    out = np.empty(bits.size, np.bool_)
+    kernel = _get(src.unsigned)[1]
+    indices = list(indices)
+    masks = {i: np.empty(src.sizes[i], np.bool_) for i in indices}
+    equal = dict.fromkeys(indices, 0)
+    less = dict.fromkeys(indices, 0)
     t = src.unsigned(threshold)
-    eq, lt = keep_from(bits, mode, magnitude, t, out, _chunks(bits.size))
+    for group in src.groups(indices):
+        arrs, offsets, mode = src.load(group)
+        outs = List()
+        for i in group:
+            outs.append(masks[i])
+        nw = _workers(int(offsets[-1]))
+        eq = np.zeros((nw, len(group)), np.int64)
+        lt = np.zeros((nw, len(group)), np.int64)
+        kernel(arrs, outs, offsets, mode, magnitude, t, eq, lt)
+        for j, i in enumerate(group):
+            equal[i] = int(eq[:, j].sum())
+            less[i] = int(lt[:, j].sum())
+    return masks, equal, less
 
-    def finish(j: int) -> None:
-        if j:
-            prune_first_equal(bits, mode, magnitude, t, j, out)
 
-    if first_equal is not None:
-        finish(first_equal)
-    return out, int(eq), int(lt), finish
+def prune_equal(src: KeySource, i: int, magnitude: bool, threshold: int, count: int, out: np.ndarray) -> None:
+    """Prune, in ``out``, the first ``count`` keys of array ``i`` equal to ``threshold``."""
+    if count:
+        bits, mode = src.bits(i)
+        _get(src.unsigned)[2](bits, mode, magnitude, src.unsigned(threshold), count, out)
