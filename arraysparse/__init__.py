@@ -5,6 +5,18 @@ Python array API standard describes; hot paths are Numba kernels on the CPU,
 compiled on first use (nothing is compiled at import).
 """
 
+from .formats import (
+    SparseCompressionResult,
+    SparseFormat,
+    compress,
+    from_cupyx,
+    from_scipy,
+    from_sparse,
+    from_torch,
+    to_cupyx,
+    to_scipy,
+    to_torch,
+)
 from .masks import (
     PruningMask,
     apply_mask,
@@ -40,12 +52,19 @@ __all__ = [
     "PruningMask",
     "PruningStrategy",
     "RandomPruning",
+    "SparseCompressionResult",
+    "SparseFormat",
     "SparsityPattern",
     "StructuredPruning",
     "apply_mask",
     "block_mask",
     "block_scores",
+    "compress",
     "create_mask",
+    "from_cupyx",
+    "from_scipy",
+    "from_sparse",
+    "from_torch",
     "gradient_scores",
     "magnitude_scores",
     "nm_mask",
@@ -53,5 +72,8 @@ __all__ = [
     "random_scores",
     "structure_scores",
     "structured_mask",
+    "to_cupyx",
+    "to_scipy",
+    "to_torch",
     "topk_mask",
 ]

@@ -1,6 +1,25 @@
-"""Sparse formats: compress dense arrays exactly, and exchange them with scipy, torch, cupyx."""
+"""Sparse formats: compress dense arrays exactly, and exchange them with scipy, torch, cupyx.
+
+``compress(x, format)`` returns a :class:`SparseCompressionResult`;
+``result.to_dense()`` gives ``x`` back. The formats and their arrays are
+listed on :class:`SparseFormat`; shared rules (2-D view, what counts as
+zero, index dtypes) in :mod:`arraysparse.formats.base`.
+"""
 
 from .base import INDEX32_LIMIT, SparseCompressionResult, SparseFormat
 from .codecs import compress
+from .interop import from_cupyx, from_scipy, from_sparse, from_torch, to_cupyx, to_scipy, to_torch
 
-__all__ = ["INDEX32_LIMIT", "SparseCompressionResult", "SparseFormat", "compress"]
+__all__ = [
+    "INDEX32_LIMIT",
+    "SparseCompressionResult",
+    "SparseFormat",
+    "compress",
+    "from_cupyx",
+    "from_scipy",
+    "from_sparse",
+    "from_torch",
+    "to_cupyx",
+    "to_scipy",
+    "to_torch",
+]

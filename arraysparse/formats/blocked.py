@@ -10,7 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from ._common import Host, arange, counts_to_indptr, gather_rows, host_array, host_indptr, nonzero
+from ._common import (
+    Host,
+    arange,
+    counts_to_indptr,
+    gather_rows,
+    host_array,
+    host_indptr,
+    nonzero,
+)
 from .base import index_dtype
 
 Array = Any
@@ -74,7 +82,7 @@ def decode(xp: Any, arrays: dict, params: dict, shape2: tuple[int, int], h: Host
         from .._kernels.cpu import sparse
 
         du, _ = h.bits(host_array(h, data))
-        out = h.zeros_values(shape2)
+        out = h.empty_values(shape2)  # the kernel writes the zeros too
         sparse.bsr_scatter(host_array(h, arrays["indptr"]), host_array(h, arrays["indices"]), du, out.view(du.dtype))
         return h.wrap_values(out)
     nblocks = data.shape[0]

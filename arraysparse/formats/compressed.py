@@ -94,13 +94,13 @@ def _expand_indptr(xp: Any, indptr: Array, nnz: int, like: Array) -> Array:
 
 def decode(xp: Any, fmt: str, arrays: dict, shape2: tuple[int, int], h: Host | None) -> Array:
     """Dense 2-D array of a COO / CSR / CSC result."""
-    rows, cols = shape2
+    cols = shape2[1]
     data = arrays["data"]
     if h is not None:
         from .._kernels.cpu import sparse
 
         du, _ = h.bits(host_array(h, data))
-        out = h.zeros_values(shape2)
+        out = h.zeros_values(shape2) if fmt != "csr" else h.empty_values(shape2)
         ou = out.view(du.dtype)
         if fmt == "csr":
             sparse.csr_scatter(host_array(h, arrays["indptr"]), host_array(h, arrays["indices"]), du, ou)

@@ -119,9 +119,10 @@ def _dtype_name(dtype: Any) -> str:
 
 
 def _layout(dtype: Any, what: str) -> _Layout:
-    lay = _LAYOUTS.get(_dtype_name(dtype))
+    name = _dtype_name(dtype)
+    lay = _LAYOUTS.get(name)
     if lay is None:
-        msg = f"{what} is {dtype!s}; the CUTLASS 2:4 layout holds {_SUPPORTED}"
+        msg = f"{what} is {name}; the CUTLASS 2:4 layout holds {_SUPPORTED}"
         raise TypeError(msg)
     return lay
 
@@ -283,11 +284,30 @@ def _check_codes(xp: ModuleType, codes: Array, lay: _Layout, name: str) -> None:
         raise _bad_code(lay, r, g, int(codes[r, g]), name)
 
 
+def _as_bits(xp: ModuleType, x: Array, lay: _Layout) -> tuple[Array, bool]:
+    """``x`` bitcast to signed integers where the library can (``.view``), and whether it was.
+
+    Gathers and selects on integers move bits on every library; on floats
+    some (XLA on CPU for bfloat16) canonicalise NaN payloads.
+    """
+    if lay.dtype == "int8":
+        return x, False
+    try:
+        return x.view(xp.int16 if lay.m == 4 else xp.int32), True
+    except (AttributeError, TypeError, ValueError):  # no bitcast in the standard
+        return x, False
+
+
 def _encode_reference(xp: ModuleType, dense: Array, lay: _Layout) -> tuple[Array, Array]:
     rows, cols = dense.shape
     m = lay.m
     groups = cols // m
-    nz = xp.reshape(dense, (rows, groups, m)) != 0
+    bits, cast = _as_bits(xp, dense, lay)
+    b3 = xp.reshape(bits, (rows, groups, m))
+    if cast:  # the sign bit does not make a value non-zero: -0.0 == 0
+        nz = (b3 & (0x7FFF if m == 4 else 0x7FFFFFFF)) != 0
+    else:
+        nz = b3 != 0
     counts = xp.sum(xp.astype(nz, xp.int32), axis=2)
     hit = _first(xp, counts > m // 2)
     if hit is not None:
@@ -308,8 +328,10 @@ def _encode_reference(xp: ModuleType, dense: Array, lay: _Layout) -> tuple[Array
         second = ~nz[:, :, 0]
         codes = 4 + 10 * xp.astype(second, xp.int32)
         index = base + xp.astype(second, base.dtype)
-    values = xp.take(xp.reshape(dense, (-1,)), xp.reshape(index, (-1,)), axis=0)
-    return xp.reshape(values, (rows, cols // 2)), _pack_codes(xp, xp.astype(codes, xp.int32), lay)
+    values = xp.reshape(xp.take(xp.reshape(bits, (-1,)), xp.reshape(index, (-1,)), axis=0), (rows, cols // 2))
+    if cast:
+        values = values.view(dense.dtype)
+    return values, _pack_codes(xp, xp.astype(codes, xp.int32), lay)
 
 
 def _decode_reference(xp: ModuleType, values: Array, meta: Array, lay: _Layout) -> Array:
@@ -317,18 +339,20 @@ def _decode_reference(xp: ModuleType, values: Array, meta: Array, lay: _Layout) 
     codes = _unpack_codes(xp, meta, lay)
     _check_codes(xp, codes, lay, "meta")
     groups = half * 2 // lay.m
+    bits, cast = _as_bits(xp, values, lay)
     if lay.m == 4:
-        v = xp.reshape(values, (rows, groups, 2))
+        v = xp.reshape(bits, (rows, groups, 2))
         v0, v1 = v[:, :, 0], v[:, :, 1]
         zero = xp.zeros_like(v0)
         i0, i1 = codes & 3, codes >> 2
         lanes = [xp.where(i0 == k, v0, xp.where(i1 == k, v1, zero)) for k in range(4)]
     else:
-        v = xp.reshape(values, (rows, groups))
+        v = xp.reshape(bits, (rows, groups))
         zero = xp.zeros_like(v)
         second = codes == 14
         lanes = [xp.where(second, zero, v), xp.where(second, v, zero)]
-    return xp.reshape(xp.stack(lanes, axis=-1), (rows, half * 2))
+    dense = xp.reshape(xp.stack(lanes, axis=-1), (rows, half * 2))
+    return dense.view(values.dtype) if cast else dense
 
 
 # ---------------------------------------------------------------- public API

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import positive_int
 from .._compat import device
+from .._validation import positive_int
 from ._common import Host, arange, gather_decode, host_array, nonzero, take_flat
 from .base import index_dtype
 

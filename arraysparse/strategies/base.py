@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from .._compat import array_namespace, is_writable
 from .._validation import check_same_shape
+from ..formats import SparseCompressionResult, SparseFormat, compress
 from ..masks import PruningMask, apply_mask, create_mask, nm_mask
 from ..patterns import NM_KINDS, PatternKind, SparsityPattern
 from ..scores import check_ord
@@ -90,6 +91,20 @@ class PruningStrategy(abc.ABC):
         pruned array is returned instead.
         """
         return apply_mask(weights, mask, inplace=is_writable(weights))
+
+    def to_sparse_format(
+        self, weights: Array, format: SparseFormat | str = "csr", **params: Any
+    ) -> SparseCompressionResult:
+        """Compress (pruned) ``weights``: the seed's ``ToSparseFormat``; see :func:`arraysparse.compress`.
+
+        ``params`` are the format's options (``block`` for BSR, ``width`` for
+        ELL; ``n``/``m`` for N:M default to this strategy's N:M pattern).
+        """
+        fmt = SparseFormat.parse(format)
+        if fmt is SparseFormat.STRUCTURED_N_TO_M and self.pattern.is_n_m:
+            params.setdefault("n", self.pattern.n)
+            params.setdefault("m", self.pattern.m)
+        return compress(weights, fmt, **params)
 
     def prune(
         self,

@@ -58,27 +58,28 @@ def row_counts(u, zero_mask):
 
 
 @numba.njit(nogil=True, inline="always")
-def _fill_row_checked(row, zero_mask, start, indices, data):
-    pos = start
+def _fill_row_checked(row, zero_mask, indices, data):
+    pos = np.uint64(0)
     for j in range(row.shape[0]):
         v = row[j]
         if (v & zero_mask) != 0:
             indices[pos] = j
             data[pos] = v
-            pos += 1
+            pos += np.uint64(1)
 
 
 @numba.njit(nogil=True, inline="always")
-def _fill_row_branchless(row, zero_mask, start, indices, data):
+def _fill_row_branchless(row, zero_mask, indices, data):
     # writes every element and advances over the non-zeros only: no
     # mispredicted branch on random data; the write after the row's last
-    # non-zero lands on the next row's first slot, which that row rewrites
-    pos = start
+    # non-zero lands on the next row's first slot, which that row rewrites.
+    # Unsigned positions into slices that start at 0: no wraparound checks.
+    pos = np.uint64(0)
     for j in range(row.shape[0]):
         v = row[j]
         indices[pos] = j
         data[pos] = v
-        pos += np.int64((v & zero_mask) != 0)
+        pos += np.uint64((v & zero_mask) != 0)
 
 
 @numba.njit(parallel=True, nogil=True)
@@ -93,22 +94,25 @@ def csr_fill(u, zero_mask, indptr, indices, data, row_ids):
         for r in range(r0, r1):
             start, end = indptr[r], indptr[r + 1]
             # branch-free only where the overshoot slot belongs to a later row of this chunk
-            if r1 > r0 and end < indptr[r1]:
-                _fill_row_branchless(u[r], zero_mask, start, indices, data)
+            if end < indptr[r1]:
+                _fill_row_branchless(u[r], zero_mask, indices[start:], data[start:])
             else:
-                _fill_row_checked(u[r], zero_mask, start, indices, data)
+                _fill_row_checked(u[r], zero_mask, indices[start:], data[start:])
             if row_ids.shape[0]:
-                for p in range(start, end):
-                    row_ids[p] = r
+                row_ids[start:end] = r
 
 
 @numba.njit(parallel=True, nogil=True)
 def csr_scatter(indptr, indices, data, out):
-    """Write the CSR entries into the zeroed 2-D ``out``."""
+    """Write the CSR matrix into the 2-D ``out`` (zeros included: ``out`` may be uninitialised)."""
     for r in numba.prange(out.shape[0]):
         row = out[r]
-        for p in range(indptr[r], indptr[r + 1]):
-            row[indices[p]] = data[p]
+        row[:] = 0
+        start, end = indptr[r], indptr[r + 1]
+        ind = indices[start:end]
+        dat = data[start:end]
+        for p in range(end - start):
+            row[ind[p]] = dat[p]
 
 
 @numba.njit(parallel=True, nogil=True)
@@ -210,9 +214,10 @@ def bsr_fill(u, flags, indptr, indices, data):
 
 @numba.njit(parallel=True, nogil=True)
 def bsr_scatter(indptr, indices, data, out):
-    """Write BSR blocks into the zeroed 2-D ``out``."""
+    """Write the BSR matrix into the 2-D ``out`` (zeros included)."""
     br, bc = data.shape[1], data.shape[2]
     for i in numba.prange(indptr.shape[0] - 1):
+        out[i * br : (i + 1) * br] = 0
         for k in range(indptr[i], indptr[i + 1]):
             j = indices[k]
             blk = data[k]
@@ -273,12 +278,13 @@ def nm_pack(u, zero_mask, n, m, values, positions, bad):
 
 @numba.njit(parallel=True, nogil=True)
 def nm_scatter(values, positions, m, out):
-    """Write packed N:M values back into the zeroed 2-D ``out``."""
+    """Write packed N:M values back into the 2-D ``out`` (zeros included)."""
     rows, kept_cols = values.shape
     groups = out.shape[1] // m
     keep = kept_cols // groups if groups else 0
     for r in numba.prange(rows):
         orow = out[r]
+        orow[:] = 0
         vrow = values[r]
         prow = positions[r]
         for g in range(groups):
