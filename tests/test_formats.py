@@ -441,3 +441,23 @@ def test_format_parsing():
     assert asp.SparseFormat.parse("structured2to4") is asp.SparseFormat.STRUCTURED_2_TO_4
     assert asp.SparseFormat.CSR == "csr"
     assert str(asp.SparseFormat.STRUCTURED_N_TO_M) == "n:m"
+
+
+# -- CUTLASS export of a 2:4 result ----------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "int8", "float32"])
+def test_two_four_result_exports_exactly_what_torch_encodes(dtype):
+    from torch.sparse._semi_structured_conversions import sparse_semi_structured_from_dense_cutlass
+
+    rows, cols = (32, 128) if dtype != "int8" else (16, 128)
+    n, m = (1, 2) if dtype == "float32" else (2, 4)
+    x = nm_matrix((rows, cols), n, m, "float32", seed=7, extra_zeros=0.3)
+    t = torch.from_numpy(x).to(getattr(torch, dtype))
+    values, meta = asp.compress(t, "2:4").to_cutlass()
+    ref_values, ref_meta = sparse_semi_structured_from_dense_cutlass(t)
+    bits = {1: torch.uint8, 2: torch.int16, 4: torch.int32}[values.element_size()]
+    assert values.dtype == ref_values.dtype
+    assert torch.equal(values.view(bits), ref_values.view(bits))
+    assert torch.equal(meta, ref_meta)
+    assert torch.equal(asp.from_cutlass(values, meta), t)
+    with pytest.raises(ValueError, match="needs a 2:4 result"):
+        asp.compress(t, "csr").to_cutlass()

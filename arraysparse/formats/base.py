@@ -210,16 +210,32 @@ class SparseCompressionResult:
         return to_cupyx(self)
 
     def to_cutlass(self) -> tuple[Array, Array]:
-        """``(values, meta)`` in CUTLASS's 2:4 layout (2:4 results only; see :func:`to_cutlass`)."""
-        from .cutlass import to_cutlass
+        """``(values, meta)`` in CUTLASS's 2:4 layout, as :func:`arraysparse.to_cutlass` of the dense matrix.
 
-        if self.format not in (SparseFormat.STRUCTURED_2_TO_4, SparseFormat.STRUCTURED_N_TO_M):
-            msg = f"to_cutlass() needs a 2:4 result, this one is {self.format}"
+        For 2:4 results of float16, bfloat16 and int8 the values are reused and
+        only the positions are re-encoded (the padding rule of this format is
+        CUTLASS's); float32, which CUTLASS reads as 1:2, goes through the dense
+        matrix. The shape rules of :func:`arraysparse.to_cutlass` apply.
+        """
+        from .cutlass import cutlass_meta_from_positions, to_cutlass
+
+        is_24 = self.format is SparseFormat.STRUCTURED_2_TO_4 or (
+            self.format is SparseFormat.STRUCTURED_N_TO_M and (self._params["n"], self._params["m"]) == (2, 4)
+        )
+        if not is_24:
+            msg = f"to_cutlass() needs a 2:4 result, this one is {self.format} {dict(self._params)}"
             raise ValueError(msg)
         if len(self.shape) != 2:
             msg = f"the CUTLASS layout is for 2-D matrices; this result has shape {self.shape}"
             raise ValueError(msg)
-        return to_cutlass(self.to_dense())
+        if "float32" in str(self.dtype):
+            return to_cutlass(self.to_dense())
+        values = self._arrays["values"]
+        # the dense-side shape and dtype checks, without building the dense matrix
+        from .cutlass import _check_dense_shape, _layout
+
+        _check_dense_shape(_layout(self.dtype, "the result's dtype"), *self.shape, "the result")
+        return values, cutlass_meta_from_positions(self._arrays["positions"], self.dtype)
 
     def __repr__(self) -> str:
         params = "".join(f", {k}={v}" for k, v in self._params.items())
