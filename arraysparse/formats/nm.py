@@ -68,7 +68,11 @@ def encode(xp: Any, x2: Array, h: Host | None, *, n: Any = None, m: Any = None) 
         values = np.empty(shape, u.dtype)
         positions = np.empty(shape, np.uint8)
         bad = np.empty(rows, np.int64)
-        sparse.nm_pack(u, mask, n, m, values, positions, bad)
+        if m <= sparse.TABLE_MAX_M and keep:
+            table, fits = sparse.nm_table(n, m)
+            sparse.nm_pack_table(u, mask, m, keep, table, fits, values, positions, bad)
+        else:
+            sparse.nm_pack(u, mask, n, m, values, positions, bad)
         hit = np.flatnonzero(bad >= 0)
         if hit.size:
             r, g = int(hit[0]), int(bad[hit[0]])

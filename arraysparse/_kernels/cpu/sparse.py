@@ -276,6 +276,57 @@ def nm_pack(u, zero_mask, n, m, values, positions, bad):
                     out += 1
 
 
+TABLE_MAX_M = 8
+
+
+def nm_table(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every non-zero bit pattern of a group (m <= 8): its kept positions and whether it fits.
+
+    The same rule as :func:`nm_pack`: non-zeros, then padding from n, n+1, ...
+    """
+    keep = m - n
+    table = np.zeros((1 << m, max(keep, 1)), np.uint8)
+    fits = np.zeros(1 << m, np.bool_)
+    pad_order = [*range(n, m), *range(n)]
+    for code in range(1 << m):
+        kept = [i for i in range(m) if code >> i & 1]
+        if len(kept) > keep:
+            continue
+        fits[code] = True
+        kept += [i for i in pad_order if i not in kept][: keep - len(kept)]
+        table[code, :keep] = sorted(kept)
+    return table, fits
+
+
+@numba.njit(parallel=True, nogil=True)
+def nm_pack_table(u, zero_mask, m, keep, table, fits, values, positions, bad):
+    """:func:`nm_pack` for m <= 8 through a lookup table indexed by the group's non-zero bits."""
+    rows, cols = u.shape
+    groups = cols // m
+    for r in numba.prange(rows):
+        row = u[r]
+        vrow = values[r]
+        prow = positions[r]
+        first_bad = -1
+        for g in range(groups):
+            grp = row[g * m : (g + 1) * m]
+            code = 0
+            for i in range(m):
+                code |= np.int64((grp[i] & zero_mask) != 0) << i
+            if not fits[code]:
+                if first_bad < 0:
+                    first_bad = g
+                continue
+            slots = table[code]
+            vout = vrow[g * keep : (g + 1) * keep]
+            pout = prow[g * keep : (g + 1) * keep]
+            for s in range(keep):
+                q = slots[s]
+                vout[s] = grp[q]
+                pout[s] = q
+        bad[r] = first_bad
+
+
 @numba.njit(parallel=True, nogil=True)
 def nm_scatter(values, positions, m, out):
     """Write packed N:M values back into the 2-D ``out`` (zeros included)."""
