@@ -20,11 +20,11 @@ second (codes ``0b0100`` and ``0b1110``).
 
 One ``prange`` task handles one band of 32 rows (16 for int8), the row
 interleave of CUTLASS's meta layout (``ColumnMajorInterleaved<2>`` after
-``reorder_meta``): first a branch-free, vectorised pass per row computes the
-kept values and each group's 4-bit code ``idx0 | idx1 << 2`` into a small
-buffer; then the band's meta words are written in their final order, 64 (or
-32) consecutive words per column pair, so every store is contiguous. Decoding
-runs the same steps backwards. Each row reports whether one of its groups
+``reorder_meta``): a branch-free, vectorised pass per row computes the kept
+values and each group's 4-bit code ``idx0 | idx1 << 2``, the codes are packed
+into the band's meta words in a small buffer, and the buffer is written out
+in CUTLASS order, 64 (int8: 32) consecutive words per column pair, so the
+stores are contiguous. Decoding runs the same steps backwards. Each row reports whether one of its groups
 breaks the pattern (decoding: holds a code no encoder writes); the caller
 then finds and names the first one.
 """
@@ -150,59 +150,70 @@ def _build(kind: str, job: str):
     four, fifteen = u64(4), u64(15)
     encode_row, decode_row = _row_functions(kind)
 
-    @numba.njit(inline="always", nogil=True)
-    def pack_band(codes, meta, b, rows, ncols):
-        # codes: (band, groups) of one band -> its meta words in CUTLASS order
-        for jp in range(ncols // 2):
-            base = jp * rows * 2 + b * span
-            for t in range(span):
-                row = codes[src_row[t]]
-                g = cpw * (2 * jp + src_col[t])
-                word = u64(0)
-                for q in range(cpw):
-                    word |= u64(row[g + q]) << (four * u64(q))
-                meta[base + t] = word
+    meta_word = WORDS[kind][2]
 
     @numba.njit(inline="always", nogil=True)
-    def unpack_band(meta, codes, b, rows, ncols):
-        for jp in range(ncols // 2):
+    def codes_to_words(codes, words):
+        # one row: 4-bit codes, little-endian into meta words
+        for j in range(words.shape[0]):
+            word = u64(0)
+            for q in range(cpw):
+                word |= u64(codes[cpw * j + q]) << (four * u64(q))
+            words[j] = word
+
+    @numba.njit(inline="always", nogil=True)
+    def words_to_codes(words, codes):
+        for j in range(words.shape[0]):
+            word = u64(words[j])
+            for q in range(cpw):
+                codes[cpw * j + q] = (word >> (four * u64(q))) & fifteen
+
+    @numba.njit(inline="always", nogil=True)
+    def store_band(words, meta, b, rows):
+        # words: (band, ncols) meta words of one band, row order -> CUTLASS order
+        for jp in range(words.shape[1] // 2):
             base = jp * rows * 2 + b * span
             for t in range(span):
-                row = codes[src_row[t]]
-                g = cpw * (2 * jp + src_col[t])
-                word = u64(meta[base + t])
-                for q in range(cpw):
-                    row[g + q] = (word >> (four * u64(q))) & fifteen
+                meta[base + t] = words[src_row[t], 2 * jp + src_col[t]]
+
+    @numba.njit(inline="always", nogil=True)
+    def load_band(meta, words, b, rows):
+        for jp in range(words.shape[1] // 2):
+            base = jp * rows * 2 + b * span
+            for t in range(span):
+                words[src_row[t], 2 * jp + src_col[t]] = meta[base + t]
 
     if job == "encode":
 
         @numba.njit(parallel=True, nogil=True)
-        def encode(words, values, meta, bad):
-            # words: (rows, groups), a group per item; values: (rows, groups), the two
+        def encode(dense, values, meta, bad):
+            # dense: (rows, groups), a group per item; values: (rows, groups), the two
             # kept values (one for pairs) per item; meta: flat, CUTLASS order; bad: (rows,)
-            rows, groups = words.shape
-            ncols = groups // cpw
+            rows, groups = dense.shape
             for b in numba.prange(rows // band):
-                codes = np.empty((band, groups), np.uint8)
+                codes = np.empty(groups, np.uint8)
+                words = np.empty((band, groups // cpw), meta_word)
                 for r in range(band):
                     i = b * band + r
-                    bad[i] = encode_row(words[i], values[i], codes[r]) != 0
-                pack_band(codes, meta, b, rows, ncols)
+                    bad[i] = encode_row(dense[i], values[i], codes) != 0
+                    codes_to_words(codes, words[r])
+                store_band(words, meta, b, rows)
 
         return encode
 
     if job == "decode":
 
         @numba.njit(parallel=True, nogil=True)
-        def decode(values, meta, words, bad):
+        def decode(values, meta, dense, bad):
             rows, groups = values.shape
-            ncols = groups // cpw
             for b in numba.prange(rows // band):
-                codes = np.empty((band, groups), np.uint8)
-                unpack_band(meta, codes, b, rows, ncols)
+                codes = np.empty(groups, np.uint8)
+                words = np.empty((band, groups // cpw), meta_word)
+                load_band(meta, words, b, rows)
                 for r in range(band):
                     i = b * band + r
-                    bad[i] = decode_row(values[i], codes[r], words[i]) != 0
+                    words_to_codes(words[r], codes)
+                    bad[i] = decode_row(values[i], codes, dense[i]) != 0
 
         return decode
 
@@ -212,7 +223,10 @@ def _build(kind: str, job: str):
         def pack(codes, meta):
             rows, groups = codes.shape
             for b in numba.prange(rows // band):
-                pack_band(codes[b * band : (b + 1) * band], meta, b, rows, groups // cpw)
+                words = np.empty((band, groups // cpw), meta_word)
+                for r in range(band):
+                    codes_to_words(codes[b * band + r], words[r])
+                store_band(words, meta, b, rows)
 
         return pack
 
@@ -220,7 +234,10 @@ def _build(kind: str, job: str):
     def unpack(meta, codes):
         rows, groups = codes.shape
         for b in numba.prange(rows // band):
-            unpack_band(meta, codes[b * band : (b + 1) * band], b, rows, groups // cpw)
+            words = np.empty((band, groups // cpw), meta_word)
+            load_band(meta, words, b, rows)
+            for r in range(band):
+                words_to_codes(words[r], codes[b * band + r])
 
     return unpack
 
