@@ -677,7 +677,7 @@ def _select_reference(
     dev = device(arrays[0])
     sizes = [math.prod(a.shape) for a in arrays]
     flats = [xp.reshape(a, (-1,)) for a in arrays]
-    order_dtypes = {reference._order_values(xp, f[:1], magnitude).dtype for f in flats}
+    order_dtypes = {reference._order_values(xp, f[: min(1, n)], magnitude).dtype for f, n in zip(flats, sizes)}
     common = next(iter(order_dtypes)) if len(order_dtypes) == 1 else reference._accumulator(xp, arrays[0])
     integral = xp.isdtype(common, "integral")
 
