@@ -383,10 +383,10 @@ def test_law_equals_torch_and_round_trips(case):
     assert np.array_equal(tbits(values), tbits(tv)) and np.array_equal(tbits(meta), tbits(tm))
     back = from_cutlass(values, meta)
     assert np.array_equal(tbits(back), torch_decoded(tv, tm, dense))
-    assert torch.equal(back.isnan(), dense.isnan()) if dtype != "int8" else True
     same = back == dense
     if dtype != "int8":
-        same |= back.isnan() & dense.isnan()
+        assert torch.equal(back.isnan(), dense.isnan())
+        same |= back.isnan()
     assert bool(same.all())
     positions = positions_from_cutlass_meta(meta, dtype)
     assert np.array_equal(tbits(cutlass_meta_from_positions(positions, dtype)), tbits(meta))
@@ -529,7 +529,6 @@ def test_error_invalid_meta_code(backend_name, dtype):
     m, rows, cols = RULES[dtype]
     dense = torch.zeros((rows, cols), dtype=TORCH[dtype])
     values, meta = to_cutlass(dense)
-    positions = positions_from_cutlass_meta(meta, dtype).numpy()
     lay = cl._LAYOUTS[dtype]
     # corrupt group 5 of row 3: put its code in a plain-layout meta, then reorder
     codes = kernels.unpack_codes(tbits(meta).view(np.uint16 if lay.meta == "int16" else np.uint32), lay.kind)
@@ -542,7 +541,6 @@ def test_error_invalid_meta_code(backend_name, dtype):
         from_cutlass(b.asarray(values.numpy()), b.asarray(bad_meta))
     with pytest.raises(ValueError, match=msg):
         positions_from_cutlass_meta(b.asarray(bad_meta), dtype)
-    assert positions.shape == (rows, cols // 2)
 
 
 def test_error_bad_positions():
