@@ -145,6 +145,7 @@ class KeySource:
         self.direct = [
             not self.as_float64 and a.dtype not in _WIDEN and a.flags.c_contiguous for a in self.arrays
         ]
+        self._loaded: dict[tuple[int, ...], tuple] = {}
 
     def values(self, i: int) -> np.ndarray:
         """Array ``i`` flattened, in the dtype its keys come from (ranks like the keys)."""
@@ -162,13 +163,23 @@ class KeySource:
         return ([together] if together else []) + alone
 
     def load(self, group: list[int]) -> tuple[List, np.ndarray, int]:
-        """Typed list of the group's bits, their offsets in the group's total, and the key mode."""
+        """Typed list of the group's bits, their offsets in the group's total, and the key mode.
+
+        Lists of views are kept for the next pass (they hold no copy); a
+        list holding a widened copy is built afresh each time.
+        """
+        key = tuple(group)
+        if key in self._loaded:
+            return self._loaded[key]
         arrs = List()
         mode = 0
         for i in group:
             bits, mode = self.bits(i)
             arrs.append(bits)
-        return arrs, _offsets([self.sizes[i] for i in group]), mode
+        loaded = arrs, _offsets([self.sizes[i] for i in group]), mode
+        if all(self.direct[i] for i in group):
+            self._loaded[key] = loaded
+        return loaded
 
 
 def _offsets(sizes: list[int]) -> np.ndarray:
