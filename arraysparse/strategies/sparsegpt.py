@@ -140,13 +140,14 @@ def sparsegpt_prune(
     nm = _nm_of(pattern, sparsity, cols, block_size)
     counts = None if nm else _block_counts(prune_count(sparsity, rows * cols), rows, cols, block_size)
 
-    dt = getattr(xp, dt_name)
-    w, u = _prepare(xp, weights, hessian, dt, damp)
-    hw, hu = host_view(w), host_view(u)
-    if hw is not None and hu is not None and hw.size:
-        q, keep = _sweep_host(np.ascontiguousarray(hw), np.ascontiguousarray(hu), counts, nm, block_size)
+    hw, hh = host_view(weights), host_view(hessian)
+    if hw is not None and hh is not None and hw.size:
+        # NumPy and CPU torch: everything in NumPy on the arrays' memory (copies are ours)
+        w, u = _prepare(np, hw, hh, getattr(np, dt_name), damp)
+        q, keep = _sweep_host(np.ascontiguousarray(w), np.ascontiguousarray(u), counts, nm, block_size)
         q, keep = from_host(q, weights), from_host(keep, weights)
     else:
+        w, u = _prepare(xp, weights, hessian, getattr(xp, dt_name), damp)
         q, keep = _sweep_xp(xp, w, u, counts, nm, block_size)
     out_pattern = SparsityPattern.n_m(*nm, axis=-1) if nm else SparsityPattern.unstructured()
     return xp.astype(q, weights.dtype), PruningMask(keep, out_pattern)
@@ -399,6 +400,14 @@ def _cholesky_inverse_factor(xp: ModuleType, k: Array) -> Array:
     """
     n = int(k.shape[0])
     if n <= 128:
+        if isinstance(k, np.ndarray):
+            from .._kernels.cpu import obs
+
+            inv, ok = obs.cholesky_inverse_factor(np.ascontiguousarray(k))
+            if not ok:
+                msg = "the matrix is not positive definite"
+                raise ValueError(msg)
+            return inv
         return xp.linalg.inv(xp.linalg.cholesky(k))
     h = n // 2
     a_inv = _cholesky_inverse_factor(xp, k[:h, :h])
@@ -435,7 +444,7 @@ def _sweep_host(
         k1 = np.empty(w1.shape, dtype=bool)
         if nm is None:
             d = np.diagonal(u1)
-            k1[...] = topk_mask(w1**2 / (d**2)[None, :], counts[b]).mask
+            k1[...] = _lowest_pruned(w1**2 / (d**2)[None, :], counts[b])
         for s1 in range(0, i2 - i1, sub):
             s2 = min(s1 + sub, i2 - i1)
             ws = np.ascontiguousarray(w1[:, s1:s2])
@@ -456,6 +465,23 @@ def _sweep_host(
         if i2 < cols:
             w[:, i2:] -= e1 @ u[i1:i2, i2:]
     return w, keep
+
+
+def _lowest_pruned(scores: np.ndarray, k: int) -> np.ndarray:
+    """Keep-mask pruning the ``k`` lowest scores, ties to the lower flat index (as ``topk_mask``).
+
+    NumPy's single-threaded partition: between the BLAS calls of the sweep a
+    parallel kernel would wake a second thread pool, which on a busy machine
+    costs more than the selection itself.
+    """
+    flat = scores.ravel()
+    if k == 0:
+        return np.ones(scores.shape, dtype=bool)
+    kth = np.partition(flat, k - 1)[k - 1]
+    keep = flat > kth
+    ties = np.flatnonzero(flat == kth)
+    keep[ties[k - int(np.count_nonzero(flat < kth)) :]] = True
+    return keep.reshape(scores.shape)
 
 
 def _sweep_xp(
