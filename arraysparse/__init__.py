@@ -5,6 +5,7 @@ Python array API standard describes; hot paths are Numba kernels on the CPU,
 compiled on first use (nothing is compiled at import).
 """
 
+from .calibration import HessianAccumulator, InputNormAccumulator
 from .formats import (
     SparseCompressionResult,
     SparseFormat,
@@ -48,18 +49,24 @@ from .strategies import (
     PruningStrategy,
     RandomPruning,
     SNIPPruning,
+    SparseGPTPruning,
     StructuredPruning,
     TaylorPruning,
+    WandaPruning,
     movement_scores,
     round_counts,
     snip_scores,
+    sparsegpt_prune,
     taylor_scores,
+    wanda_scores,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GradientPruning",
+    "HessianAccumulator",
+    "InputNormAccumulator",
     "LotteryTicketPruning",
     "LotteryTicketResult",
     "MagnitudePruning",
@@ -71,9 +78,11 @@ __all__ = [
     "SNIPPruning",
     "SparseCompressionResult",
     "SparseFormat",
+    "SparseGPTPruning",
     "SparsityPattern",
     "StructuredPruning",
     "TaylorPruning",
+    "WandaPruning",
     "apply_mask",
     "block_mask",
     "block_scores",
@@ -94,6 +103,7 @@ __all__ = [
     "random_scores",
     "round_counts",
     "snip_scores",
+    "sparsegpt_prune",
     "structure_scores",
     "structured_mask",
     "taylor_scores",
@@ -102,4 +112,5 @@ __all__ = [
     "to_scipy",
     "to_torch",
     "topk_mask",
+    "wanda_scores",
 ]

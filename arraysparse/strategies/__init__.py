@@ -7,8 +7,10 @@ from .magnitude import MagnitudePruning
 from .movement import MovementPruning, movement_scores
 from .random import RandomPruning
 from .snip import SNIPPruning, snip_scores
+from .sparsegpt import SparseGPTPruning, sparsegpt_prune
 from .structured import StructuredPruning
 from .taylor import TaylorPruning, taylor_scores
+from .wanda import WandaPruning, wanda_scores
 
 __all__ = [
     "GradientPruning",
@@ -19,10 +21,14 @@ __all__ = [
     "PruningStrategy",
     "RandomPruning",
     "SNIPPruning",
+    "SparseGPTPruning",
     "StructuredPruning",
     "TaylorPruning",
+    "WandaPruning",
     "movement_scores",
     "round_counts",
     "snip_scores",
+    "sparsegpt_prune",
     "taylor_scores",
+    "wanda_scores",
 ]
