@@ -1,4 +1,4 @@
-"""arraysparse: pruning masks and sparsity patterns for any array-API array.
+"""arraysparse: pruning, sparsity patterns and sparse compression for any array-API array.
 
 The same algorithms run on NumPy, PyTorch, CuPy, JAX and any array the
 Python array API standard describes; hot paths are Numba kernels on the CPU,
@@ -32,7 +32,25 @@ from .masks import (
     structured_mask,
     topk_mask,
 )
+from .model import (
+    LayerReport,
+    ModelMask,
+    ModelReport,
+    flatten_model,
+    global_mask,
+    layer_masks,
+    prune_model,
+    unflatten_model,
+)
 from .patterns import PatternKind, SparsityPattern
+from .schedules import (
+    CubicSchedule,
+    ExponentialSchedule,
+    LinearSchedule,
+    PruningSchedule,
+    to_absolute,
+    to_relative,
+)
 from .scores import (
     block_scores,
     gradient_scores,
@@ -64,15 +82,22 @@ from .strategies import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CubicSchedule",
+    "ExponentialSchedule",
     "GradientPruning",
     "HessianAccumulator",
     "InputNormAccumulator",
+    "LayerReport",
+    "LinearSchedule",
     "LotteryTicketPruning",
     "LotteryTicketResult",
     "MagnitudePruning",
+    "ModelMask",
+    "ModelReport",
     "MovementPruning",
     "PatternKind",
     "PruningMask",
+    "PruningSchedule",
     "PruningStrategy",
     "RandomPruning",
     "SNIPPruning",
@@ -89,16 +114,20 @@ __all__ = [
     "compress",
     "create_mask",
     "cutlass_meta_from_positions",
+    "flatten_model",
     "from_cupyx",
     "from_cutlass",
     "from_scipy",
     "from_sparse",
     "from_torch",
+    "global_mask",
     "gradient_scores",
+    "layer_masks",
     "magnitude_scores",
     "movement_scores",
     "nm_mask",
     "positions_from_cutlass_meta",
+    "prune_model",
     "random_mask",
     "random_scores",
     "round_counts",
@@ -107,10 +136,13 @@ __all__ = [
     "structure_scores",
     "structured_mask",
     "taylor_scores",
+    "to_absolute",
     "to_cupyx",
     "to_cutlass",
+    "to_relative",
     "to_scipy",
     "to_torch",
     "topk_mask",
+    "unflatten_model",
     "wanda_scores",
 ]

@@ -715,7 +715,7 @@ def _select_reference(
                 medians.append((scalar(s[(a + b - 1) // 2]), b - a))
         medians.sort(key=lambda mw: mw[0])
         half, acc = (sum(w for _, w in medians) + 1) // 2, 0
-        for value, w in medians:
+        for value, w in medians:  # noqa: B007 - value is the weighted median after the break
             acc += w
             if acc >= half:
                 break

@@ -50,7 +50,7 @@ def test_nm_parameters_and_sparsity() -> None:
     assert SparsityPattern.two_four().nm == (2, 4)
     assert SparsityPattern.rows().sparsity is None
     with pytest.raises(TypeError, match="no n and m"):
-        SparsityPattern.rows().nm
+        _ = SparsityPattern.rows().nm
 
 
 def test_blocks_and_strings() -> None:

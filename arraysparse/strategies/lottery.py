@@ -156,7 +156,10 @@ class LotteryTicketPruning(PruningStrategy):
         self.rewind_step = positive_int(rewind_step, "rewind_step", minimum=0)
         self.scope = check_scope(scope)
         if self.scope == "global" and self.pattern.kind in NM_KINDS:
-            msg = f"scope='global' ranks single weights across arrays; the pattern {self.pattern} is per group: use scope='layer'"
+            msg = (
+                f"scope='global' ranks single weights across arrays; the pattern {self.pattern} is per group: "
+                "use scope='layer'"
+            )
             raise ValueError(msg)
         self._rewind: Tree | None = None
 
@@ -318,7 +321,10 @@ class LotteryTicketPruning(PruningStrategy):
         metrics = None
         if isinstance(out, tuple):
             if len(out) != 2:
-                msg = f"train_fn returned a tuple of {len(out)} items in round {r}; return weights or (weights, metrics)"
+                msg = (
+                    f"train_fn returned a tuple of {len(out)} items in round {r}; "
+                    "return weights or (weights, metrics)"
+                )
                 raise TypeError(msg)
             out, metrics = out
         if out is None:

@@ -8,7 +8,8 @@ slab of columns (the caller moves the slab's errors on to the rest of the
 block with one matrix product), instead of one rank-1 update of the whole
 tile per column. They are serial on purpose: the slab is small, and a
 parallel kernel between two multithreaded BLAS calls wakes a second thread
-pool, which on a busy machine costs more than the kernel. The arithmetic per element is the reference's: ``err = w_i / U_ii`` for a pruned
+pool, which on a busy machine costs more than the kernel. The arithmetic per element is the reference's:
+``err = w_i / U_ii`` for a pruned
 column, ``w_j -= err * U_ij`` for the later columns of the block; kept columns
 have ``err = 0`` and change nothing, so they are skipped.
 """
