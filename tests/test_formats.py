@@ -102,17 +102,22 @@ def test_round_trip_and_same_arrays_on_every_backend(fmt, backend):
         hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=7),
         elements=st.sampled_from([0.0, -0.0, 1.5, -2.0, np.inf, -np.inf, np.nan, 3e-39]),
     ),
-    fmt=st.sampled_from(["coo", "csr", "csc", "ell", "dia", "bitmask"]),
+    fmt=st.sampled_from(["coo", "csr", "csc", "ell", "dia", "bitmask", "bsr"]),
+    backend=st.sampled_from([Backend.NUMPY, Backend.NUMPY_READONLY, Backend.ARRAY_API_STRICT, Backend.TORCH, Backend.JAX]),
 )
-def test_round_trip_law_any_rank(x, fmt):
-    r = asp.compress(x, fmt)
-    back = r.to_dense()
+def test_round_trip_law_any_rank(x, fmt, backend):
+    if backend.available():
+        return
+    params = {"block": (1, 1)} if fmt == "bsr" else {}
+    r = asp.compress(backend.asarray(x), fmt, **params)
+    back = to_numpy(r.to_dense())
     assert back.shape == x.shape
     np.testing.assert_array_equal(back, x)
     stored = ~((x == 0) & ~np.isnan(x))
     assert r.nnz == np.count_nonzero(stored)
-    # every stored value comes back bit for bit (NaN payloads, denormals)
-    assert np.array_equal(back.view(np.uint32)[stored], x.view(np.uint32)[stored])
+    if backend is not Backend.JAX:  # XLA may canonicalise NaN payloads
+        # every stored value comes back bit for bit (NaN payloads, denormals)
+        assert np.array_equal(back.view(np.uint32)[stored], x.view(np.uint32)[stored])
 
 
 @given(
