@@ -339,11 +339,11 @@ def test_nm_matches_reference(dtype, m, kind):
 
 
 @pytest.mark.parametrize("kind", ["random", "ties", "special"])
-@pytest.mark.parametrize("m", [4, 5])
+@pytest.mark.parametrize("m", [4, 5, 16])
 @pytest.mark.parametrize("dtype", [np.float16, *SIGNED, *UNSIGNED], ids=param_id)
 def test_nm_other_dtypes_match_reference(dtype, m, kind):
     """float16 and every integer dtype (limits included, |MIN| largest) in the rank
-    kernel (m=4) and the quickselect (m=5): the reference's mask."""
+    kernel (m=4), the quickselect (m=5) and the transposed tiles (m=16): the reference's mask."""
     rng = np.random.default_rng(7)
     for x, axis in nm_cases(rng, dtype, kind, m):
         for magnitude in (False, True):
@@ -361,7 +361,27 @@ def test_nm_all_equal_prunes_first_positions(m):
             np.testing.assert_array_equal(nm(x, n, m, 1, magnitude), want)
 
 
-@pytest.mark.parametrize("m", [2, 3, 4, 8, 100])
+@pytest.mark.parametrize("m", [16, 32])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32], ids=param_id)
+def test_nm_tiles_mix_tied_and_tie_free_groups(dtype, m):
+    """Transposed tiles of 16 groups where a few groups hold equal keys (they take the
+    quickselect, the others the counts), lane counts that leave a short last tile, groups
+    along the last and a middle axis: the reference's mask, n zeros per group."""
+    rng = np.random.default_rng(12)
+    for shape, axis in [((37, 3 * m), 1), ((5, m, 7), 1), ((2 * m, 19), 0)]:
+        x = rng.permutation(np.arange(int(np.prod(shape)))).astype(dtype).reshape(shape)
+        x -= x.size // 2  # distinct values of both signs, so magnitudes tie in pairs
+        moved = np.moveaxis(x, axis, -1)
+        groups = moved.reshape(-1, m)
+        for g in rng.choice(groups.shape[0], 4, replace=False):
+            j, t = rng.choice(m, 2, replace=False)
+            groups[g, j] = groups[g, t]  # a tie inside this group only
+        x = np.ascontiguousarray(np.moveaxis(groups.reshape(moved.shape), -1, axis))
+        for magnitude in (False, True):
+            check_nm(x, group_counts(rng, m), m, axis, magnitude)
+
+
+@pytest.mark.parametrize("m", [2, 3, 4, 8, 16, 100])
 @pytest.mark.parametrize("dtype", FLOATS, ids=param_id)
 def test_nm_nan_raises_with_count(dtype, m):
     """NaNs raise ValueError naming their count, on every path: n == 0, n == m, rank, quickselect."""
@@ -374,10 +394,11 @@ def test_nm_nan_raises_with_count(dtype, m):
                     nm(x, n, m, axis, magnitude)
 
 
-@pytest.mark.parametrize("m", [4, 5])
+@pytest.mark.parametrize("m", [4, 5, 32])
 def test_nm_noncontiguous_readonly_views(m):
     """Strided, reversed and transposed read-only views, groups along either axis (the rank
-    kernel for m=4, the quickselect for m=5): the reference's mask; nothing written."""
+    kernel for m=4, the quickselect for m=5, the transposed tiles for m=32): the reference's
+    mask; nothing written."""
     rng = np.random.default_rng(9)
     base = make_scores(rng, np.float64, "ties", (6 * m, 4 * m))
     base.flags.writeable = False

@@ -8,6 +8,12 @@ group prune the lower position first, the rule of the unstructured selection.
   comparisons, in a kernel compiled for that ``m`` so the loops unroll and the
   compiler vectorises across groups (groups along the last axis, parallel over
   rows) or across the contiguous trailing axis (groups along an inner axis).
+* ``m`` in (16, 32): tiles of 16 groups are transposed into a ``(m, 16)``
+  buffer of signed keys, so the count ``L_j = #{t : key_t < key_j}`` of every
+  element runs as one vector compare-and-add per ``t`` across 16 groups (the
+  ``t`` loop unrolls, ``m`` being a constant of the compiled kernel). A group
+  whose counts sum to ``m (m - 1) / 2`` is tie-free, and then ``L_j`` is the
+  rank; a group with ties goes to the quickselect below.
 * any other ``m``: a quickselect that partitions out of place without
   branching on the data finds each group's ``n``-th smallest key ``t`` in
   per-thread scratch buffers; then the keys below ``t``
@@ -25,6 +31,8 @@ import numpy as np
 from .keys import FLOAT, as_bits, float_masks, make_key_function
 
 _RANK_M = (2, 4, 8)
+_TILE_M = (16, 32)
+_TILE = 64  # groups per transposed tile: two AVX2 vectors of 32-bit keys
 _MIN_ROWS = 64  # rows of work wanted for an even split across threads
 _kernels: dict[tuple, object] = {}
 
@@ -79,42 +87,54 @@ def _build_rank(unsigned: type, m: int, inner_axis: bool):
     return rank_inner if inner_axis else rank_rows
 
 
+@numba.njit(inline="always", nogil=True)
+def _nth_smallest(src, lower, upper, m, target):
+    # quickselect that partitions out of place, without branches on the data:
+    # src splits into lower (< pivot) and upper (> pivot); keys equal to the
+    # pivot are only counted, so runs of them end the search, not stall it.
+    # Returns the key of rank `target` and how many keys are smaller.
+    size = m
+    below = 0
+    while size > 1:
+        a = src[0]
+        b = src[size >> 1]
+        c = src[size - 1]
+        pivot = max(min(a, b), min(max(a, b), c))
+        nl = 0
+        nu = 0
+        for t in range(size):
+            v = src[t]
+            lower[nl] = v
+            upper[nu] = v
+            nl += v < pivot
+            nu += v > pivot
+        if target < nl:
+            src, lower = lower, src
+            size = nl
+        elif target < size - nu:
+            return pivot, below + nl
+        else:
+            target -= size - nu
+            below += size - nu
+            src, upper = upper, src
+            size = nu
+    return src[0], below
+
+
+@numba.njit(inline="always", nogil=True)
+def _keep_above(keys, t, below, n, keep, m):
+    """The keep-mask of one group whose ``n``-th smallest key is ``t``, ``below`` keys under it."""
+    ties = n - below  # keys equal to t still to prune, first positions first
+    for j in range(m):
+        k = keys[j]
+        equal = k == t
+        keep[j] = not ((k < t) | (equal & (ties > 0)))
+        ties -= equal
+
+
 def _build_select(unsigned: type):
     key = make_key_function(unsigned)
     absmask, inf = float_masks(unsigned)
-
-    @numba.njit(inline="always", nogil=True)
-    def nth_smallest(src, lower, upper, m, target):
-        # quickselect that partitions out of place, without branches on the data:
-        # src splits into lower (< pivot) and upper (> pivot); keys equal to the
-        # pivot are only counted, so runs of them end the search, not stall it.
-        # Returns the key of rank `target` and how many keys are smaller.
-        size = m
-        below = 0
-        while size > 1:
-            a = src[0]
-            b = src[size >> 1]
-            c = src[size - 1]
-            pivot = max(min(a, b), min(max(a, b), c))
-            nl = 0
-            nu = 0
-            for t in range(size):
-                v = src[t]
-                lower[nl] = v
-                upper[nu] = v
-                nl += v < pivot
-                nu += v > pivot
-            if target < nl:
-                src, lower = lower, src
-                size = nl
-            elif target < size - nu:
-                return pivot, below + nl
-            else:
-                target -= size - nu
-                below += size - nu
-                src, upper = upper, src
-                size = nu
-        return src[0], below
 
     @numba.njit(parallel=True, nogil=True)
     def select(bits, n, mode, use_abs, out):
@@ -133,6 +153,7 @@ def _build_select(unsigned: type):
             w0 = np.empty(m, bits.dtype)
             w1 = np.empty(m, bits.dtype)
             w2 = np.empty(m, bits.dtype)
+            keep = np.empty(m, np.bool_)
             bad = False
             for u in range(stop - start):
                 for i in range(inner):
@@ -142,17 +163,93 @@ def _build_select(unsigned: type):
                         k = key(b, mode, use_abs)
                         keys[j] = k
                         w0[j] = k
-                    t, below = nth_smallest(w0, w1, w2, m, n - 1)
-                    ties = n - below  # keys equal to t still to prune, first positions first
+                    t, below = _nth_smallest(w0, w1, w2, m, n - 1)
+                    _keep_above(keys, t, below, n, keep, m)
                     for j in range(m):
-                        k = keys[j]
-                        equal = k == t
-                        dst[u, j, i] = not ((k < t) | (equal & (ties > 0)))
-                        ties -= equal
+                        dst[u, j, i] = keep[j]
             nan[c] = bad
         return nan.any()
 
     return select
+
+
+def _build_tiled(unsigned: type, m: int):
+    key = make_key_function(unsigned)
+    absmask, inf = float_masks(unsigned)
+    signed = np.int32 if unsigned == np.uint32 else np.int64
+    sign = unsigned(1 << (np.dtype(unsigned).itemsize * 8 - 1))
+    pairs = m * (m - 1) // 2  # sum of the counts L_j of a tie-free group
+    tile = _TILE
+
+    @numba.njit(parallel=True, nogil=True)
+    def tiled(bits, n, mode, use_abs, out):
+        # bits, out: (units, m, inner); a lane is one group, (u, i), taken in
+        # flat order so consecutive lanes are adjacent in memory for inner > 1
+        units, _, inner = bits.shape
+        lanes = units * inner
+        ntiles = (lanes + tile - 1) // tile
+        nchunks = max(1, min(ntiles, 16 * numba.get_num_threads()))
+        step = (ntiles + nchunks - 1) // nchunks
+        nan = np.zeros(nchunks, np.bool_)
+        for c in numba.prange(nchunks):
+            keys = np.empty((m, tile), signed)  # transposed: one row per position
+            less = np.empty((m, tile), np.int32)  # L_j: keys strictly smaller
+            lane_u = np.empty(tile, np.int64)
+            lane_i = np.empty(tile, np.int64)
+            w0 = np.empty(m, signed)
+            w1 = np.empty(m, signed)
+            w2 = np.empty(m, signed)
+            col = np.empty(m, signed)
+            keep = np.empty(m, np.bool_)
+            bad = False
+            for tl in range(c * step, min(ntiles, (c + 1) * step)):
+                first = tl * tile
+                count = min(tile, lanes - first)
+                u = first // inner  # one division per tile, then step through the lanes
+                i = first % inner
+                for g in range(tile):  # a short last tile repeats its last lane
+                    lane_u[g] = u
+                    lane_i[g] = i
+                    if g + 1 < count:
+                        i += 1
+                        if i == inner:
+                            i = 0
+                            u += 1
+                for g in range(tile):
+                    u = lane_u[g]
+                    i = lane_i[g]
+                    for t in range(m):
+                        b = bits[u, t, i]
+                        bad |= (b & absmask) > inf
+                        keys[t, g] = signed(key(b, mode, use_abs) ^ sign)
+                for j in range(m):
+                    for g in range(tile):
+                        kj = keys[j, g]
+                        acc = 0
+                        for t in range(m):
+                            acc += keys[t, g] < kj
+                        less[j, g] = acc
+                for g in range(count):
+                    u = lane_u[g]
+                    i = lane_i[g]
+                    total = 0
+                    for j in range(m):
+                        total += less[j, g]
+                    if total == pairs:
+                        for j in range(m):
+                            out[u, j, i] = less[j, g] >= n
+                    else:
+                        for j in range(m):
+                            col[j] = keys[j, g]
+                            w0[j] = keys[j, g]
+                        t, below = _nth_smallest(w0, w1, w2, m, n - 1)
+                        _keep_above(col, t, below, n, keep, m)
+                        for j in range(m):
+                            out[u, j, i] = keep[j]
+            nan[c] = bad
+        return nan.any()
+
+    return tiled
 
 
 def _split_rows(bits2: np.ndarray, out2: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -191,6 +288,12 @@ def nm_keep(scores3: np.ndarray, n: int, m: int, magnitude: bool) -> tuple[np.nd
         else:
             b2, o2 = _split_rows(bits.reshape(outer, length), out.reshape(outer, length), m)
             has_nan = _kernels[spec](b2, n, mode, magnitude, o2)
+    elif m in _TILE_M:
+        spec = (unsigned, m, "tiled")
+        if spec not in _kernels:
+            _kernels[spec] = _build_tiled(unsigned, m)
+        shape3 = (outer * (length // m), m, inner)
+        has_nan = _kernels[spec](bits.reshape(shape3), n, mode, magnitude, out.reshape(shape3))
     else:
         spec = (unsigned, "select")
         if spec not in _kernels:
