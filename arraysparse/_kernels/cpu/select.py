@@ -22,9 +22,11 @@ Large inputs first try one pass instead of two (Floyd and Rivest's idea): a
 sorted sample of 65536 keys brackets the k-th smallest between two keys
 ``lo <= hi`` that hold it with overwhelming probability. One pass then writes
 the mask of every key outside the bracket and counts the keys below it, in
-blocks the compiler vectorises; only blocks holding keys inside the bracket
-are scanned again to gather those (into per-chunk buffers sized from the
-sample). The radix select finishes on the gathered values. If the bracket missed or a buffer
+blocks of 64 the compiler vectorises, each leaving a 64-bit word that marks
+its keys inside the bracket; the set bits alone are then visited to gather
+those keys (into per-chunk buffers sized from the sample), so the gather
+costs per candidate, not per key. The radix select finishes on the gathered
+values. If the bracket missed or a buffer
 overflowed (adversarial data), the plain radix select runs instead: the
 result is exact either way.
 """
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .keys import as_bits, has_nan, make_key_function
 
@@ -40,7 +43,6 @@ RADIX_BITS = 11
 _NBINS = 1 << RADIX_BITS
 _SAMPLE = 1 << 16
 _SAMPLE_MIN_SIZE = 1 << 20  # below this the two radix passes are cheap anyway
-_BLOCK = 256  # elements per vectorised block of the bracket pass
 _kernels: dict[type, tuple] = {}
 
 
@@ -109,44 +111,60 @@ def _build(unsigned: type) -> tuple:
             keys[s] = key(bits[first + np.int64((state >> np.uint64(33)) % np.uint64(span))], mode, use_abs)
         return keys
 
+    @numba.njit(nogil=True)
+    def bracket_chunk(src, dst, mode, use_abs, lo, hi, ri, rv, base):
+        # One chunk of the bracket pass. Blocks of 64 run branch-free (the
+        # compiler vectorises them) and leave a 64-bit word with one bit per key
+        # inside [lo, hi]; the set bits are then visited one by one, so the
+        # gather costs per candidate, not per key. Past the buffer's capacity
+        # keys are only counted (the caller then falls back to the radix).
+        width = hi - lo
+        cap = ri.size
+        one = np.uint64(1)
+        pos = 0
+        low = 0
+        kl, kh = highest, lowest
+        for b0 in range(0, src.size, 64):
+            block = src[b0 : min(src.size, b0 + 64)]
+            out = dst[b0 : min(src.size, b0 + 64)]
+            word = np.uint64(0)
+            inside = 0
+            for t in range(block.size):
+                k = key(block[t], mode, use_abs)
+                out[t] = k > hi
+                low += k < lo
+                f = unsigned(k - lo) <= width
+                word |= np.uint64(f) << np.uint64(t)
+                inside += f
+                kl = min(kl, k)
+                kh = max(kh, k)
+            if pos + inside > cap:
+                pos += inside
+                continue
+            while word:
+                t = trailing_zeros(word)
+                ri[pos] = base + b0 + t
+                rv[pos] = block[t]
+                pos += 1
+                word &= word - one
+        return pos, low, kl, kh
+
     @numba.njit(parallel=True, nogil=True)
     def bracket(bits, mode, use_abs, lo, hi, cap, nchunks, out, idx, vals, counts):
-        # keep above hi, prune below lo, gather [lo, hi] per chunk. Each block
-        # is first run branch-free (vectorised); only a block that holds keys
-        # inside the bracket is scanned again to gather them.
+        # keep above hi, prune below lo, gather [lo, hi] per chunk into its
+        # `cap` slots of idx and vals, in index order
         n = bits.size
         step = (n + nchunks - 1) // nchunks
-        width = hi - lo
         below = np.zeros(nchunks, np.int64)
         kmin = np.full(nchunks, highest)
         kmax = np.full(nchunks, lowest)
         for c in numba.prange(nchunks):
             start = c * step
             stop = min(n, start + step)
-            ri = idx[c * cap : (c + 1) * cap]
-            rv = vals[c * cap : (c + 1) * cap]
-            pos = 0
-            low = 0
-            kl, kh = highest, lowest
-            for b0 in range(start, stop, _BLOCK):
-                src = bits[b0 : min(stop, b0 + _BLOCK)]
-                dst = out[b0 : min(stop, b0 + _BLOCK)]
-                inside = 0
-                for t in range(src.size):
-                    k = key(src[t], mode, use_abs)
-                    dst[t] = k > hi
-                    low += k < lo
-                    inside += unsigned(k - lo) <= width
-                    kl = min(kl, k)
-                    kh = max(kh, k)
-                if inside:
-                    for t in range(src.size):
-                        b = src[t]
-                        if unsigned(key(b, mode, use_abs) - lo) <= width:
-                            if pos < cap:
-                                ri[pos] = b0 + t
-                                rv[pos] = b
-                            pos += 1
+            pos, low, kl, kh = bracket_chunk(
+                bits[start:stop], out[start:stop], mode, use_abs, lo, hi,
+                idx[c * cap : (c + 1) * cap], vals[c * cap : (c + 1) * cap], start,
+            )
             counts[c] = pos
             below[c] = low
             kmin[c] = kl
@@ -249,5 +267,12 @@ def _solve_candidates(kernels, idx, vals, mode, magnitude, k, out, level) -> boo
     """Select among gathered candidates (``vals`` at ``idx``, in index order); scatter into ``out``."""
     sub = np.empty(vals.size, dtype=np.bool_)
     nan = _radix(kernels, vals, mode, magnitude, k, sub, level)
-    out[idx] = sub
+    _scatter(out, idx, sub)
     return nan
+
+
+@numba.njit(parallel=True, nogil=True)
+def _scatter(out, idx, values):
+    """``out[idx] = values`` for distinct indices, in parallel."""
+    for i in numba.prange(idx.size):
+        out[idx[i]] = values[i]
