@@ -12,7 +12,7 @@ import gc
 import time
 from dataclasses import dataclass
 
-REPEAT = 5
+REPEAT = 10
 FULL_SHAPE = (4096, 4096)
 QUICK_SHAPE = (512, 512)
 

@@ -169,12 +169,14 @@ def to_torch(result: SparseCompressionResult) -> Any:
     fmt = result.format
     if fmt is SparseFormat.COO:
         indices = torch.stack([a["row"].to(torch.int64), a["col"].to(torch.int64)])
-        return torch.sparse_coo_tensor(indices, a["data"], size, is_coalesced=True)
+        return torch.sparse_coo_tensor(indices, a["data"], size, is_coalesced=True, check_invariants=False)
+    # results are canonical by construction (sorted, in range, no duplicates): torch's
+    # invariant checks would only cost time, and leaving them implicit makes torch warn
     if fmt is SparseFormat.CSR:
-        return torch.sparse_csr_tensor(a["indptr"], a["indices"], a["data"], size)
+        return torch.sparse_csr_tensor(a["indptr"], a["indices"], a["data"], size, check_invariants=False)
     if fmt is SparseFormat.CSC:
-        return torch.sparse_csc_tensor(a["indptr"], a["indices"], a["data"], size)
-    return torch.sparse_bsr_tensor(a["indptr"], a["indices"], a["data"], size)
+        return torch.sparse_csc_tensor(a["indptr"], a["indices"], a["data"], size, check_invariants=False)
+    return torch.sparse_bsr_tensor(a["indptr"], a["indices"], a["data"], size, check_invariants=False)
 
 
 def from_torch(tensor: Any, /) -> SparseCompressionResult:
