@@ -277,6 +277,19 @@ def test_topk_nan_raises_with_count(dtype, size):
                 topk(x, k, magnitude)
 
 
+def test_topk_huge_bracket_on_one_repeated_value():
+    """A value repeated in 10% of the keys sits at the k-th rank: the sampled bracket
+    collapses onto it (lo == hi) while holding under a quarter of the keys, so the gathered
+    candidates are all equal and the lowest indices among them are pruned."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal(HUGE).astype(np.float32)
+    x[rng.random(HUGE) < 0.1] = 0.25
+    k = int(np.count_nonzero(x < 0.25)) + HUGE // 20  # the middle of the run of 0.25s
+    check_topk(x, [k], magnitude=False)
+    x[rng.random(HUGE) < 0.5] *= -1  # magnitudes: +0.25 and -0.25 tie
+    check_topk(x, [int(np.count_nonzero(np.abs(x) < 0.25)) + HUGE // 20], magnitude=True)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_topk_torch_bfloat16_matches_reference(kind):
     """CPU bfloat16 tensors (contiguous or not) through topk_mask: a bool tensor equal to the

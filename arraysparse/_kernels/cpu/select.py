@@ -100,15 +100,21 @@ def _build(unsigned: type) -> tuple:
 
     @numba.njit(nogil=True)
     def sample(bits, mode, use_abs, size):
-        # evenly spread positions, jittered so periodic data cannot alias
+        # evenly spread positions, jittered so periodic data cannot alias. No
+        # division in the loop (it dominated): slot s starts at s * n / size in
+        # 20-bit fixed point, and 31 random bits are scaled to the slot's span
+        # by a multiply and a shift. Exact for n < 2**43.
         n = bits.size
         keys = np.empty(size, bits.dtype)
         state = np.uint64(0x9E3779B97F4A7C15)
+        step = np.uint64((n << 20) // size)
         for s in range(size):
-            first = (s * n) // size
-            span = max(1, ((s + 1) * n) // size - first)
+            first = np.int64((np.uint64(s) * step) >> np.uint64(20))
+            nxt = np.int64((np.uint64(s + 1) * step) >> np.uint64(20))
+            span = np.uint64(max(1, nxt - first))
             state = state * np.uint64(6364136223846793005) + np.uint64(1442695040888963407)
-            keys[s] = key(bits[first + np.int64((state >> np.uint64(33)) % np.uint64(span))], mode, use_abs)
+            jitter = np.int64(((state >> np.uint64(33)) * span) >> np.uint64(31))
+            keys[s] = key(bits[first + jitter], mode, use_abs)
         return keys
 
     @numba.njit(nogil=True)
@@ -193,7 +199,7 @@ def topk_keep(scores: np.ndarray, n_prune: int, magnitude: bool) -> tuple[np.nda
     if bits.size >= _SAMPLE_MIN_SIZE and 0 < n_prune < bits.size:
         nan = _bracketed(kernels, bits, mode, magnitude, n_prune, out)
     if nan is None:
-        nan = _radix(kernels, bits, mode, magnitude, n_prune, out, 1)
+        nan = _radix(kernels, bits, mode, magnitude, n_prune, out, bits.dtype.itemsize * 8)
     nans = int(np.count_nonzero(np.isnan(flat))) if nan else 0
     return out.reshape(np.shape(scores)), nans
 
@@ -232,16 +238,17 @@ def _bracketed(kernels, bits, mode, magnitude, k, out) -> bool | None:
     if counts.max() > cap or not below < k <= below + counts.sum():
         return None
     parts = [slice(c * cap, c * cap + counts[c]) for c in range(nchunks)]
+    top = int(lo ^ hi).bit_length()  # every key in [lo, hi] shares lo's bits from here up
     return _solve_candidates(kernels, np.concatenate([idx[s] for s in parts]),
-                             np.concatenate([vals[s] for s in parts]), mode, magnitude, k - int(below), out, 1)
+                             np.concatenate([vals[s] for s in parts]), mode, magnitude, k - int(below), out, top)
 
 
-def _radix(kernels, bits, mode, magnitude, k, out, level) -> bool:
-    """Radix select on ``bits`` from digit ``level``; writes ``out``, returns whether NaN was seen."""
+def _radix(kernels, bits, mode, magnitude, k, out, top) -> bool:
+    """Radix select on ``bits`` whose keys agree on every bit from ``top`` up; writes ``out``,
+    returns whether NaN was seen. The digit is the ``RADIX_BITS`` bits below ``top``."""
     histogram, split, _, _ = kernels
     unsigned = bits.dtype.type
-    width = bits.dtype.itemsize * 8
-    shift = max(0, width - RADIX_BITS * level)
+    shift = max(0, top - RADIX_BITS)
     nchunks = _chunks(bits.size)
     hist, kmin, kmax = histogram(bits, mode, magnitude, unsigned(shift), nchunks)
     if has_nan(unsigned, mode, kmin, kmax):
@@ -260,13 +267,13 @@ def _radix(kernels, bits, mode, magnitude, k, out, level) -> bool:
     if shift == 0:  # the bucket's keys are all equal: the lowest indices go
         out[idx] = np.arange(idx.size) >= k
         return False
-    return _solve_candidates(kernels, idx, vals, mode, magnitude, k, out, level + 1)
+    return _solve_candidates(kernels, idx, vals, mode, magnitude, k, out, shift)
 
 
-def _solve_candidates(kernels, idx, vals, mode, magnitude, k, out, level) -> bool:
+def _solve_candidates(kernels, idx, vals, mode, magnitude, k, out, top) -> bool:
     """Select among gathered candidates (``vals`` at ``idx``, in index order); scatter into ``out``."""
     sub = np.empty(vals.size, dtype=np.bool_)
-    nan = _radix(kernels, vals, mode, magnitude, k, sub, level)
+    nan = _radix(kernels, vals, mode, magnitude, k, sub, top)
     _scatter(out, idx, sub)
     return nan
 
