@@ -8,13 +8,17 @@ AND: ``(bits & zero_mask) != 0`` with the sign bit cleared for floats, so that
 
 Compression is two passes: count per row (or block row, or column), then, after
 the caller's prefix sum has sized the outputs exactly once, fill. Both passes
-run in parallel over rows.
+run in parallel over rows. A CSR/COO row under a quarter non-zero is filled
+by visiting the set bits of a 64-bit word per 64 columns (vectorised test,
+no per-element branch); a denser row writes every element branch-free and
+advances over the non-zeros.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -82,10 +86,29 @@ def _fill_row_branchless(row, zero_mask, indices, data):
         pos += np.uint64((v & zero_mask) != 0)
 
 
+@numba.njit(nogil=True, inline="always")
+def _fill_row_sparse(row, zero_mask, indices, data):
+    # for rows mostly zero: blocks of 64 are tested branch-free (vectorised)
+    # into a 64-bit word of non-zeros, whose set bits alone are then visited
+    pos = 0
+    one = np.uint64(1)
+    for b0 in range(0, row.shape[0], 64):
+        block = row[b0 : min(row.shape[0], b0 + 64)]
+        word = np.uint64(0)
+        for t in range(block.shape[0]):
+            word |= np.uint64((block[t] & zero_mask) != 0) << np.uint64(t)
+        while word:
+            t = trailing_zeros(word)
+            indices[pos] = b0 + t
+            data[pos] = block[t]
+            pos += 1
+            word &= word - one
+
+
 @numba.njit(parallel=True, nogil=True)
 def csr_fill(u, zero_mask, indptr, indices, data, row_ids):
     """Fill CSR ``indices``/``data`` (and COO ``row_ids`` unless it is empty)."""
-    rows = u.shape[0]
+    rows, cols = u.shape
     nchunks = _chunks(rows)
     step = (rows + nchunks - 1) // nchunks
     for c in numba.prange(nchunks):
@@ -93,8 +116,10 @@ def csr_fill(u, zero_mask, indptr, indices, data, row_ids):
         r1 = min(rows, r0 + step)
         for r in range(r0, r1):
             start, end = indptr[r], indptr[r + 1]
+            if 4 * (end - start) < cols:  # under 25% non-zeros: visit the non-zeros only
+                _fill_row_sparse(u[r], zero_mask, indices[start:end], data[start:end])
             # branch-free only where the overshoot slot belongs to a later row of this chunk
-            if end < indptr[r1]:
+            elif end < indptr[r1]:
                 _fill_row_branchless(u[r], zero_mask, indices[start:], data[start:])
             else:
                 _fill_row_checked(u[r], zero_mask, indices[start:], data[start:])
