@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from harness import bench, versus
+from harness import race, versus
 from torch.sparse._semi_structured_conversions import (
     sparse_semi_structured_from_dense_cutlass,
     sparse_semi_structured_to_dense_cutlass,
@@ -35,15 +35,14 @@ def case_cutlass_2_4(x):
     """float16 2:4 -> CUTLASS (values, meta) and back, vs torch's CPU encoder/decoder."""
     dense = _sparse_half(x)
     t = torch.from_numpy(dense)
-    peer_ms, (tv, tm) = bench(lambda: sparse_semi_structured_from_dense_cutlass(t))
-    ours_ms, (values, meta) = bench(lambda: to_cutlass(dense))
+    (ours_ms, (values, meta)), (peer_ms, (tv, tm)), (copy_ms, _) = race(
+        lambda: to_cutlass(dense), lambda: sparse_semi_structured_from_dense_cutlass(t), lambda: np.copy(dense))
     if not (np.array_equal(_bits(values), _bits(tv)) and np.array_equal(_bits(meta), _bits(tm))):
         raise AssertionError("to_cutlass differs from torch's encoder")
-    dec_peer_ms, back_t = bench(lambda: sparse_semi_structured_to_dense_cutlass(tv, tm))
-    dec_ms, back = bench(lambda: from_cutlass(values, meta))
+    (dec_ms, back), (dec_peer_ms, back_t) = race(
+        lambda: from_cutlass(values, meta), lambda: sparse_semi_structured_to_dense_cutlass(tv, tm))
     if not (np.array_equal(_bits(back), _bits(dense)) and np.array_equal(_bits(back), _bits(back_t))):
         raise AssertionError("from_cutlass does not restore the matrix")
-    copy_ms, _ = bench(lambda: np.copy(dense))
     shape = "x".join(map(str, dense.shape))
     return [
         versus(f"2:4 CUTLASS export, float16 {shape}", ours_ms,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
-from harness import bench, versus
+from harness import bench, race, versus
 
 import arraysparse as asp
 
@@ -33,14 +33,15 @@ def case_dense_to_csr(x):
     for zeros in (0.5, 0.9):
         y = _with_zeros(x, zeros)
         t = torch.from_numpy(y)
-        ours, result = bench(lambda y=y: asp.compress(y, "csr"))
-        scipy_ms, ref = bench(lambda y=y: sp.csr_array(y))
+        (ours, result), (scipy_ms, ref), (torch_ms, _), (copy_ms, _) = race(
+            lambda y=y: asp.compress(y, "csr"), lambda y=y: sp.csr_array(y),
+            lambda t=t: t.to_sparse_csr(), lambda y=y: np.copy(y))
         _check_csr(result, ref, f"csr {zeros:.0%}")
         job = f"dense -> CSR, {zeros:.0%} zeros"
         rows += [
             versus(job, ours, "scipy.sparse.csr_array(dense)", scipy_ms, 8),
-            versus(job, ours, "torch Tensor.to_sparse_csr()", bench(lambda t=t: t.to_sparse_csr())[0], 4),
-            versus(job, ours, "np.copy(dense) (memory floor)", bench(lambda y=y: np.copy(y))[0], 1 / 3,
+            versus(job, ours, "torch Tensor.to_sparse_csr()", torch_ms, 4),
+            versus(job, ours, "np.copy(dense) (memory floor)", copy_ms, 1 / 3,
                    ">= 0.333x (ours <= 3x copy)"),
         ]
     return rows
@@ -49,15 +50,16 @@ def case_dense_to_csr(x):
 def case_dense_to_bsr(x):
     y = _with_zeros(x, 0.5)
     t = torch.from_numpy(y)
-    ours, result = bench(lambda: asp.compress(y, "bsr", block=(4, 4)))
-    scipy_ms, ref = bench(lambda: sp.bsr_array(y, blocksize=(4, 4)))
+    (ours, result), (scipy_ms, ref), (torch_ms, _) = race(
+        lambda: asp.compress(y, "bsr", block=(4, 4)), lambda: sp.bsr_array(y, blocksize=(4, 4)),
+        lambda: t.to_sparse_bsr((4, 4)))
     ref.sort_indices()
     if not (np.array_equal(result.indptr, ref.indptr) and np.array_equal(result.data, ref.data)):
         raise AssertionError("bsr 4x4: differs from scipy's")
     job = "dense -> BSR 4x4, 50% zeros"
     return [
         versus(job, ours, "scipy.sparse.bsr_array(dense, blocksize=(4, 4))", scipy_ms, 10),
-        versus(job, ours, "torch Tensor.to_sparse_bsr((4, 4))", bench(lambda: t.to_sparse_bsr((4, 4)))[0], 4),
+        versus(job, ours, "torch Tensor.to_sparse_bsr((4, 4))", torch_ms, 4),
     ]
 
 
@@ -65,10 +67,10 @@ def case_csr_to_dense(x):
     y = _with_zeros(x, 0.5)
     result = asp.compress(y, "csr")
     ref = sp.csr_array(y)
-    ours, dense = bench(result.to_dense)
+    (ours, dense), (scipy_ms, _) = race(result.to_dense, ref.toarray)
     if not np.array_equal(dense, y):
         raise AssertionError("csr -> dense: wrong matrix")
-    return [versus("CSR -> dense, 50% zeros", ours, "scipy csr_array.toarray()", bench(ref.toarray)[0], 2)]
+    return [versus("CSR -> dense, 50% zeros", ours, "scipy csr_array.toarray()", scipy_ms, 2)]
 
 
 def case_dense_to_nm(x):

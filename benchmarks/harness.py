@@ -72,3 +72,27 @@ def bench(fn):
     finally:
         gc.enable()
     return best * 1e3, out
+
+
+def race(*fns):
+    """Time several callables alternately: one warm-up call each, then REPEAT rounds in
+    which each is called once in turn; the best time of each.
+
+    On a shared machine whose speed drifts over seconds, alternating gives every
+    contender the same slow and fast spells, so their ratio holds better than
+    when each is timed in its own window. Returns ``[(ms, out), ...]`` in order.
+    """
+    outs = [fn() for fn in fns]  # warm-ups
+    best = [float("inf")] * len(fns)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(REPEAT):
+            for i, fn in enumerate(fns):
+                outs[i] = None
+                t0 = time.perf_counter()
+                outs[i] = fn()
+                best[i] = min(best[i], time.perf_counter() - t0)
+    finally:
+        gc.enable()
+    return [(b * 1e3, o) for b, o in zip(best, outs)]

@@ -43,7 +43,7 @@ from harness import (
     QUICK_SHAPE,
     REPEAT,
     Row,
-    bench,
+    race,
     versus,
 )
 
@@ -102,27 +102,25 @@ def numpy_threshold(a, k):
 def case_nm_2_4(x):
     """2:4 mask from scores vs torch, a memory copy and NumPy argsort."""
     t = torch.from_numpy(x)
-    ours, mask = bench(lambda: asp.nm_mask(x, 2, 4).mask)
+    (ours, mask), (torch_ms, _), (copy_ms, _), (argsort_ms, _) = race(
+        lambda: asp.nm_mask(x, 2, 4).mask, lambda: torch_nm(t, 2, 4),
+        lambda: np.copy(x), lambda: numpy_argsort_nm(x, 2, 4))
     check_mask("ours 2:4", mask, x, 2, 4)
     job = "2:4 mask from scores"
     return [
-        versus(job, ours, "torch topk+scatter",
-               bench(lambda: torch_nm(t, 2, 4))[0], 10),
-        versus(job, ours, "np.copy(scores) (memory floor)",
-               bench(lambda: np.copy(x))[0], 1 / 1.5,
+        versus(job, ours, "torch topk+scatter", torch_ms, 10),
+        versus(job, ours, "np.copy(scores) (memory floor)", copy_ms, 1 / 1.5,
                ">= 0.667x (ours <= 1.5x copy)"),
-        versus(job, ours, "numpy argsort+put_along_axis",
-               bench(lambda: numpy_argsort_nm(x, 2, 4))[0]),
+        versus(job, ours, "numpy argsort+put_along_axis", argsort_ms),
     ]
 
 
 def case_nm_16_32(x):
     """16:32 mask from scores vs torch."""
     t = torch.from_numpy(x)
-    ours, mask = bench(lambda: asp.nm_mask(x, 16, 32).mask)
+    (ours, mask), (torch_ms, _) = race(lambda: asp.nm_mask(x, 16, 32).mask, lambda: torch_nm(t, 16, 32))
     check_mask("ours 16:32", mask, x, 16, 32)
-    return [versus("16:32 mask from scores", ours, "torch topk+scatter",
-                   bench(lambda: torch_nm(t, 16, 32))[0], 10)]
+    return [versus("16:32 mask from scores", ours, "torch topk+scatter", torch_ms, 10)]
 
 
 def case_magnitude_50(w):
@@ -135,19 +133,19 @@ def case_magnitude_50(w):
         at = t.abs()
         return at > torch.kthvalue(at.view(-1), k).values
 
-    ours, mask = bench(lambda: asp.topk_mask(w, 0.5, magnitude=True).mask)
+    (ours, mask), (numpy_ms, _), (torch_ms, _) = race(
+        lambda: asp.topk_mask(w, 0.5, magnitude=True).mask,
+        lambda: numpy_threshold(np.abs(w), k), torch_kthvalue)
     check_mask("ours 50% magnitude", mask, a, k)
-    ours_scores, mask = bench(lambda: asp.topk_mask(a, 0.5).mask)
+    (ours_scores, mask), (numpy_scores_ms, _) = race(
+        lambda: asp.topk_mask(a, 0.5).mask, lambda: numpy_threshold(a, k))
     check_mask("ours 50% scores", mask, a, k)
     job = "50% magnitude mask of weights"
     return [
-        versus(job, ours, "numpy abs+partition+compare",
-               bench(lambda: numpy_threshold(np.abs(w), k))[0], 3),
-        versus(job, ours, "torch abs+kthvalue+compare",
-               bench(torch_kthvalue)[0], 10),
+        versus(job, ours, "numpy abs+partition+compare", numpy_ms, 3),
+        versus(job, ours, "torch abs+kthvalue+compare", torch_ms, 10),
         versus("50% mask of precomputed scores", ours_scores,
-               "numpy partition+compare",
-               bench(lambda: numpy_threshold(a, k))[0]),
+               "numpy partition+compare", numpy_scores_ms),
     ]
 
 
