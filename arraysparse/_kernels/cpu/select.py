@@ -237,10 +237,9 @@ def _bracketed(kernels, bits, mode, magnitude, k, out) -> bool | None:
         return True
     if counts.max() > cap or not below < k <= below + counts.sum():
         return None
-    parts = [slice(c * cap, c * cap + counts[c]) for c in range(nchunks)]
+    total = _close_gaps(idx, vals, counts, cap)
     top = int(lo ^ hi).bit_length()  # every key in [lo, hi] shares lo's bits from here up
-    return _solve_candidates(kernels, np.concatenate([idx[s] for s in parts]),
-                             np.concatenate([vals[s] for s in parts]), mode, magnitude, k - int(below), out, top)
+    return _solve_candidates(kernels, idx[:total], vals[:total], mode, magnitude, k - int(below), out, top)
 
 
 def _radix(kernels, bits, mode, magnitude, k, out, top) -> bool:
@@ -276,6 +275,20 @@ def _solve_candidates(kernels, idx, vals, mode, magnitude, k, out, top) -> bool:
     nan = _radix(kernels, vals, mode, magnitude, k, sub, top)
     _scatter(out, idx, sub)
     return nan
+
+
+@numba.njit(nogil=True)
+def _close_gaps(idx, vals, counts, cap):
+    """Move each chunk's ``counts[c]`` candidates (at ``c * cap``) down after the previous
+    chunk's, in place (forward copies: the destination never passes the source); the total."""
+    pos = 0
+    for c in range(counts.size):
+        src = c * cap
+        for t in range(counts[c]):
+            idx[pos + t] = idx[src + t]
+            vals[pos + t] = vals[src + t]
+        pos += counts[c]
+    return pos
 
 
 @numba.njit(parallel=True, nogil=True)
