@@ -50,7 +50,7 @@ def versus(job, ours_ms, peer, peer_ms, min_ratio=None, target=None):
 
 
 def bench(fn):
-    """Time ``fn()``: one warm-up call, then the best of REPEAT calls.
+    """Time ``fn()``: one warm-up call, then the best of REPEAT calls (``race`` of one).
 
     Returns
     -------
@@ -59,19 +59,7 @@ def bench(fn):
     out : object
         The result of the last call, for the correctness checks.
     """
-    out = fn()  # warm-up: absorbs Numba JIT compilation and first-touch costs
-    best = float("inf")
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(REPEAT):
-            out = None  # free the last result: every call allocates alike
-            t0 = time.perf_counter()
-            out = fn()
-            best = min(best, time.perf_counter() - t0)
-    finally:
-        gc.enable()
-    return best * 1e3, out
+    return race(fn)[0]
 
 
 def race(*fns):
@@ -82,14 +70,14 @@ def race(*fns):
     contender the same slow and fast spells, so their ratio holds better than
     when each is timed in its own window. Returns ``[(ms, out), ...]`` in order.
     """
-    outs = [fn() for fn in fns]  # warm-ups
+    outs = [fn() for fn in fns]  # warm-ups: absorb Numba JIT compilation and first-touch costs
     best = [float("inf")] * len(fns)
     gc.collect()
     gc.disable()
     try:
         for _ in range(REPEAT):
             for i, fn in enumerate(fns):
-                outs[i] = None
+                outs[i] = None  # free the last result: every call allocates alike
                 t0 = time.perf_counter()
                 outs[i] = fn()
                 best[i] = min(best[i], time.perf_counter() - t0)

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba.cpython.unsafe.numbers import trailing_zeros
 
+from .bitscan import gather_set_bits
 from .keys import as_bits, has_nan, make_key_function
 
 RADIX_BITS = 11
@@ -126,7 +126,6 @@ def _build(unsigned: type) -> tuple:
         # keys are only counted (the caller then falls back to the radix).
         width = hi - lo
         cap = ri.size
-        one = np.uint64(1)
         pos = 0
         low = 0
         kl, kh = highest, lowest
@@ -147,12 +146,7 @@ def _build(unsigned: type) -> tuple:
             if pos + inside > cap:
                 pos += inside
                 continue
-            while word:
-                t = trailing_zeros(word)
-                ri[pos] = base + b0 + t
-                rv[pos] = block[t]
-                pos += 1
-                word &= word - one
+            pos = gather_set_bits(word, block, base + b0, ri, rv, pos)
         return pos, low, kl, kh
 
     @numba.njit(parallel=True, nogil=True)

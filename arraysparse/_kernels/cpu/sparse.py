@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba.cpython.unsafe.numbers import trailing_zeros
+
+from .bitscan import gather_set_bits
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -91,18 +92,12 @@ def _fill_row_sparse(row, zero_mask, indices, data):
     # for rows mostly zero: blocks of 64 are tested branch-free (vectorised)
     # into a 64-bit word of non-zeros, whose set bits alone are then visited
     pos = 0
-    one = np.uint64(1)
     for b0 in range(0, row.shape[0], 64):
         block = row[b0 : min(row.shape[0], b0 + 64)]
         word = np.uint64(0)
         for t in range(block.shape[0]):
             word |= np.uint64((block[t] & zero_mask) != 0) << np.uint64(t)
-        while word:
-            t = trailing_zeros(word)
-            indices[pos] = b0 + t
-            data[pos] = block[t]
-            pos += 1
-            word &= word - one
+        pos = gather_set_bits(word, block, b0, indices, data, pos)
 
 
 @numba.njit(parallel=True, nogil=True)
