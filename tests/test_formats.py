@@ -96,6 +96,23 @@ def test_round_trip_and_same_arrays_on_every_backend(fmt, backend):
     assert r.nbytes == reference.nbytes
 
 
+@pytest.mark.parametrize("fmt", ["coo", "csr", "csc", "ell", "dia", "bitmask", "bsr"])
+def test_jax_keeps_subnormals(fmt):
+    """XLA on the CPU compares with denormals-are-zero; subnormal values (float32,
+    bfloat16, float16, either part of a complex64) are still non-zeros and come back;
+    -0.0 is still a zero."""
+    jnp = pytest.importorskip("jax.numpy")
+    params = {"block": (1, 2)} if fmt == "bsr" else {}
+    for dtype in (jnp.float32, jnp.bfloat16, jnp.float16, jnp.complex64):
+        tiny = jnp.finfo(jnp.float32 if dtype == jnp.complex64 else dtype).smallest_subnormal
+        x = jnp.zeros((2, 4), dtype).at[0, 0].set(tiny).at[0, 1].set(-0.0).at[1, 3].set(2)
+        if dtype == jnp.complex64:
+            x = x.at[1, 0].set(1j * tiny)
+        r = asp.compress(x, fmt, **params)
+        assert r.nnz == np.count_nonzero(np.asarray(x)) == (3 if dtype == jnp.complex64 else 2)
+        np.testing.assert_array_equal(np.asarray(r.to_dense()), np.asarray(x))
+
+
 @given(
     x=hnp.arrays(
         np.float32,
