@@ -100,7 +100,7 @@ def decode(xp: Any, fmt: str, arrays: dict, shape2: tuple[int, int], h: Host | N
         from .._kernels.cpu import sparse
 
         du, _ = h.bits(host_array(h, data))
-        out = h.zeros_values(shape2) if fmt != "csr" else h.empty_values(shape2)
+        out = h.zeros_values(shape2)
         ou = out.view(du.dtype)
         if fmt == "csr":
             sparse.csr_scatter(host_array(h, arrays["indptr"]), host_array(h, arrays["indices"]), du, ou)

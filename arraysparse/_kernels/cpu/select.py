@@ -37,17 +37,17 @@ import numba
 import numpy as np
 
 from .bitscan import gather_set_bits
-from .keys import as_bits, has_nan, make_key_function
+from .keys import as_bits, fixed_key_function, has_nan
 
 RADIX_BITS = 11
 _NBINS = 1 << RADIX_BITS
 _SAMPLE = 1 << 16
 _SAMPLE_MIN_SIZE = 1 << 20  # below this the two radix passes are cheap anyway
-_kernels: dict[type, tuple] = {}
+_kernels: dict[tuple, tuple] = {}
 
 
-def _build(unsigned: type) -> tuple:
-    key = make_key_function(unsigned)
+def _build(unsigned: type, mode: int, use_abs: bool) -> tuple:
+    key = fixed_key_function(unsigned, mode, use_abs)
     digit_mask = unsigned(_NBINS - 1)
     lowest, highest = unsigned(0), unsigned(np.iinfo(unsigned).max)
 
@@ -55,7 +55,7 @@ def _build(unsigned: type) -> tuple:
     # indices are non-negative and drops the negative-index wraparound checks.
 
     @numba.njit(parallel=True, nogil=True)
-    def histogram(bits, mode, use_abs, shift, nchunks):
+    def histogram(bits, shift, nchunks):
         # per-chunk histograms of one digit; also the extreme keys (NaN test)
         n = bits.size
         hist = np.zeros((nchunks, _NBINS), np.int64)
@@ -68,7 +68,7 @@ def _build(unsigned: type) -> tuple:
             h = hist[c]
             lo, hi = highest, lowest
             for t in range(src.size):
-                k = key(src[t], mode, use_abs)
+                k = key(src[t])
                 lo = min(lo, k)
                 hi = max(hi, k)
                 h[(k >> shift) & digit_mask] += 1
@@ -77,7 +77,7 @@ def _build(unsigned: type) -> tuple:
         return hist, kmin.min(), kmax.max()
 
     @numba.njit(parallel=True, nogil=True)
-    def split(bits, mode, use_abs, shift, bucket, offsets, out, idx, vals):
+    def split(bits, shift, bucket, offsets, out, idx, vals):
         # keys below `bucket` are pruned, above kept; the bucket's indices and
         # values go to `idx`, `vals` in index order, each chunk from its offset
         n = bits.size
@@ -91,7 +91,7 @@ def _build(unsigned: type) -> tuple:
             pos = offsets[c]
             for t in range(stop - start):
                 b = src[t]
-                d = (key(b, mode, use_abs) >> shift) & digit_mask
+                d = (key(b) >> shift) & digit_mask
                 dst[t] = d > bucket
                 if d == bucket:
                     idx[pos] = start + t
@@ -99,7 +99,7 @@ def _build(unsigned: type) -> tuple:
                     pos += 1
 
     @numba.njit(nogil=True)
-    def sample(bits, mode, use_abs, size):
+    def sample(bits, size):
         # evenly spread positions, jittered so periodic data cannot alias. No
         # division in the loop (it dominated): slot s starts at s * n / size in
         # 20-bit fixed point, and 31 random bits are scaled to the slot's span
@@ -114,18 +114,21 @@ def _build(unsigned: type) -> tuple:
             span = np.uint64(max(1, nxt - first))
             state = state * np.uint64(6364136223846793005) + np.uint64(1442695040888963407)
             jitter = np.int64(((state >> np.uint64(33)) * span) >> np.uint64(31))
-            keys[s] = key(bits[first + jitter], mode, use_abs)
+            keys[s] = key(bits[first + jitter])
         return keys
 
     @numba.njit(nogil=True)
-    def bracket_chunk(src, dst, mode, use_abs, lo, hi, ri, rv, base):
+    def bracket_chunk(src, dst, lo, hi, ri, rv, base):
         # One chunk of the bracket pass. Blocks of 64 run branch-free (the
         # compiler vectorises them) and leave a 64-bit word with one bit per key
         # inside [lo, hi]; the set bits are then visited one by one, so the
-        # gather costs per candidate, not per key. Past the buffer's capacity
-        # keys are only counted (the caller then falls back to the radix).
+        # gather costs per candidate, not per key. The buffers hold 64 slots
+        # past the capacity, so a block that starts within it always fits;
+        # past the capacity the gather stops (the caller then falls back to
+        # the radix). No count of the keys inside rides in the vector loop:
+        # that extra reduction cost more than a third of the pass.
         width = hi - lo
-        cap = ri.size
+        cap = ri.size - 64
         pos = 0
         low = 0
         kl, kh = highest, lowest
@@ -133,26 +136,21 @@ def _build(unsigned: type) -> tuple:
             block = src[b0 : min(src.size, b0 + 64)]
             out = dst[b0 : min(src.size, b0 + 64)]
             word = np.uint64(0)
-            inside = 0
             for t in range(block.size):
-                k = key(block[t], mode, use_abs)
+                k = key(block[t])
                 out[t] = k > hi
                 low += k < lo
-                f = unsigned(k - lo) <= width
-                word |= np.uint64(f) << np.uint64(t)
-                inside += f
+                word |= np.uint64(unsigned(k - lo) <= width) << np.uint64(t)
                 kl = min(kl, k)
                 kh = max(kh, k)
-            if pos + inside > cap:
-                pos += inside
-                continue
-            pos = gather_set_bits(word, block, base + b0, ri, rv, pos)
+            if pos <= cap:
+                pos = gather_set_bits(word, block, base + b0, ri, rv, pos)
         return pos, low, kl, kh
 
     @numba.njit(parallel=True, nogil=True)
-    def bracket(bits, mode, use_abs, lo, hi, cap, nchunks, out, idx, vals, counts):
+    def bracket(bits, lo, hi, slots, nchunks, out, idx, vals, counts):
         # keep above hi, prune below lo, gather [lo, hi] per chunk into its
-        # `cap` slots of idx and vals, in index order
+        # `slots` slots of idx and vals, in index order
         n = bits.size
         step = (n + nchunks - 1) // nchunks
         below = np.zeros(nchunks, np.int64)
@@ -162,8 +160,8 @@ def _build(unsigned: type) -> tuple:
             start = c * step
             stop = min(n, start + step)
             pos, low, kl, kh = bracket_chunk(
-                bits[start:stop], out[start:stop], mode, use_abs, lo, hi,
-                idx[c * cap : (c + 1) * cap], vals[c * cap : (c + 1) * cap], start,
+                bits[start:stop], out[start:stop], lo, hi,
+                idx[c * slots : (c + 1) * slots], vals[c * slots : (c + 1) * slots], start,
             )
             counts[c] = pos
             below[c] = low
@@ -174,10 +172,11 @@ def _build(unsigned: type) -> tuple:
     return histogram, split, sample, bracket
 
 
-def _get(unsigned: type) -> tuple:
-    if unsigned not in _kernels:
-        _kernels[unsigned] = _build(unsigned)
-    return _kernels[unsigned]
+def _get(unsigned: type, mode: int, use_abs: bool) -> tuple:
+    spec = (unsigned, mode, bool(use_abs))
+    if spec not in _kernels:
+        _kernels[spec] = _build(*spec)
+    return _kernels[spec]
 
 
 def topk_keep(scores: np.ndarray, n_prune: int, magnitude: bool) -> tuple[np.ndarray, int]:
@@ -187,13 +186,13 @@ def topk_keep(scores: np.ndarray, n_prune: int, magnitude: bool) -> tuple[np.nda
     """
     flat = np.ravel(scores)
     bits, mode = as_bits(flat)
-    kernels = _get(bits.dtype.type)
+    kernels = _get(bits.dtype.type, mode, magnitude)
     out = np.empty(bits.size, dtype=np.bool_)
     nan = None
     if bits.size >= _SAMPLE_MIN_SIZE and 0 < n_prune < bits.size:
-        nan = _bracketed(kernels, bits, mode, magnitude, n_prune, out)
+        nan = _bracketed(kernels, bits, mode, n_prune, out)
     if nan is None:
-        nan = _radix(kernels, bits, mode, magnitude, n_prune, out, bits.dtype.itemsize * 8)
+        nan = _radix(kernels, bits, mode, n_prune, out, bits.dtype.itemsize * 8)
     nans = int(np.count_nonzero(np.isnan(flat))) if nan else 0
     return out.reshape(np.shape(scores)), nans
 
@@ -202,7 +201,7 @@ def _chunks(n: int) -> int:
     return max(1, min(4 * numba.get_num_threads(), n // 32768))
 
 
-def _bracketed(kernels, bits, mode, magnitude, k, out) -> bool | None:
+def _bracketed(kernels, bits, mode, k, out) -> bool | None:
     """One pass around a sampled bracket, then the radix on what it gathered.
 
     Returns whether NaN was seen, or ``None`` when the bracket missed.
@@ -210,7 +209,7 @@ def _bracketed(kernels, bits, mode, magnitude, k, out) -> bool | None:
     _, _, sample, bracket = kernels
     unsigned = bits.dtype.type
     n = bits.size
-    keys = np.sort(sample(bits, mode, magnitude, _SAMPLE))
+    keys = np.sort(sample(bits, _SAMPLE))
     p = k / n
     spread = 4.0 * (_SAMPLE * p * (1.0 - p)) ** 0.5 + 16
     lo_at = int(p * _SAMPLE - spread)
@@ -223,27 +222,28 @@ def _bracketed(kernels, bits, mode, magnitude, k, out) -> bool | None:
     nchunks = _chunks(n)
     step = -(-n // nchunks)
     cap = min(step, int(step * inside * 1.5) + 4096)
-    idx = np.empty(nchunks * cap, np.int64)
-    vals = np.empty(nchunks * cap, bits.dtype)
+    slots = cap + 64  # a block starting at the capacity still fits
+    idx = np.empty(nchunks * slots, np.int64)
+    vals = np.empty(nchunks * slots, bits.dtype)
     counts = np.empty(nchunks, np.int64)
-    below, kmin, kmax = bracket(bits, mode, magnitude, lo, hi, cap, nchunks, out, idx, vals, counts)
+    below, kmin, kmax = bracket(bits, lo, hi, slots, nchunks, out, idx, vals, counts)
     if has_nan(unsigned, mode, kmin, kmax):
         return True
     if counts.max() > cap or not below < k <= below + counts.sum():
         return None
-    total = _close_gaps(idx, vals, counts, cap)
+    total = _close_gaps(idx, vals, counts, slots)
     top = int(lo ^ hi).bit_length()  # every key in [lo, hi] shares lo's bits from here up
-    return _solve_candidates(kernels, idx[:total], vals[:total], mode, magnitude, k - int(below), out, top)
+    return _solve_candidates(kernels, idx[:total], vals[:total], mode, k - int(below), out, top)
 
 
-def _radix(kernels, bits, mode, magnitude, k, out, top) -> bool:
+def _radix(kernels, bits, mode, k, out, top) -> bool:
     """Radix select on ``bits`` whose keys agree on every bit from ``top`` up; writes ``out``,
     returns whether NaN was seen. The digit is the ``RADIX_BITS`` bits below ``top``."""
     histogram, split, _, _ = kernels
     unsigned = bits.dtype.type
     shift = max(0, top - RADIX_BITS)
     nchunks = _chunks(bits.size)
-    hist, kmin, kmax = histogram(bits, mode, magnitude, unsigned(shift), nchunks)
+    hist, kmin, kmax = histogram(bits, unsigned(shift), nchunks)
     if has_nan(unsigned, mode, kmin, kmax):
         return True
     if k == 0 or k == bits.size:
@@ -256,28 +256,28 @@ def _radix(kernels, bits, mode, magnitude, k, out, top) -> bool:
     offsets = np.concatenate(([0], np.cumsum(hist[:, bucket])[:-1]))
     idx = np.empty(int(totals[bucket]), np.int64)
     vals = np.empty(idx.size, bits.dtype)
-    split(bits, mode, magnitude, unsigned(shift), unsigned(bucket), offsets, out, idx, vals)
+    split(bits, unsigned(shift), unsigned(bucket), offsets, out, idx, vals)
     if shift == 0:  # the bucket's keys are all equal: the lowest indices go
         out[idx] = np.arange(idx.size) >= k
         return False
-    return _solve_candidates(kernels, idx, vals, mode, magnitude, k, out, shift)
+    return _solve_candidates(kernels, idx, vals, mode, k, out, shift)
 
 
-def _solve_candidates(kernels, idx, vals, mode, magnitude, k, out, top) -> bool:
+def _solve_candidates(kernels, idx, vals, mode, k, out, top) -> bool:
     """Select among gathered candidates (``vals`` at ``idx``, in index order); scatter into ``out``."""
     sub = np.empty(vals.size, dtype=np.bool_)
-    nan = _radix(kernels, vals, mode, magnitude, k, sub, top)
+    nan = _radix(kernels, vals, mode, k, sub, top)
     _scatter(out, idx, sub)
     return nan
 
 
 @numba.njit(nogil=True)
-def _close_gaps(idx, vals, counts, cap):
-    """Move each chunk's ``counts[c]`` candidates (at ``c * cap``) down after the previous
+def _close_gaps(idx, vals, counts, slots):
+    """Move each chunk's ``counts[c]`` candidates (at ``c * slots``) down after the previous
     chunk's, in place (forward copies: the destination never passes the source); the total."""
     pos = 0
     for c in range(counts.size):
-        src = c * cap
+        src = c * slots
         for t in range(counts[c]):
             idx[pos + t] = idx[src + t]
             vals[pos + t] = vals[src + t]

@@ -124,10 +124,14 @@ def csr_fill(u, zero_mask, indptr, indices, data, row_ids):
 
 @numba.njit(parallel=True, nogil=True)
 def csr_scatter(indptr, indices, data, out):
-    """Write the CSR matrix into the 2-D ``out`` (zeros included: ``out`` may be uninitialised)."""
+    """Write the CSR entries into the zeroed 2-D ``out``, in parallel over rows.
+
+    ``out`` comes zeroed (``np.zeros``: for large outputs fresh pages the OS
+    zeroes on first touch), so only the non-zeros are written: zeroing rows
+    here as well was a second pass over the output, ~15% of the decode.
+    """
     for r in numba.prange(out.shape[0]):
         row = out[r]
-        row[:] = 0
         start, end = indptr[r], indptr[r + 1]
         ind = indices[start:end]
         dat = data[start:end]
