@@ -96,6 +96,109 @@ def test_round_trip_and_same_arrays_on_every_backend(fmt, backend):
     assert r.nbytes == reference.nbytes
 
 
+def garbage_like(backend, x):
+    """A buffer of x's shape and dtype, full of non-zeros (NaN for floats), on ``backend``."""
+    junk = np.full(x.shape, np.nan) if x.dtype.kind in "fc" else np.full(x.shape, 7)
+    return backend.asarray(junk.astype(x.dtype) if x.dtype != bool else np.ones(x.shape, bool))
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_to_dense_into_out_overwrites_every_element(fmt, backend):
+    """to_dense(out=buf) writes the whole matrix into a buffer holding garbage and returns it,
+    on every mutable backend; the compressed arrays are left as they were."""
+    if backend in (Backend.JAX, Backend.NUMPY_READONLY):
+        pytest.skip("immutable out: see test_to_dense_out_errors")
+    x = input_for(fmt, (8, 12), "float32", seed=5)
+    r = asp.compress(backend.asarray(x), fmt, **params_for(fmt, x.shape))
+    before = {name: to_numpy(a).copy() for name, a in r.arrays.items()}
+    out = garbage_like(backend, x)
+    assert r.to_dense(out=out) is out
+    assert np.array_equal(to_numpy(out), x)
+    for name, a in r.arrays.items():
+        assert_same(a, before[name])
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "bsr", "ell", "dia", "bitmask", "2:4"])
+@pytest.mark.parametrize("dtype", ["float16", "float64", "int8", "bool", "complex64", "complex128"])
+def test_to_dense_out_dtypes_and_layouts(fmt, dtype):
+    """Every dtype, into a C-contiguous buffer (the kernels write into it) and into a
+    transposed view and a rank-3 buffer (decoded, then copied)."""
+    x = input_for(fmt, (8, 12), dtype, seed=2)
+    r = asp.compress(x, fmt, **params_for(fmt, x.shape))
+    for out in (np.empty_like(x), np.empty(x.shape[::-1], x.dtype).T):
+        out[...] = garbage_like(Backend.NUMPY, x)
+        assert r.to_dense(out=out) is out
+        assert np.array_equal(out, x)
+    x3 = x.reshape(2, 4, 12)
+    r3 = asp.compress(x3, fmt, **params_for(fmt, x.shape))
+    out3 = garbage_like(Backend.NUMPY, x3)
+    assert np.array_equal(r3.to_dense(out=out3), x3)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "int8"])
+def test_to_dense_out_torch_dtypes(dtype):
+    """CPU torch buffers, bfloat16 included, decode in place bit for bit."""
+    tdt = getattr(torch, dtype)
+    t = torch.from_numpy(sparse_matrix((16, 8), 0.5, "float32", seed=4)).to(tdt)
+    for fmt in ("csr", "coo", "bsr"):
+        r = asp.compress(t, fmt, **params_for(fmt, tuple(t.shape)))
+        out = torch.full(t.shape, 3, dtype=tdt)
+        assert r.to_dense(out=out) is out
+        assert torch.equal(out, t)
+
+
+def test_to_dense_out_large_csr_reused():
+    """The CSR kernel clears each row of a reused buffer before its scatter; a second decode
+    of another matrix into the same buffer leaves nothing of the first."""
+    a = sparse_matrix((300, 700), 0.9, "float32", seed=1)
+    b = sparse_matrix((300, 700), 0.1, "float32", seed=2)
+    out = np.empty_like(a)
+    asp.compress(a, "csr").to_dense(out=out)
+    np.testing.assert_array_equal(out, a)
+    asp.compress(b, "csr").to_dense(out=out)
+    np.testing.assert_array_equal(out, b)
+
+
+def test_to_dense_out_errors():
+    """A wrong buffer is refused before anything is written, each error naming out."""
+    x = input_for("csr", (8, 12), "float32")
+    r = asp.compress(x, "csr")
+    ro = np.zeros_like(x)
+    ro.flags.writeable = False
+    cases = [
+        (np.zeros((8, 11), np.float32), ValueError, r"out has shape \(8, 11\); .* \(8, 12\)"),
+        (np.zeros((8, 12), np.float64), TypeError, "out has dtype float64; the result's dtype is float32"),
+        (torch.zeros(8, 12), TypeError, "different array libraries"),
+        (2.0, TypeError, "out must be an array, got float"),
+        (ro, ValueError, "out is read-only"),
+    ]
+    for out, error, match in cases:
+        with pytest.raises(error, match=match):
+            r.to_dense(out=out)
+    assert not ro.any()
+    grad = torch.zeros(8, 12, requires_grad=True)
+    with pytest.raises(ValueError, match="out requires grad"):
+        asp.compress(torch.from_numpy(x), "csr").to_dense(out=grad)
+    assert not grad.detach().any()
+    if Backend.JAX.available() is None:
+        import jax.numpy as jnp
+
+        rj = asp.compress(jnp.asarray(x), "csr")
+        with pytest.raises(TypeError, match="JAX arrays are immutable"):
+            rj.to_dense(out=jnp.zeros((8, 12), jnp.float32))
+
+
+def test_to_dense_out_sharing_the_results_memory_is_refused():
+    """A buffer over the result's own data would be overwritten while it is read: refused,
+    and the result still decodes."""
+    x = np.arange(1, 13, dtype=np.float32).reshape(3, 4)  # no zeros: data has x's size
+    r = asp.compress(x, "csr")
+    alias = r.arrays["data"].reshape(3, 4)
+    with pytest.raises(ValueError, match="out shares memory with the result's 'data' array"):
+        r.to_dense(out=alias)
+    np.testing.assert_array_equal(r.to_dense(), x)
+
+
 @pytest.mark.parametrize("fmt", ["coo", "csr", "csc", "ell", "dia", "bitmask", "bsr"])
 def test_jax_keeps_subnormals(fmt):
     """XLA on the CPU compares with denormals-are-zero; subnormal values (float32,

@@ -25,6 +25,9 @@ class Host:
     values: np.ndarray
     is_float: bool
     torch_dtype: Any = None  # the caller's torch dtype, None for NumPy
+    # to_dense(out=...): the caller's buffer, as a C-contiguous 2-D host view;
+    # the decoders then write into it instead of allocating
+    target: np.ndarray | None = None
 
     @classmethod
     def of(cls, x: Array) -> Host | None:
@@ -80,9 +83,19 @@ class Host:
         return torch.from_numpy(np.ascontiguousarray(a))
 
     def empty_values(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A dense output the decoder fills completely: the target, or a new array."""
+        if self.target is not None:
+            return self.target
         return np.empty(shape, self.values.dtype)
 
     def zeros_values(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A zeroed dense output: the target cleared in parallel, or ``np.zeros`` (for large
+        outputs fresh pages the OS zeroes on first touch, so nothing is written twice)."""
+        if self.target is not None:
+            from .._kernels.cpu.sparse import value_bits, zero_rows
+
+            zero_rows(value_bits(self.target)[0])
+            return self.target
         return np.zeros(shape, self.values.dtype)
 
 

@@ -185,11 +185,22 @@ class SparseCompressionResult:
         return backend_name(next(iter(self._arrays.values())))
 
     # -- conversions --------------------------------------------------------------
-    def to_dense(self) -> Array:
-        """The original array: same shape, dtype, library and device."""
+    def to_dense(self, out: Array | None = None) -> Array:
+        """The original array: same shape, dtype, library and device.
+
+        Parameters
+        ----------
+        out : array, optional
+            A writable array of the result's shape, dtype, library and device
+            to decode into (every element is overwritten); it is returned. It
+            saves allocating, and on NumPy and CPU torch, with ``out``
+            C-contiguous, the kernels write straight into it: decoding
+            repeatedly into one buffer skips the page faults of a fresh output.
+            JAX arrays are immutable and cannot be ``out``.
+        """
         from .codecs import decode
 
-        return decode(self)
+        return decode(self, out)
 
     def to_scipy(self) -> Any:
         """The scipy.sparse array of the same format (COO, CSR, CSC, BSR, DIA)."""

@@ -8,11 +8,15 @@ caller's device.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from .._compat import array_namespace
+import numpy as np
+from array_api_compat import is_array_api_obj
+
+from .._compat import array_namespace, backend_name, is_numpy, is_writable
 from . import bitmask, blocked, compressed, dia, ell, nm
-from ._common import Host, host_of, nonzero
+from ._common import Host, host_array, host_of, nonzero
 from .base import SparseCompressionResult, SparseFormat, matrix_shape
 
 Array = Any
@@ -104,25 +108,92 @@ def compress(
     return SparseCompressionResult(fmt, shape, x.dtype, arrays, params, nnz=nnz)
 
 
-def decode(result: SparseCompressionResult) -> Array:
-    """The dense array of ``result``, in its original shape."""
+def decode(result: SparseCompressionResult, out: Array | None = None) -> Array:
+    """The dense array of ``result``, in its original shape; written into ``out`` if given."""
     arrays = dict(result.arrays)
+    if out is not None:
+        return _decode_into(result, arrays, out)
     xp = array_namespace(**arrays)
-    h = host_of(arrays, result.dtype)
+    return xp.reshape(_decode_matrix(result, arrays, xp, host_of(arrays, result.dtype)), result.shape)
+
+
+def _decode_matrix(result: SparseCompressionResult, arrays: dict, xp: Any, h: Host | None) -> Array:
+    """The 2-D matrix (``result.matrix_shape``), by the format's decoder."""
     shape2, fmt = result.matrix_shape, result.format
     if fmt in (SparseFormat.CSR, SparseFormat.CSC, SparseFormat.COO):
-        x2 = compressed.decode(xp, fmt.value, arrays, shape2, h)
-    elif fmt is SparseFormat.BSR:
-        x2 = blocked.decode(xp, arrays, dict(result.params), shape2, h)
-    elif fmt is SparseFormat.ELL:
-        x2 = ell.decode(xp, arrays, shape2, h)
-    elif fmt is SparseFormat.DIA:
-        x2 = dia.decode(xp, arrays, shape2, h)
-    elif fmt is SparseFormat.BITMASK:
-        x2 = bitmask.decode(xp, arrays, shape2, h)
+        return compressed.decode(xp, fmt.value, arrays, shape2, h)
+    if fmt is SparseFormat.BSR:
+        return blocked.decode(xp, arrays, dict(result.params), shape2, h)
+    if fmt is SparseFormat.ELL:
+        return ell.decode(xp, arrays, shape2, h)
+    if fmt is SparseFormat.DIA:
+        return dia.decode(xp, arrays, shape2, h)
+    if fmt is SparseFormat.BITMASK:
+        return bitmask.decode(xp, arrays, shape2, h)
+    return nm.decode(xp, arrays, dict(result.params), shape2, h)
+
+
+def _decode_into(result: SparseCompressionResult, arrays: dict, out: Array) -> Array:
+    """``to_dense(out=...)``: decode straight into a NumPy / CPU torch buffer that is
+    C-contiguous; anything else gets the dense array copied in. Returns ``out``."""
+    xp = _check_out(result, arrays, out)
+    h = host_of(arrays, result.dtype)
+    view = Host.of(out) if h is not None else None
+    if view is not None and view.values.flags.c_contiguous and _is_view_of(view.values, out):
+        target = view.values.reshape(result.matrix_shape)
+        for name, a in arrays.items():
+            if np.may_share_memory(target, host_array(h, a)):
+                msg = (
+                    f"out shares memory with the result's {name!r} array; decoding into it "
+                    "would overwrite what it reads"
+                )
+                raise ValueError(msg)
+        _decode_matrix(result, arrays, xp, replace(h, target=target))
+        return out
+    dense = xp.reshape(_decode_matrix(result, arrays, xp, h), result.shape)
+    if is_numpy(out):
+        np.copyto(out, dense)
+    elif backend_name(out) == "torch":
+        import torch
+
+        with torch.no_grad():
+            out.copy_(dense)
     else:
-        x2 = nm.decode(xp, arrays, dict(result.params), shape2, h)
-    return xp.reshape(x2, result.shape)
+        out[...] = dense
+    return out
+
+
+def _check_out(result: SparseCompressionResult, arrays: dict, out: Array) -> Any:
+    """The namespace, after checking that ``out`` can take the result: a writable array of
+    the result's library, device, shape and dtype."""
+    if isinstance(out, (bool, int, float, complex)) or not is_array_api_obj(out):
+        msg = f"out must be an array, got {type(out).__name__}"
+        raise TypeError(msg)
+    if backend_name(out) == "jax":
+        msg = "out cannot be a JAX array: JAX arrays are immutable; call to_dense() without out"
+        raise TypeError(msg)
+    first = next(iter(arrays))
+    xp = array_namespace(**{f"the result's {first!r} array": arrays[first], "out": out})
+    if tuple(out.shape) != tuple(result.shape):
+        msg = f"out has shape {tuple(out.shape)}; the result's dense shape is {tuple(result.shape)}"
+        raise ValueError(msg)
+    if out.dtype != result.dtype:
+        msg = f"out has dtype {out.dtype}; the result's dtype is {result.dtype}"
+        raise TypeError(msg)
+    if not is_writable(out):
+        msg = f"out is read-only ({backend_name(out)} array)"
+        raise ValueError(msg)
+    if getattr(out, "requires_grad", False):
+        msg = "out requires grad: decoding into it would bypass autograd; pass a tensor without grad"
+        raise ValueError(msg)
+    return xp
+
+
+def _is_view_of(view: np.ndarray, out: Array) -> bool:
+    """Whether the host view is ``out``'s own memory (not a byte-swapped copy)."""
+    if is_numpy(out):
+        return view.__array_interface__["data"][0] == out.__array_interface__["data"][0]
+    return view.__array_interface__["data"][0] == out.data_ptr()
 
 
 def count_nonzero(result: SparseCompressionResult) -> int:

@@ -100,10 +100,11 @@ def decode(xp: Any, fmt: str, arrays: dict, shape2: tuple[int, int], h: Host | N
         from .._kernels.cpu import sparse
 
         du, _ = h.bits(host_array(h, data))
-        out = h.zeros_values(shape2)
+        clear = fmt == "csr" and h.target is not None  # the CSR kernel clears rows itself
+        out = h.empty_values(shape2) if clear else h.zeros_values(shape2)
         ou = out.view(du.dtype)
         if fmt == "csr":
-            sparse.csr_scatter(host_array(h, arrays["indptr"]), host_array(h, arrays["indices"]), du, ou)
+            sparse.csr_scatter(host_array(h, arrays["indptr"]), host_array(h, arrays["indices"]), du, ou, clear)
         elif fmt == "csc":
             sparse.csc_scatter(host_array(h, arrays["indptr"]), host_array(h, arrays["indices"]), du, ou)
         else:
