@@ -149,3 +149,50 @@ def is_writable(x: Array) -> bool:
     if _aac.is_torch_array(x):
         return True
     return hasattr(x, "__setitem__")
+
+
+def nonzero_mask(xp: ModuleType, x: Array) -> Array:
+    """Boolean ``x != 0`` for every dtype (bool included), subnormal floats counted as non-zero.
+
+    XLA on the CPU runs with denormals-are-zero, so in JAX ``x != 0`` is False
+    for a subnormal float; there the test runs on the value's bits instead
+    (sign bit cleared: -0.0 stays zero, as in scipy.sparse). Other libraries
+    compare exactly.
+    """
+    if x.dtype == xp.bool:
+        return x
+    if backend_name(x) == "jax":
+        if xp.isdtype(x.dtype, "complex floating"):
+            return nonzero_mask(xp, xp.real(x)) | nonzero_mask(xp, xp.imag(x))
+        if xp.isdtype(x.dtype, "real floating"):
+            width = xp.finfo(x.dtype).bits
+            unsigned = getattr(xp, f"uint{width}")
+            bits = _float_bits(x, unsigned)
+            return (bits & xp.asarray((1 << (width - 1)) - 1, dtype=unsigned)) != 0
+    return x != 0
+
+
+def float_order_keys(xp: ModuleType, x: Array, magnitude: bool) -> Array:
+    """Unsigned integer keys of a JAX float array whose order is the values' (or, with
+    ``magnitude``, their absolute values') order, read off the bits.
+
+    XLA's CPU sort and compares treat subnormals as zero, so ranking the values
+    there would tie a subnormal with 0.0 and break the tie by position, unlike
+    every other backend; the keys rank exactly. -0.0 and +0.0 share a key, as
+    in the CPU kernels. Keys of one dtype only compare with each other.
+    """
+    width = xp.finfo(x.dtype).bits
+    unsigned = getattr(xp, f"uint{width}")
+    bits = _float_bits(x, unsigned)
+    sign = xp.asarray(1 << (width - 1), dtype=unsigned)  # typed: 2**31 overflows JAX's weak int32
+    magnitude_bits = bits & (sign - xp.asarray(1, dtype=unsigned))
+    if magnitude:
+        return magnitude_bits
+    return xp.where(bits >= sign, sign - magnitude_bits, sign + magnitude_bits)
+
+
+def _float_bits(x: Array, unsigned: Any) -> Array:
+    import jax
+
+    return jax.lax.bitcast_convert_type(x, unsigned)
+

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels
-from ._compat import array_namespace, backend_name, device, is_writable
+from ._compat import array_namespace, backend_name, device, is_writable, nonzero_mask
 from ._validation import (
     check_nm,
     check_real,
@@ -103,7 +103,7 @@ class PruningMask:
         With ``pattern`` given the zeros must satisfy it (``ValueError`` if not).
         """
         xp = array_namespace(x=x)
-        return cls(x != xp.zeros((), dtype=x.dtype, device=device(x)), pattern, check=pattern is not None)
+        return cls(nonzero_mask(xp, x), pattern, check=pattern is not None)
 
     # -- the array and its counts -------------------------------------------
     @property

@@ -81,6 +81,26 @@ def test_negative_zero_ties_with_zero_and_inf_is_ordered() -> None:
     np.testing.assert_array_equal(asp.topk_mask(s, 2, magnitude=True).mask, [False, False, True, True, True])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_subnormal_scores_rank_alike_on_jax(dtype: str) -> None:
+    """XLA's CPU sort and compares treat subnormals as zero; JAX still ranks them as every
+    other backend does (above 0.0, below the next subnormal), and from_zeros keeps them."""
+    jnp = pytest.importorskip("jax.numpy")
+    torch = pytest.importorskip("torch")
+    tiny = float(jnp.finfo(getattr(jnp, dtype)).smallest_subnormal)
+    values = [0.0, tiny, -tiny, 0.0, -0.0, 1.0, -2.0, 3 * tiny, np.inf, -np.inf, -tiny, 2 * tiny]
+    xj = jnp.asarray(values, dtype=getattr(jnp, dtype))
+    xt = torch.tensor(values, dtype=getattr(torch, dtype))  # numpy has no bfloat16: torch CPU kernels
+    assert (np.asarray(xj, np.float32) != 0).sum() == 9  # the subnormals are really there
+    for magnitude in (False, True):
+        for k in range(len(values) + 1):
+            got = np.asarray(asp.topk_mask(xj, k, magnitude=magnitude).mask)
+            np.testing.assert_array_equal(got, asp.topk_mask(xt, k, magnitude=magnitude).mask.numpy())
+        got = np.asarray(asp.nm_mask(xj, 2, 4, magnitude=magnitude).mask)
+        np.testing.assert_array_equal(got, asp.nm_mask(xt, 2, 4, magnitude=magnitude).mask.numpy())
+    np.testing.assert_array_equal(np.asarray(asp.PruningMask.from_zeros(xj).mask), (xt != 0).numpy())
+
+
 @pytest.mark.parametrize("make", [lambda s: asp.topk_mask(s, 0.5), lambda s: asp.nm_mask(s, 2, 4)])
 def test_nan_scores_raise_with_their_count(backend: Backend, make) -> None:
     s = SCORES.copy()

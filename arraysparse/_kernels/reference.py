@@ -17,6 +17,8 @@ import math
 from types import ModuleType
 from typing import Any
 
+from .._compat import backend_name, float_order_keys
+
 Array = Any
 
 
@@ -41,6 +43,14 @@ def _order_values(xp: ModuleType, x: Array, magnitude: bool) -> Array:
     return xp.abs(x)
 
 
+def _rank_values(xp: ModuleType, x: Array, magnitude: bool) -> Array:
+    """:func:`_order_values`, except JAX floats: exact integer keys of their bits
+    (XLA's CPU sort ranks subnormals as zero)."""
+    if backend_name(x) == "jax" and xp.isdtype(x.dtype, "real floating"):
+        return float_order_keys(xp, x, magnitude)
+    return _order_values(xp, x, magnitude)
+
+
 def _inverse_rank(xp: ModuleType, values: Array, axis: int) -> Array:
     """Rank of each element along ``axis`` in stable ascending order."""
     order = xp.argsort(values, axis=axis, stable=True)
@@ -49,7 +59,7 @@ def _inverse_rank(xp: ModuleType, values: Array, axis: int) -> Array:
 
 def topk_keep(xp: ModuleType, x: Array, n_prune: int, magnitude: bool) -> Array:
     """Keep-mask pruning exactly ``n_prune`` of the smallest values of ``x``."""
-    flat = xp.reshape(_order_values(xp, x, magnitude), (-1,))
+    flat = xp.reshape(_rank_values(xp, x, magnitude), (-1,))
     if flat.shape[0] == 0:
         return xp.reshape(xp.astype(flat, xp.bool), x.shape)
     rank = _inverse_rank(xp, flat, axis=0)
@@ -58,7 +68,7 @@ def topk_keep(xp: ModuleType, x: Array, n_prune: int, magnitude: bool) -> Array:
 
 def nm_keep(xp: ModuleType, x: Array, n: int, m: int, axis: int, magnitude: bool) -> Array:
     """Keep-mask with ``n`` zeros in every group of ``m`` along ``axis``."""
-    v = xp.moveaxis(_order_values(xp, x, magnitude), axis, -1)
+    v = xp.moveaxis(_rank_values(xp, x, magnitude), axis, -1)
     moved = v.shape
     if math.prod(moved) == 0:
         return xp.zeros(x.shape, dtype=xp.bool, device=_device(x))

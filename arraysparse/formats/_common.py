@@ -123,25 +123,9 @@ def host_array(h: Host, a: Array) -> np.ndarray:
 
 
 def nonzero(xp: Any, x: Array) -> Array:
-    """Boolean ``x != 0`` for every dtype (bool included), subnormal floats counted as non-zero.
-
-    XLA on the CPU runs with denormals-are-zero, so in JAX ``x != 0`` is False
-    for a subnormal float and compression would drop it; there the test runs
-    on the value's bits instead (sign bit cleared: -0.0 stays zero, as in
-    scipy.sparse). Other libraries compare exactly.
-    """
-    if x.dtype == xp.bool:
-        return x
-    if _compat.backend_name(x) == "jax":
-        if xp.isdtype(x.dtype, "complex floating"):
-            return nonzero(xp, xp.real(x)) | nonzero(xp, xp.imag(x))
-        if xp.isdtype(x.dtype, "real floating"):
-            import jax
-
-            width = xp.finfo(x.dtype).bits
-            bits = jax.lax.bitcast_convert_type(x, getattr(xp, f"uint{width}"))
-            return (bits & ((1 << (width - 1)) - 1)) != 0
-    return x != 0
+    """Boolean ``x != 0`` for every dtype; subnormal floats count as non-zero on JAX too
+    (:func:`arraysparse._compat.nonzero_mask`)."""
+    return _compat.nonzero_mask(xp, x)
 
 
 def zeros_like_dtype(xp: Any, shape: tuple[int, ...], like: Array) -> Array:
