@@ -187,6 +187,8 @@ def test_topk_large_matches_reference(dtype, kind):
         (np.float32, "random", False),  # the bracket holds the k-th key
         (np.float64, "random", True),
         (np.int32, "random", True),
+        (np.int64, "random", False),  # the kernels are compiled per key kind and magnitude flag:
+        (np.uint32, "random", False),  # every kind passes through the bracket
         (np.int32, "narrow", False),  # ~1000 copies of each value: tied candidates in every chunk
         (np.float64, "sorted", False),  # bracketed keys crowd one chunk: buffer overflow, radix
         (np.uint8, "ties", True),  # the bracket spans most of the sample: radix
