@@ -165,10 +165,7 @@ def nonzero_mask(xp: ModuleType, x: Array) -> Array:
         if xp.isdtype(x.dtype, "complex floating"):
             return nonzero_mask(xp, xp.real(x)) | nonzero_mask(xp, xp.imag(x))
         if xp.isdtype(x.dtype, "real floating"):
-            width = xp.finfo(x.dtype).bits
-            unsigned = getattr(xp, f"uint{width}")
-            bits = _float_bits(x, unsigned)
-            return (bits & xp.asarray((1 << (width - 1)) - 1, dtype=unsigned)) != 0
+            return float_order_keys(xp, x, magnitude=True) != 0  # the magnitude's bits
     return x != 0
 
 
@@ -181,18 +178,13 @@ def float_order_keys(xp: ModuleType, x: Array, magnitude: bool) -> Array:
     every other backend; the keys rank exactly. -0.0 and +0.0 share a key, as
     in the CPU kernels. Keys of one dtype only compare with each other.
     """
+    import jax
+
     width = xp.finfo(x.dtype).bits
     unsigned = getattr(xp, f"uint{width}")
-    bits = _float_bits(x, unsigned)
+    bits = jax.lax.bitcast_convert_type(x, unsigned)
     sign = xp.asarray(1 << (width - 1), dtype=unsigned)  # typed: 2**31 overflows JAX's weak int32
     magnitude_bits = bits & (sign - xp.asarray(1, dtype=unsigned))
     if magnitude:
         return magnitude_bits
     return xp.where(bits >= sign, sign - magnitude_bits, sign + magnitude_bits)
-
-
-def _float_bits(x: Array, unsigned: Any) -> Array:
-    import jax
-
-    return jax.lax.bitcast_convert_type(x, unsigned)
-

@@ -92,9 +92,9 @@ class Host:
         """A zeroed dense output: the target cleared in parallel, or ``np.zeros`` (for large
         outputs fresh pages the OS zeroes on first touch, so nothing is written twice)."""
         if self.target is not None:
-            from .._kernels.cpu.sparse import value_bits, zero_rows
+            from .._kernels.cpu.sparse import zero_rows
 
-            zero_rows(value_bits(self.target)[0])
+            zero_rows(self.bits(self.target)[0])
             return self.target
         return np.zeros(shape, self.values.dtype)
 
@@ -120,12 +120,6 @@ def host_array(h: Host, a: Array) -> np.ndarray:
     if a.dtype == torch.bfloat16:
         return a.view(torch.int16).numpy().view(np.uint16)
     return a.resolve_conj().resolve_neg().numpy()
-
-
-def nonzero(xp: Any, x: Array) -> Array:
-    """Boolean ``x != 0`` for every dtype; subnormal floats count as non-zero on JAX too
-    (:func:`arraysparse._compat.nonzero_mask`)."""
-    return _compat.nonzero_mask(xp, x)
 
 
 def zeros_like_dtype(xp: Any, shape: tuple[int, ...], like: Array) -> Array:

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import device
-from ._common import Host, arange, gather_decode, host_array, nonzero, take_flat
+from .._compat import device, nonzero_mask
+from ._common import Host, arange, gather_decode, host_array, take_flat
 
 Array = Any
 
@@ -25,7 +25,7 @@ def encode(xp: Any, x2: Array, h: Host | None) -> tuple[dict, dict, int]:
         values = u[nz]
         bits = np.packbits(nz, axis=1, bitorder="little")
         return {"values": h.wrap_values(values), "bitmask": h.wrap_index(bits)}, {}, values.shape[0]
-    nz = nonzero(xp, x2)
+    nz = nonzero_mask(xp, x2)
     (flat,) = xp.nonzero(xp.reshape(nz, (-1,)))
     values = take_flat(xp, x2, flat)
     nbytes = (cols + 7) // 8

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._compat import nonzero_mask
 from ._common import (
     Host,
     arange,
@@ -17,7 +18,6 @@ from ._common import (
     gather_rows,
     host_array,
     host_indptr,
-    nonzero,
 )
 from .base import index_dtype
 
@@ -63,7 +63,7 @@ def encode(xp: Any, x2: Array, h: Host | None, *, block: Any = None) -> tuple[di
         arrays = {"indptr": h.wrap_index(indptr), "indices": h.wrap_index(indices), "data": h.wrap_values(data)}
         return arrays, {"block": (br, bc)}, None
     x4 = xp.reshape(x2, (nbr, br, nbc, bc))
-    flags = xp.any(nonzero(xp, x4), axis=(1, 3))
+    flags = xp.any(nonzero_mask(xp, x4), axis=(1, 3))
     bi, bj = xp.nonzero(flags)
     nblocks = bi.shape[0]
     idt = index_dtype(xp, nblocks, nbr, nbc)

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from array_api_compat import is_array_api_obj
 
-from .._compat import array_namespace, backend_name, is_numpy, is_writable
+from .._compat import array_namespace, backend_name, is_numpy, is_writable, nonzero_mask
 from . import bitmask, blocked, compressed, dia, ell, nm
-from ._common import Host, host_array, host_of, nonzero
+from ._common import Host, host_array, host_of
 from .base import SparseCompressionResult, SparseFormat, matrix_shape
 
 Array = Any
@@ -200,4 +200,4 @@ def count_nonzero(result: SparseCompressionResult) -> int:
     """Non-zeros among the stored values (formats that also store zeros)."""
     values = result.arrays.get("data", result.arrays.get("values"))
     xp = array_namespace(values=values)
-    return int(xp.sum(xp.astype(nonzero(xp, values), xp.int64)))
+    return int(xp.sum(xp.astype(nonzero_mask(xp, values), xp.int64)))

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .._compat import nonzero_mask
 from ._common import (
     Host,
     arange,
@@ -18,7 +19,6 @@ from ._common import (
     gather_decode,
     host_array,
     host_indptr,
-    nonzero,
     take_flat,
 )
 from .base import index_dtype
@@ -48,7 +48,7 @@ def encode_rows(xp: Any, x2: Array, h: Host | None, *, coo: bool) -> tuple[dict,
             arrays = {"indptr": h.wrap_index(indptr), "indices": h.wrap_index(indices)}
         arrays["data"] = h.wrap_values(data)
         return arrays, {}, nnz
-    nz = nonzero(xp, x2)
+    nz = nonzero_mask(xp, x2)
     r, c = xp.nonzero(nz)
     nnz = r.shape[0]
     idt = index_dtype(xp, nnz, rows, cols)
@@ -76,7 +76,7 @@ def encode_csc(xp: Any, x2: Array, h: Host | None) -> tuple[dict, dict, int]:
         sparse.csc_fill(u, mask, indptr, indices, data)
         arrays = {"indptr": h.wrap_index(indptr), "indices": h.wrap_index(indices), "data": h.wrap_values(data)}
         return arrays, {}, nnz
-    nz_t = nonzero(xp, xp.permute_dims(x2, (1, 0)))
+    nz_t = nonzero_mask(xp, xp.permute_dims(x2, (1, 0)))
     c, r = xp.nonzero(nz_t)
     nnz = r.shape[0]
     idt = index_dtype(xp, nnz, rows, cols)

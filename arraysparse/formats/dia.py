@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import device
-from ._common import Host, arange, host_array, nonzero, take_flat
+from .._compat import device, nonzero_mask
+from ._common import Host, arange, host_array, take_flat
 from .base import index_dtype
 
 Array = Any
@@ -29,7 +29,7 @@ def encode(xp: Any, x2: Array, h: Host | None) -> tuple[dict, dict, int]:
         data[np.searchsorted(offsets, offs), c] = u[r, c]
         idt = index_dtype(np, rows, cols)
         return {"offsets": h.wrap_index(offsets.astype(idt)), "data": h.wrap_values(data)}, {}, r.shape[0]
-    r, c = xp.nonzero(nonzero(xp, x2))
+    r, c = xp.nonzero(nonzero_mask(xp, x2))
     offsets = xp.sort(xp.unique_values(xp.astype(c, xp.int64) - xp.astype(r, xp.int64)))
     i = arange(xp, cols, x2)[None, :] - offsets[:, None]
     inside = (i >= 0) & (i < rows)

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import device
+from .._compat import device, nonzero_mask
 from .._validation import positive_int
-from ._common import Host, arange, gather_decode, host_array, nonzero, take_flat
+from ._common import Host, arange, gather_decode, host_array, take_flat
 from .base import index_dtype
 
 Array = Any
@@ -52,7 +52,7 @@ def encode(xp: Any, x2: Array, h: Host | None, *, width: Any = None) -> tuple[di
         indices[row_ids, slot] = col
         data[row_ids, slot] = val
         return {"indices": h.wrap_index(indices), "data": h.wrap_values(data)}, {"width": w}, nnz
-    nz = nonzero(xp, x2)
+    nz = nonzero_mask(xp, x2)
     counts = xp.sum(xp.astype(nz, xp.int64), axis=1)
     nnz = int(xp.sum(counts))
     longest = int(xp.max(counts)) if rows else 0

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import device
+from .._compat import device, nonzero_mask
 from .._validation import check_nm
-from ._common import Host, arange, gather_decode, host_array, nonzero, take_flat
+from ._common import Host, arange, gather_decode, host_array, take_flat
 
 Array = Any
 
@@ -80,7 +80,7 @@ def encode(xp: Any, x2: Array, h: Host | None, *, n: Any = None, m: Any = None) 
         return {"values": h.wrap_values(values), "positions": h.wrap_index(positions)}, params, None
     groups = cols // m
     x3 = xp.reshape(x2, (rows, groups, m))
-    nz = nonzero(xp, x3)
+    nz = nonzero_mask(xp, x3)
     counts = xp.sum(xp.astype(nz, xp.int64), axis=2)
     over = counts > keep
     if bool(xp.any(over)):
