@@ -180,6 +180,8 @@ def test_to_dense_out_errors():
     with pytest.raises(ValueError, match="out requires grad"):
         asp.compress(torch.from_numpy(x), "csr").to_dense(out=grad)
     assert not grad.detach().any()
+    with pytest.raises(TypeError, match="out must be a dense .strided. torch tensor, got layout torch.sparse_coo"):
+        asp.compress(torch.from_numpy(x), "csr").to_dense(out=torch.zeros(8, 12).to_sparse())
     if Backend.JAX.available() is None:
         import jax.numpy as jnp
 

@@ -183,6 +183,10 @@ def _check_out(result: SparseCompressionResult, arrays: dict, out: Array) -> Any
     if not is_writable(out):
         msg = f"out is read-only ({backend_name(out)} array)"
         raise ValueError(msg)
+    layout = getattr(out, "layout", None)
+    if backend_name(out) == "torch" and str(layout) != "torch.strided":
+        msg = f"out must be a dense (strided) torch tensor, got layout {layout}"
+        raise TypeError(msg)
     if getattr(out, "requires_grad", False):
         msg = "out requires grad: decoding into it would bypass autograd; pass a tensor without grad"
         raise ValueError(msg)
