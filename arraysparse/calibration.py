@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ._compat import array_namespace, backend_name, device, host_view
+from . import _backends
+from ._compat import array_namespace, backend_name, device
 
 __all__ = ["HessianAccumulator", "InputNormAccumulator"]
 
@@ -173,16 +174,7 @@ class InputNormAccumulator(_Accumulator):
         dev = device(x)
         acc = xp.float64 if has_float64(xp, dev) else xp.float32
         tokens = int(x2.shape[0])
-        h = host_view(x2)
-        if h is not None and h.size:
-            from ._kernels.cpu import norms
-
-            # one parallel pass, float64 accumulation, no float64 copy of the batch
-            part = norms.slice_norms(h.reshape(tokens, h.shape[1], 1), 2.0) ** 2
-            part = xp.asarray(part, dtype=acc, device=dev)
-        else:
-            xf = xp.astype(x2, acc)
-            part = xp.sum(xf * xf, axis=0)
+        part = _backends.sum_squares(xp, x2, acc)
         self._sumsq = part if self._sumsq is None else self._sumsq + part
         self._remember(x, tokens)
         return self

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
+from . import _backends
 from ._compat import array_namespace, backend_name, device, is_writable, nonzero_mask
 from ._validation import (
     check_nm,
@@ -287,7 +287,7 @@ def topk_mask(scores: Array, /, sparsity: float | int, *, magnitude: bool = Fals
     """
     xp = _scores_namespace(scores, magnitude)
     count = prune_count(sparsity, math.prod(scores.shape))
-    keep = _kernels.topk_keep(xp, scores, count, magnitude=magnitude, name="scores")
+    keep = _backends.topk_keep(xp, scores, count, magnitude=magnitude, name="scores")
     return PruningMask(keep, SparsityPattern.unstructured())
 
 
@@ -320,7 +320,7 @@ def nm_mask(
             f"(shape {tuple(scores.shape)}); groups never cross rows and no tail is pruned silently"
         )
         raise ValueError(msg)
-    keep = _kernels.nm_keep(xp, scores, n, m, ax, magnitude=magnitude, name="scores")
+    keep = _backends.nm_keep(xp, scores, n, m, ax, magnitude=magnitude, name="scores")
     return PruningMask(keep, SparsityPattern.n_m(n, m, axis=axis))
 
 
@@ -352,7 +352,7 @@ def _slice_mask(scores: Array, sparsity: float | int, pattern: SparsityPattern, 
     norms = _structure_scores(scores, pattern.axis_or(0), ord, "scores")
     ax = normalize_axis(pattern.axis, scores.ndim)
     count = prune_count(sparsity, scores.shape[ax])
-    keep1 = _kernels.topk_keep(xp, norms, count, magnitude=False, name="structure norms")
+    keep1 = _backends.topk_keep(xp, norms, count, magnitude=False, name="structure norms")
     shape = [1] * scores.ndim
     shape[ax] = scores.shape[ax]
     keep = xp.zeros(tuple(scores.shape), dtype=xp.bool, device=device(scores)) | xp.reshape(keep1, tuple(shape))
@@ -380,7 +380,7 @@ def block_mask(
     xp = array_namespace(scores=scores)
     norms = _block_scores(scores, pattern.block or (), ord, "scores")
     count = prune_count(sparsity, math.prod(norms.shape))
-    keep_tiles = _kernels.topk_keep(xp, norms, count, magnitude=False, name="block norms")
+    keep_tiles = _backends.topk_keep(xp, norms, count, magnitude=False, name="block norms")
     k = len(pattern.block or ())
     lead = tuple(scores.shape[: scores.ndim - k])
     tiles = tuple(norms.shape[len(lead) :])

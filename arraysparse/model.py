@@ -28,16 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
-from ._compat import (
-    array_namespace,
-    backend_name,
-    device,
-    from_host,
-    host_view,
-    is_writable,
-)
-from ._kernels import reference
+from . import _backends
+from ._compat import array_namespace, backend_name, device, is_writable
 from ._validation import check_real, prune_count
 from .masks import PruningMask, create_mask
 from .patterns import PatternKind, SparsityPattern
@@ -537,11 +529,16 @@ def global_mask(
             f"{sum(lo)} to {sum(hi)}"
         )
         raise ValueError(msg)
-    selected = _global_select(xp, [flat[n] for n in pool], pool, k, lo, hi, magnitude) if pool else []
+    selected = []
+    if pool:
+        labels = [f"scores[{n!r}]" for n in pool]
+        selected = _backends.global_keep(xp, [flat[n] for n in pool], labels, k, lo, hi, magnitude=magnitude)
 
     masks: dict[str, PruningMask] = {}
     records: list[LayerReport] = []
-    chosen = dict(zip(pool, selected))
+    chosen = {
+        n: (keep, p, _clamp_label(p, c, lo[i], hi[i])) for i, (n, (keep, p, c)) in enumerate(zip(pool, selected))
+    }
     unstructured = SparsityPattern.unstructured()
     for name in names:
         arr = flat[name]
@@ -555,202 +552,17 @@ def global_mask(
             _, p, s = rules[name]
             check_real(xp, arr, f"scores[{name!r}]")
             count = prune_count(s, size, name=f"overrides[{_describe(p)}]")
-            keep = _kernels.topk_keep(xp, arr, count, magnitude=magnitude, name=f"scores[{name!r}]")
+            keep = _backends.topk_keep(xp, arr, count, magnitude=magnitude, name=f"scores[{name!r}]")
             pruned, rule = count, _rule_label(rules[name])
         masks[name] = PruningMask(keep, unstructured)
         records.append(LayerReport(name, shape, size, pruned, rule))
     return ModelMask(masks, report=records)
 
 
-def _resolve(less: list[int], equal: list[int], lo: list[int], hi: list[int], k: int) -> list[int]:
-    """Per-layer counts ``c_t`` below the global cut, for a threshold value ``T`` found so that
-    ``sum clamp(less) < k <= sum clamp(less + equal)``.
-
-    Walking the values equal to ``T`` in concatenation order, the cut stops
-    at the first position where the clamped counts add up to ``k``.
-    """
-    def clamp(c: int, i: int) -> int:
-        return max(lo[i], min(hi[i], c))
-
-    remaining = k - sum(clamp(c, i) for i, c in enumerate(less))
-    counts = []
-    for i in range(len(less)):
-        gain = clamp(less[i] + equal[i], i) - clamp(less[i], i)
-        if remaining == 0:
-            counts.append(less[i])
-        elif remaining >= gain:
-            counts.append(less[i] + equal[i])
-            remaining -= gain
-        else:
-            counts.append(max(less[i], lo[i]) + remaining)
-            remaining = 0
-    return counts
-
-
 def _clamp_label(p: int, c: int, lo: int, hi: int) -> str:
     if p == c:
         return "global"
     return "global, min_sparsity" if p == lo else "global, max_sparsity"
-
-
-def _global_select(
-    xp: Any, arrays: list[Array], names: list[str], k: int, lo: list[int], hi: list[int], magnitude: bool
-) -> list[tuple[Array, int, str]]:
-    """``(keep, pruned, rule)`` per pooled array; requires ``sum(lo) <= k <= sum(hi)``."""
-    hosts = [host_view(a) for a in arrays]
-    if all(h is not None for h in hosts):
-        return _select_host(arrays, hosts, names, k, lo, hi, magnitude)
-    return _select_reference(xp, arrays, names, k, lo, hi, magnitude)
-
-
-def _select_host(
-    arrays: list[Array], hosts: list[np.ndarray], names: list[str], k: int,
-    lo: list[int], hi: list[int], magnitude: bool,
-) -> list[tuple[Array, int, str]]:
-    from ._kernels.cpu import global_select as gs
-    from ._kernels.cpu import select
-
-    src = gs.KeySource(hosts)
-    sizes = [h.size for h in hosts]
-
-    def on_nan(i: int) -> None:
-        _kernels._raise_nan(f"scores[{names[i]!r}]", _kernels._count_nan_host(hosts[i]))
-
-    def own_topk(i: int, p: int) -> np.ndarray:
-        keep, nans = select.topk_keep(src.values(i), p, magnitude)
-        if nans:
-            on_nan(i)
-        return keep
-
-    def wrap(i: int, keep: np.ndarray) -> Array:
-        return from_host(keep.reshape(hosts[i].shape), arrays[i])
-
-    bounded = any(lo) or any(h < n for h, n in zip(hi, sizes))
-    if k <= sum(lo) or k >= sum(hi):  # every layer at one of its bounds
-        counts, cut = (lo, [0] * len(sizes)) if k <= sum(lo) else (hi, sizes)
-        return [(wrap(i, own_topk(i, p)), p, _clamp_label(p, cut[i], lo[i], hi[i])) for i, p in enumerate(counts)]
-    everything = range(len(hosts))
-    if not bounded:
-        threshold, less_total, _ = gs.find_threshold(src, k, magnitude, None, None, on_nan)
-        keeps, equal, less = gs.keep_from(src, everything, magnitude, threshold)
-        remaining = k - int(less_total[0])
-        out = []
-        for i in everything:
-            j = min(equal[i], remaining)  # ties: earlier arrays, then lower indices, first
-            gs.prune_equal(src, i, magnitude, threshold, j, keeps[i])
-            remaining -= j
-            out.append((wrap(i, keeps[i]), less[i] + j, "global"))
-        return out
-    lo_a, hi_a = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
-    threshold, less_a, equal_a = gs.find_threshold(src, k, magnitude, lo_a, hi_a, on_nan)
-    less, equal = [int(v) for v in less_a], [int(v) for v in equal_a]
-    counts = _resolve(less, equal, lo, hi, k)
-    pruned = [max(lo[i], min(hi[i], c)) for i, c in enumerate(counts)]
-    cut = [i for i in everything if pruned[i] == counts[i]]
-    keeps = gs.keep_from(src, cut, magnitude, threshold)[0]
-    out = []
-    for i, c in enumerate(counts):
-        if i in keeps:
-            gs.prune_equal(src, i, magnitude, threshold, c - less[i], keeps[i])
-            keep = keeps[i]
-        else:
-            keep = own_topk(i, pruned[i])
-        out.append((wrap(i, keep), pruned[i], _clamp_label(pruned[i], c, lo[i], hi[i])))
-    return out
-
-
-def _select_reference(
-    xp: Any, arrays: list[Array], names: list[str], k: int, lo: list[int], hi: list[int], magnitude: bool
-) -> list[tuple[Array, int, str]]:
-    """The standard-only global selection: one array in memory at a time.
-
-    The threshold value is found by a selection over the union of the arrays:
-    each round sorts every array (one at a time), takes the median of its
-    remaining candidates, and splits the candidates at the weighted median
-    of those medians, which removes at least a quarter of them. The same
-    tie walk as the kernels then places the cut.
-    """
-    for a, n in zip(arrays, names):
-        nans = reference.count_nan(xp, a)
-        if nans:
-            _kernels._raise_nan(f"scores[{n!r}]", nans)
-    dev = device(arrays[0])
-    sizes = [math.prod(a.shape) for a in arrays]
-    flats = [xp.reshape(a, (-1,)) for a in arrays]
-    order_dtypes = {reference._order_values(xp, f[: min(1, n)], magnitude).dtype for f, n in zip(flats, sizes)}
-    common = next(iter(order_dtypes)) if len(order_dtypes) == 1 else reference._accumulator(xp, arrays[0])
-    integral = xp.isdtype(common, "integral")
-
-    def values(i: int) -> Array:
-        v = reference._order_values(xp, flats[i], magnitude)
-        return v if v.dtype == common else xp.astype(v, common)
-
-    def count(x: Array) -> int:
-        return int(xp.sum(xp.astype(x, xp.int64)))
-
-    def scalar(x: Array) -> int | float:
-        return int(x) if integral else float(x)
-
-    def clamp(c: int, i: int) -> int:
-        return max(lo[i], min(hi[i], c))
-
-    def own_topk(i: int, p: int) -> Array:
-        return reference.topk_keep(xp, xp.reshape(values(i), tuple(arrays[i].shape)), p, False)
-
-    if k <= sum(lo) or k >= sum(hi):  # every layer at one of its bounds
-        counts, cut = (lo, [0] * len(sizes)) if k <= sum(lo) else (hi, sizes)
-        return [(own_topk(i, p), p, _clamp_label(p, cut[i], lo[i], hi[i])) for i, p in enumerate(counts)]
-
-    below: Array | None = None  # candidates lie strictly between below and above
-    above: Array | None = None
-    while True:
-        medians = []
-        for i, n in enumerate(sizes):
-            if n == 0:
-                continue
-            s = xp.sort(values(i))
-            a = count(s <= below) if below is not None else 0
-            b = count(s < above) if above is not None else n
-            if b > a:
-                medians.append((scalar(s[(a + b - 1) // 2]), b - a))
-        medians.sort(key=lambda mw: mw[0])
-        half, acc = (sum(w for _, w in medians) + 1) // 2, 0
-        for value, w in medians:  # noqa: B007 - value is the weighted median after the break
-            acc += w
-            if acc >= half:
-                break
-        pivot = xp.asarray(value, dtype=common, device=dev)
-        f_lt = f_le = 0
-        for i in range(len(arrays)):
-            v = values(i)
-            f_lt += clamp(count(v < pivot), i)
-            f_le += clamp(count(v <= pivot), i)
-        if f_lt >= k:
-            above = pivot
-        elif f_le < k:
-            below = pivot
-        else:
-            break
-    less, equal = [], []
-    for i in range(len(arrays)):
-        v = values(i)
-        less.append(count(v < pivot))
-        equal.append(count(v == pivot))
-    out = []
-    for i, c in enumerate(_resolve(less, equal, lo, hi, k)):
-        p = clamp(c, i)
-        if p != c:
-            keep = own_topk(i, p)
-        else:
-            v = values(i)
-            eq = v == pivot
-            keep = v > pivot
-            j = c - less[i]
-            if j:
-                eq = eq & (xp.cumulative_sum(xp.astype(eq, xp.int64)) > j)
-            keep = xp.reshape(keep | eq, tuple(arrays[i].shape))
-        out.append((keep, p, _clamp_label(p, c, lo[i], hi[i])))
-    return out
 
 
 # -- layer-wise pruning ---------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
+from . import _backends
 from ._compat import array_namespace, device, ensure_array
 from ._validation import check_real, check_same_shape, normalize_axis
 
@@ -101,7 +101,7 @@ def _structure_scores(x: Array, axis: int, ord: float, name: str) -> Array:
         msg = f"{name} is 0-d; structured pruning needs at least one axis"
         raise ValueError(msg)
     ax = normalize_axis(axis, x.ndim)
-    return _kernels.slice_norms(xp, x, ax, check_ord(ord))
+    return _backends.slice_norms(xp, x, ax, check_ord(ord))
 
 
 def block_scores(weights: Array, /, block: tuple[int, ...], *, ord: float = 2) -> Array:
@@ -126,7 +126,7 @@ def _block_scores(x: Array, block: tuple[int, ...], ord: float, name: str) -> Ar
     check_real(xp, x, name)
     tiles = SparsityPattern.blocks(block).block or ()
     check_block_shape(x.shape, tiles)
-    return _kernels.block_norms(xp, x, tiles, check_ord(ord))
+    return _backends.block_norms(xp, x, tiles, check_ord(ord))
 
 
 def random_scores(like: Array, /, *, seed: int | np.random.Generator | None = None) -> Array:

@@ -1,8 +1,8 @@
 """The Numba CPU kernels agree with the standard-only reference.
 
-Every job runs through the dispatch in :mod:`arraysparse._kernels` on NumPy
+Every job runs through the dispatch in :mod:`arraysparse._backends` on NumPy
 inputs (so the Numba kernels run) and is compared with
-:mod:`arraysparse._kernels.reference` on the same arrays. The laws: exactly
+:mod:`arraysparse._backends.reference` on the same arrays. The laws: exactly
 the requested count is pruned; ties prune the lower index first (flat C order,
 or position in the group); -0.0 ranks equal to +0.0; +/-inf are ordinary;
 NaN raises ``ValueError`` naming its count; with ``magnitude=True`` |MIN| of a
@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import arraysparse as asp
-from arraysparse import _kernels
-from arraysparse._kernels import reference
+from arraysparse import _backends
+from arraysparse._backends import reference
 from tests.backends import to_numpy
 
 FLOATS = [np.float16, np.float32, np.float64]
@@ -104,11 +104,11 @@ def oracle_input(x: np.ndarray, magnitude: bool) -> tuple[np.ndarray, bool]:
 
 
 def topk(x, k: int, magnitude: bool):
-    return _kernels.topk_keep(xp, x, k, magnitude=magnitude, name="scores")
+    return _backends.topk_keep(xp, x, k, magnitude=magnitude, name="scores")
 
 
 def nm(x, n: int, m: int, axis: int, magnitude: bool):
-    return _kernels.nm_keep(xp, x, n, m, axis, magnitude=magnitude, name="scores")
+    return _backends.nm_keep(xp, x, n, m, axis, magnitude=magnitude, name="scores")
 
 
 def check_topk(x: np.ndarray, ks, magnitude: bool) -> None:
@@ -455,14 +455,14 @@ def assert_norms_match(got: np.ndarray, want: np.ndarray, dtype) -> None:
 def check_slice_norms(x: np.ndarray, axis: int, ord: float) -> np.ndarray:
     """The kernel's slice norms match the reference's; the dispatch takes the normalised
     axis that structure_scores passes it."""
-    got = _kernels.slice_norms(xp, x, axis % x.ndim, ord)
+    got = _backends.slice_norms(xp, x, axis % x.ndim, ord)
     assert_norms_match(got, reference.slice_norms(xp, x, axis, ord), x.dtype)
     return got
 
 
 def check_block_norms(x: np.ndarray, block: tuple[int, ...], ord: float) -> None:
     """The kernel's block norms match the reference's."""
-    got = _kernels.block_norms(xp, x, block, ord)
+    got = _backends.block_norms(xp, x, block, ord)
     assert_norms_match(got, reference.block_norms(xp, x, block, ord), x.dtype)
 
 
@@ -508,10 +508,10 @@ def test_norms_result_dtype_and_empty(dtype):
     check_slice_norms(x, 1, 2.0)
     check_block_norms(x, (2, 3), 2.0)
     for shape, axis, out in [((0, 3), 0, (0,)), ((0, 3), 1, (3,))]:
-        got = _kernels.slice_norms(xp, np.zeros(shape, dtype), axis, 2.0)
+        got = _backends.slice_norms(xp, np.zeros(shape, dtype), axis, 2.0)
         assert got.dtype == want
         np.testing.assert_array_equal(got, np.zeros(out))
-    got = _kernels.block_norms(xp, np.zeros((0, 6), dtype), (2, 3), 2.0)
+    got = _backends.block_norms(xp, np.zeros((0, 6), dtype), (2, 3), 2.0)
     assert got.dtype == want
     assert got.shape == (0, 2)
 
@@ -539,8 +539,8 @@ def test_norms_of_integer_min_are_exact():
         math.inf: [2.0**31, hi],
     }
     for ord, rows in want.items():
-        np.testing.assert_allclose(_kernels.slice_norms(xp, x, 0, ord), rows, rtol=1e-12)
-        np.testing.assert_allclose(_kernels.block_norms(xp, x, (2,), ord)[:, 0], rows, rtol=1e-12)
+        np.testing.assert_allclose(_backends.slice_norms(xp, x, 0, ord), rows, rtol=1e-12)
+        np.testing.assert_allclose(_backends.block_norms(xp, x, (2,), ord)[:, 0], rows, rtol=1e-12)
 
 
 # -- property tests ---------------------------------------------------------------
@@ -631,7 +631,7 @@ def test_reference_norms_of_integer_min():
     array_api_strict = pytest.importorskip("array_api_strict")
     x = np.array([[np.iinfo(np.int32).min, 1]], np.int32)
     for ord in ORDS:
-        want = _kernels.slice_norms(xp, x, 0, ord)
+        want = _backends.slice_norms(xp, x, 0, ord)
         got = asp.structure_scores(array_api_strict.asarray(x), 0, ord=ord)
         np.testing.assert_allclose(to_numpy(got), want, rtol=1e-12)
 

@@ -46,19 +46,17 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import array_namespace, device, from_host, host_view
+from .. import _backends
+from .._compat import array_namespace, device
 from .._validation import positive_int, prune_count
 from ..calibration import HessianAccumulator, float_dtype_name
-from ..masks import PruningMask, nm_mask, topk_mask
+from ..masks import PruningMask
 from ..patterns import PatternKind, SparsityPattern
 from .base import PruningStrategy, check_gradients
 
 __all__ = ["SparseGPTPruning", "sparsegpt_prune"]
 
 Array = Any
-
-#: Columns a CPU kernel sweeps before the rest of the block is updated by one matrix product.
-SUB_BLOCK = 32
 
 SUPPORTED = (PatternKind.UNSTRUCTURED, PatternKind.STRUCTURED_2TO4, PatternKind.STRUCTURED_NTOM)
 
@@ -140,15 +138,11 @@ def sparsegpt_prune(
     nm = _nm_of(pattern, sparsity, cols, block_size)
     counts = None if nm else _block_counts(prune_count(sparsity, rows * cols), rows, cols, block_size)
 
-    hw, hh = host_view(weights), host_view(hessian)
-    if hw is not None and hh is not None and hw.size:
-        # NumPy and CPU torch: everything in NumPy on the arrays' memory (copies are ours)
-        w, u = _prepare(np, hw, hh, getattr(np, dt_name), damp)
-        q, keep = _sweep_host(np.ascontiguousarray(w), np.ascontiguousarray(u), counts, nm, block_size)
-        q, keep = from_host(q, weights), from_host(keep, weights)
-    else:
-        w, u = _prepare(xp, weights, hessian, getattr(xp, dt_name), damp)
-        q, keep = _sweep_xp(xp, w, u, counts, nm, block_size)
+
+    def prepare(ns: ModuleType, w: Array, h: Array) -> tuple[Array, Array]:
+        return _prepare(ns, w, h, getattr(ns, dt_name), damp)
+
+    q, keep = _backends.sparsegpt_sweep(xp, weights, hessian, prepare, counts, nm, block_size)
     out_pattern = SparsityPattern.n_m(*nm, axis=-1) if nm else SparsityPattern.unstructured()
     return xp.astype(q, weights.dtype), PruningMask(keep, out_pattern)
 
@@ -400,15 +394,7 @@ def _cholesky_inverse_factor(xp: ModuleType, k: Array) -> Array:
     """
     n = int(k.shape[0])
     if n <= 128:
-        if isinstance(k, np.ndarray):
-            from .._kernels.cpu import obs
-
-            inv, ok = obs.cholesky_inverse_factor(np.ascontiguousarray(k))
-            if not ok:
-                msg = "the matrix is not positive definite"
-                raise ValueError(msg)
-            return inv
-        return xp.linalg.inv(xp.linalg.cholesky(k))
+        return _backends.cholesky_inverse_base(xp, k)
     h = n // 2
     a_inv = _cholesky_inverse_factor(xp, k[:h, :h])
     l21 = xp.matmul(k[h:, :h], xp.matrix_transpose(a_inv))
@@ -418,111 +404,3 @@ def _cholesky_inverse_factor(xp: ModuleType, k: Array) -> Array:
     c = -xp.matmul(d_inv, xp.matmul(l21, a_inv))
     zeros = xp.zeros((h, n - h), dtype=k.dtype, device=device(k))
     return xp.concat([xp.concat([a_inv, zeros], axis=1), xp.concat([c, d_inv], axis=1)], axis=0)
-
-
-def _sweep_host(
-    w: np.ndarray, u: np.ndarray, counts: list[int] | None, nm: tuple[int, int] | None, bs: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """NumPy / CPU torch: the reference's blocks, each swept in sub-blocks by a Numba kernel.
-
-    The lazy batching is taken one level further: a kernel sweeps
-    ``SUB_BLOCK`` columns at a time (rows in parallel) and the sub-block's
-    errors reach the rest of the block in one matrix product, as the block's
-    errors reach the later blocks. Same arithmetic as the column loop, regrouped,
-    so nearly all the flops run in BLAS.
-    """
-    from .._kernels.cpu import obs
-
-    rows, cols = w.shape
-    keep = np.empty((rows, cols), dtype=bool)
-    sub = SUB_BLOCK if nm is None else nm[1] * max(1, SUB_BLOCK // nm[1])
-    for b, i1 in enumerate(range(0, cols, bs)):
-        i2 = min(i1 + bs, cols)
-        w1 = np.ascontiguousarray(w[:, i1:i2])
-        u1 = u[i1:i2, i1:i2]
-        e1 = np.empty(w1.shape, dtype=w.dtype)
-        k1 = np.empty(w1.shape, dtype=bool)
-        if nm is None:
-            d = np.diagonal(u1)
-            k1[...] = _lowest_pruned(w1**2 / (d**2)[None, :], counts[b])
-        for s1 in range(0, i2 - i1, sub):
-            s2 = min(s1 + sub, i2 - i1)
-            ws = np.ascontiguousarray(w1[:, s1:s2])
-            us = np.ascontiguousarray(u1[s1:s2, s1:s2])
-            es = np.empty(ws.shape, dtype=w.dtype)
-            ks = np.ascontiguousarray(k1[:, s1:s2])
-            if nm is None:
-                obs.sweep_unstructured(ws, ks, us, es)
-            else:
-                obs.sweep_nm(ws, ks, us, es, nm[0], nm[1])
-            w1[:, s1:s2] = ws
-            e1[:, s1:s2] = es
-            k1[:, s1:s2] = ks
-            if s2 < i2 - i1:
-                w1[:, s2:] -= es @ u1[s1:s2, s2:]
-        w[:, i1:i2] = w1
-        keep[:, i1:i2] = k1
-        if i2 < cols:
-            w[:, i2:] -= e1 @ u[i1:i2, i2:]
-    return w, keep
-
-
-def _lowest_pruned(scores: np.ndarray, k: int) -> np.ndarray:
-    """Keep-mask pruning the ``k`` lowest scores, ties to the lower flat index (as ``topk_mask``).
-
-    NumPy's single-threaded partition: between the BLAS calls of the sweep a
-    parallel kernel would wake a second thread pool, which on a busy machine
-    costs more than the selection itself.
-    """
-    flat = scores.ravel()
-    if k == 0:
-        return np.ones(scores.shape, dtype=bool)
-    kth = np.partition(flat, k - 1)[k - 1]
-    keep = flat > kth
-    ties = np.flatnonzero(flat == kth)
-    keep[ties[k - int(np.count_nonzero(flat < kth)) :]] = True
-    return keep.reshape(scores.shape)
-
-
-def _sweep_xp(
-    xp: ModuleType, w: Array, u: Array, counts: list[int] | None, nm: tuple[int, int] | None, bs: int
-) -> tuple[Array, Array]:
-    """Any backend, standard functions only (no item assignment: JAX arrays are immutable)."""
-    rows, cols = (int(s) for s in w.shape)
-    if rows * cols == 0:
-        return w, xp.ones(tuple(w.shape), dtype=xp.bool, device=device(w))
-    rest = w
-    qs, keeps = [], []
-    for b, i1 in enumerate(range(0, cols, bs)):
-        i2 = min(i1 + bs, cols)
-        count = i2 - i1
-        w1 = rest[:, :count]
-        u1 = u[i1:i2, i1:i2]
-        d = xp.linalg.diagonal(u1)
-        if nm is None:
-            k1 = topk_mask(w1**2 / (d**2)[None, :], counts[b]).mask
-        groups = []
-        q_cols, e_cols = [], []
-        for i in range(count):
-            if nm is not None:
-                n, m = nm
-                if i % m == 0:
-                    g = nm_mask(w1[:, i : i + m] ** 2 / (d[i : i + m] ** 2)[None, :], n, m).mask
-                    groups.append(g)
-                kept = g[:, i % m]
-            else:
-                kept = k1[:, i]
-            col = w1[:, i]
-            q = xp.where(kept, col, xp.zeros_like(col))
-            e = (col - q) / d[i]
-            # U is upper triangular: row i is zero before column i, so the
-            # whole-row update leaves the columns already done unchanged
-            w1 = w1 - e[:, None] * u1[i, :][None, :]
-            q_cols.append(q)
-            e_cols.append(e)
-        qs.append(xp.stack(q_cols, axis=1))
-        keeps.append(k1 if nm is None else xp.concat(groups, axis=1))
-        if i2 < cols:
-            rest = rest[:, count:] - xp.matmul(xp.stack(e_cols, axis=1), u[i1:i2, i2:])
-    return xp.concat(qs, axis=1), xp.concat(keeps, axis=1)
-

@@ -1,0 +1,244 @@
+"""The host implementation of the selection, norm, calibration and SparseGPT jobs: Numba kernels.
+
+Inputs are NumPy arrays and dense CPU torch tensors (:func:`.bridge.is_host`),
+read in place through :func:`.bridge.host_view` (bfloat16 widened to float32:
+these kernels rank or sum values); results go back through
+:func:`.bridge.wrap`. The kernel modules are imported on first use, so
+importing this module compiles nothing and loads no Numba.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .._compat import device
+from .bridge import host_view, wrap
+from .shared import resolve_counts
+
+Array = Any
+
+#: Columns a SparseGPT kernel sweeps before the rest of the block is updated by one matrix product.
+SUB_BLOCK = 32
+
+
+def count_nan(x: Array) -> int:
+    """Number of NaN values in ``x`` (0 for integer dtypes)."""
+    return _count_nan(host_view(x, widen=True))
+
+
+def _count_nan(a: np.ndarray) -> int:
+    return int(np.count_nonzero(np.isnan(a))) if a.dtype.kind == "f" else 0
+
+
+def _as_3d(h: np.ndarray, axis: int) -> np.ndarray:
+    """``h`` as (before ``axis``, along it, after it): a view for the kernels' loops."""
+    shape = h.shape
+    return h.reshape(math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :]))
+
+
+# -- selection ----------------------------------------------------------------------------
+def topk_keep(x: Array, n_prune: int, magnitude: bool) -> tuple[Array, int]:
+    """``(keep, nan_count)``: the keep-mask pruning ``n_prune`` smallest values; meaningless
+    when ``nan_count``."""
+    from .._kernels.cpu import select
+
+    keep, nans = select.topk_keep(host_view(x, widen=True), n_prune, magnitude)
+    return wrap(keep, x), nans
+
+
+def nm_keep(x: Array, n: int, m: int, axis: int, magnitude: bool) -> tuple[Array, int]:
+    """``(keep, nan_count)``: ``n`` zeros in each group of ``m`` along ``axis``."""
+    from .._kernels.cpu import nm
+
+    h = host_view(x, widen=True)
+    keep, has_nan = nm.nm_keep(_as_3d(h, axis), n, m, magnitude)
+    return wrap(keep.reshape(h.shape), x), _count_nan(h) if has_nan else 0
+
+
+# -- norms --------------------------------------------------------------------------------
+def slice_norms(x: Array, axis: int, ord: float) -> Array:
+    """Lp norm of each slice along ``axis`` (float64 accumulation); ``x`` is not empty."""
+    from .._kernels.cpu import norms
+
+    return wrap(norms.slice_norms(_as_3d(host_view(x, widen=True), axis), ord), x)
+
+
+def block_norms(x: Array, block: tuple[int, ...], ord: float) -> Array:
+    """Lp norm of each tile of shape ``block`` (one or two trailing axes); ``x`` is not empty."""
+    from .._kernels.cpu import norms
+
+    h = host_view(x, widen=True)
+    b1, b2 = (1, *block) if len(block) == 1 else block
+    rows = h.shape[-2] if len(block) == 2 else 1
+    cols = h.shape[-1]
+    lead = h.shape[: h.ndim - len(block)]
+    h5 = h.reshape(math.prod(lead), rows // b1, b1, cols // b2, b2)
+    out = norms.block_norms(h5, ord)
+    out_shape = lead + tuple(s // b for s, b in zip(h.shape[h.ndim - len(block) :], block))
+    return wrap(out.reshape(out_shape), x)
+
+
+# -- global threshold over many arrays ----------------------------------------------------
+def global_keep(
+    arrays: list[Array], k: int, lo: list[int], hi: list[int], magnitude: bool,
+    on_nan: Callable[[int, int], None],
+) -> list[tuple[Array, int, int]]:
+    """``(keep, pruned, unclamped)`` per array, by a radix select over all arrays at once.
+
+    Requires ``sum(lo) <= k <= sum(hi)``. ``on_nan(i, count)`` is called (and
+    must raise) when array ``i`` holds NaN.
+    """
+    from .._kernels.cpu import global_select as gs
+    from .._kernels.cpu import select
+
+    hosts = [host_view(a, widen=True) for a in arrays]
+    src = gs.KeySource(hosts)
+    sizes = [h.size for h in hosts]
+
+    def nan_in(i: int) -> None:
+        on_nan(i, _count_nan(hosts[i]))
+
+    def own_topk(i: int, p: int) -> np.ndarray:
+        keep, nans = select.topk_keep(src.values(i), p, magnitude)
+        if nans:
+            nan_in(i)
+        return keep
+
+    def back(i: int, keep: np.ndarray) -> Array:
+        return wrap(keep.reshape(hosts[i].shape), arrays[i])
+
+    bounded = any(lo) or any(h < n for h, n in zip(hi, sizes))
+    if k <= sum(lo) or k >= sum(hi):  # every layer at one of its bounds
+        counts, cut = (lo, [0] * len(sizes)) if k <= sum(lo) else (hi, sizes)
+        return [(back(i, own_topk(i, p)), p, cut[i]) for i, p in enumerate(counts)]
+    everything = range(len(hosts))
+    if not bounded:
+        threshold, less_total, _ = gs.find_threshold(src, k, magnitude, None, None, nan_in)
+        keeps, equal, less = gs.keep_from(src, everything, magnitude, threshold)
+        remaining = k - int(less_total[0])
+        out = []
+        for i in everything:
+            j = min(equal[i], remaining)  # ties: earlier arrays, then lower indices, first
+            gs.prune_equal(src, i, magnitude, threshold, j, keeps[i])
+            remaining -= j
+            out.append((back(i, keeps[i]), less[i] + j, less[i] + j))
+        return out
+    lo_a, hi_a = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
+    threshold, less_a, equal_a = gs.find_threshold(src, k, magnitude, lo_a, hi_a, nan_in)
+    less, equal = [int(v) for v in less_a], [int(v) for v in equal_a]
+    counts = resolve_counts(less, equal, lo, hi, k)
+    pruned = [max(lo[i], min(hi[i], c)) for i, c in enumerate(counts)]
+    cut = [i for i in everything if pruned[i] == counts[i]]
+    keeps = gs.keep_from(src, cut, magnitude, threshold)[0]
+    out = []
+    for i, c in enumerate(counts):
+        if i in keeps:
+            gs.prune_equal(src, i, magnitude, threshold, c - less[i], keeps[i])
+            keep = keeps[i]
+        else:
+            keep = own_topk(i, pruned[i])
+        out.append((back(i, keep), pruned[i], c))
+    return out
+
+
+# -- calibration --------------------------------------------------------------------------
+def sum_squares(xp: ModuleType, x2: Array, acc: Any) -> Array:
+    """``sum(x2[:, j] ** 2)`` over the rows of the 2-D, non-empty ``x2``, as ``acc`` on ``x2``'s device."""
+    from .._kernels.cpu import norms
+
+    h = host_view(x2, widen=True)
+    # one parallel pass, float64 accumulation, no float64 copy of the batch
+    part = norms.slice_norms(h.reshape(h.shape[0], h.shape[1], 1), 2.0) ** 2
+    return xp.asarray(part, dtype=acc, device=device(x2))
+
+
+# -- SparseGPT ----------------------------------------------------------------------------
+def cholesky_inverse_base(k: np.ndarray) -> np.ndarray:
+    """``L^-1`` where ``L L^T = k`` (a small NumPy matrix), by one kernel."""
+    from .._kernels.cpu import obs
+
+    inv, ok = obs.cholesky_inverse_factor(np.ascontiguousarray(k))
+    if not ok:
+        msg = "the matrix is not positive definite"
+        raise ValueError(msg)
+    return inv
+
+
+def sparsegpt_sweep(
+    weights: Array, hessian: Array, prepare: Callable[[ModuleType, Array, Array], tuple[Array, Array]],
+    counts: list[int] | None, nm: tuple[int, int] | None, bs: int,
+) -> tuple[Array, Array]:
+    """SparseGPT on the host: ``prepare`` (dead inputs, dampening, ``U``) runs in NumPy on the
+    arrays' memory (copies are ours), then :func:`_sweep`; results in the weights' library."""
+    w, u = prepare(np, host_view(weights, widen=True), host_view(hessian, widen=True))
+    q, keep = _sweep(np.ascontiguousarray(w), np.ascontiguousarray(u), counts, nm, bs)
+    return wrap(q, weights), wrap(keep, weights)
+
+
+def _sweep(
+    w: np.ndarray, u: np.ndarray, counts: list[int] | None, nm: tuple[int, int] | None, bs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's blocks, each swept in sub-blocks by a Numba kernel.
+
+    The lazy batching is taken one level further: a kernel sweeps
+    ``SUB_BLOCK`` columns at a time (rows in parallel) and the sub-block's
+    errors reach the rest of the block in one matrix product, as the block's
+    errors reach the later blocks. Same arithmetic as the column loop, regrouped,
+    so nearly all the flops run in BLAS.
+    """
+    from .._kernels.cpu import obs
+
+    rows, cols = w.shape
+    keep = np.empty((rows, cols), dtype=bool)
+    sub = SUB_BLOCK if nm is None else nm[1] * max(1, SUB_BLOCK // nm[1])
+    for b, i1 in enumerate(range(0, cols, bs)):
+        i2 = min(i1 + bs, cols)
+        w1 = np.ascontiguousarray(w[:, i1:i2])
+        u1 = u[i1:i2, i1:i2]
+        e1 = np.empty(w1.shape, dtype=w.dtype)
+        k1 = np.empty(w1.shape, dtype=bool)
+        if nm is None:
+            d = np.diagonal(u1)
+            k1[...] = _lowest_pruned(w1**2 / (d**2)[None, :], counts[b])
+        for s1 in range(0, i2 - i1, sub):
+            s2 = min(s1 + sub, i2 - i1)
+            ws = np.ascontiguousarray(w1[:, s1:s2])
+            us = np.ascontiguousarray(u1[s1:s2, s1:s2])
+            es = np.empty(ws.shape, dtype=w.dtype)
+            ks = np.ascontiguousarray(k1[:, s1:s2])
+            if nm is None:
+                obs.sweep_unstructured(ws, ks, us, es)
+            else:
+                obs.sweep_nm(ws, ks, us, es, nm[0], nm[1])
+            w1[:, s1:s2] = ws
+            e1[:, s1:s2] = es
+            k1[:, s1:s2] = ks
+            if s2 < i2 - i1:
+                w1[:, s2:] -= es @ u1[s1:s2, s2:]
+        w[:, i1:i2] = w1
+        keep[:, i1:i2] = k1
+        if i2 < cols:
+            w[:, i2:] -= e1 @ u[i1:i2, i2:]
+    return w, keep
+
+
+def _lowest_pruned(scores: np.ndarray, k: int) -> np.ndarray:
+    """Keep-mask pruning the ``k`` lowest scores, ties to the lower flat index (as ``topk_mask``).
+
+    NumPy's single-threaded partition: between the BLAS calls of the sweep a
+    parallel kernel would wake a second thread pool, which on a busy machine
+    costs more than the selection itself.
+    """
+    flat = scores.ravel()
+    if k == 0:
+        return np.ones(scores.shape, dtype=bool)
+    kth = np.partition(flat, k - 1)[k - 1]
+    keep = flat > kth
+    ties = np.flatnonzero(flat == kth)
+    keep[ties[k - int(np.count_nonzero(flat < kth)) :]] = True
+    return keep.reshape(scores.shape)

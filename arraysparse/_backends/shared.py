@@ -1,0 +1,29 @@
+"""What every backend shares: the global selection's tie walk."""
+
+from __future__ import annotations
+
+
+def resolve_counts(less: list[int], equal: list[int], lo: list[int], hi: list[int], k: int) -> list[int]:
+    """Per-array counts ``c_t`` below the global cut, for a threshold value ``T`` found so that
+    ``sum clamp(less) < k <= sum clamp(less + equal)``.
+
+    Walking the values equal to ``T`` in concatenation order, the cut stops
+    at the first position where the clamped counts add up to ``k``.
+    """
+
+    def clamp(c: int, i: int) -> int:
+        return max(lo[i], min(hi[i], c))
+
+    remaining = k - sum(clamp(c, i) for i, c in enumerate(less))
+    counts = []
+    for i in range(len(less)):
+        gain = clamp(less[i] + equal[i], i) - clamp(less[i], i)
+        if remaining == 0:
+            counts.append(less[i])
+        elif remaining >= gain:
+            counts.append(less[i] + equal[i])
+            remaining -= gain
+        else:
+            counts.append(max(less[i], lo[i]) + remaining)
+            remaining = 0
+    return counts
