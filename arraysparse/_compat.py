@@ -1,9 +1,9 @@
-"""Backend detection and zero-copy bridges.
+"""Backend detection: which library and device an array belongs to.
 
 This is the only module that imports ``array_api_compat``. Everything else asks
-it three questions about an array: which namespace it belongs to, whether a
-compiled kernel can read it in place, and how to hand a kernel's result back in
-the caller's namespace and device.
+it which namespace an array belongs to, on which device, and whether it can be
+written in place. The bridge between arrays and the kernels (views in, results
+out) is :mod:`arraysparse._backends.bridge`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ __all__ = [
     "backend_name",
     "device",
     "ensure_array",
-    "from_host",
-    "host_view",
     "is_writable",
     "same_device",
 ]
@@ -94,45 +92,6 @@ def is_torch_cpu_strided(x: Array) -> bool:
     import torch
 
     return x.device.type == "cpu" and x.layout == torch.strided
-
-
-def host_view(x: Array) -> np.ndarray | None:
-    """A NumPy array sharing memory with ``x``, or ``None`` if there is none.
-
-    (Byte-swapped NumPy data is the one exception: it is copied to native order.)
-
-    NumPy arrays are returned as they are; CPU torch tensors are viewed without
-    a copy (bfloat16, which NumPy lacks, is widened to float32, which is exact
-    and keeps the order of values). Anything else, GPU arrays included, gives
-    ``None``: data is never moved between devices behind the caller's back.
-    """
-    if _aac.is_numpy_array(x):
-        a = np.asarray(x)
-        # the kernels read raw bits: byte-swapped data is first put in native order
-        return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
-    if _aac.is_torch_array(x):
-        import torch
-
-        if x.device.type != "cpu" or x.layout != torch.strided:
-            return None
-        t = x.detach()
-        if t.dtype == torch.bfloat16:
-            t = t.float()
-        return t.resolve_conj().resolve_neg().numpy()
-    return None
-
-
-def from_host(a: np.ndarray, like: Array) -> Array:
-    """Wrap a NumPy result of a CPU kernel as an array of ``like``'s library.
-
-    Only valid when ``host_view(like)`` was not ``None``: no data is copied.
-    """
-    if _aac.is_torch_array(like):
-        import torch
-
-        # not np.ascontiguousarray: it turns a 0-d array into a 1-d one
-        return torch.from_numpy(a if a.flags.c_contiguous else a.copy())
-    return a
 
 
 def ensure_array(x: Array) -> Array:

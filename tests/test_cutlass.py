@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.sparse import _semi_structured_conversions as torch_conv
 
+from arraysparse._backends import reference_formats
 from arraysparse._kernels.cpu import cutlass as kernels
 from arraysparse.formats import cutlass as cl
 from arraysparse.formats.cutlass import (
@@ -190,9 +191,9 @@ def test_meta_offsets_equal_torch():
         for rows, ncols in [(lay.band, 2), (3 * lay.band, 6)]:
             want = torch_conv._calculate_meta_reordering_scatter_offsets(rows, ncols, meta_dtype, "cpu").numpy()
             xp = reference_namespace()
-            targets = np.asarray(cl._meta_targets(xp, lay, rows, ncols, np.zeros(1)))
+            targets = np.asarray(reference_formats.meta_targets(xp, lay, rows, ncols, np.zeros(1)))
             np.testing.assert_array_equal(targets, want)
-            sources = np.asarray(cl._meta_sources(xp, lay, rows, ncols, np.zeros(1)))
+            sources = np.asarray(reference_formats.meta_sources(xp, lay, rows, ncols, np.zeros(1)))
             np.testing.assert_array_equal(sources[targets], np.arange(rows * ncols))
             # the kernels' per-band table says the same
             src_row, src_col = kernels.band_sources(lay.band, lay.interweave)
@@ -212,10 +213,10 @@ def test_standard_path_on_numpy_equals_kernels():
         values, meta = to_cutlass(dense)
         import array_api_compat.torch as txp
 
-        rv, rm = cl._encode_reference(txp, dense, lay)
+        rv, rm = reference_formats.cutlass_encode(txp, dense, lay)
         np.testing.assert_array_equal(tbits(rv), tbits(values))
         np.testing.assert_array_equal(tbits(rm), tbits(meta))
-        np.testing.assert_array_equal(tbits(cl._decode_reference(txp, values, meta, lay)), tbits(from_cutlass(values, meta)))
+        np.testing.assert_array_equal(tbits(reference_formats.cutlass_decode(txp, values, meta, lay)), tbits(from_cutlass(values, meta)))
 
 
 def test_signaling_nans_keep_their_bits_where_torch_quiets_them():

@@ -1,6 +1,6 @@
 """The backend seam: one function per job, each choosing its implementation here and nowhere else.
 
-Masks, scores, the model, the strategies and calibration call these
+Masks, scores, formats, the model, the strategies and calibration call these
 functions with the caller's arrays and get arrays of the caller's library,
 dtype and device back. :func:`_choose` names the backend for the arrays at
 hand:
@@ -8,18 +8,19 @@ hand:
 ==============  ==================================  =========================================
 backend         arrays                              implementation
 ==============  ==================================  =========================================
-``host``        NumPy, dense CPU torch              Numba kernels: :mod:`.host`, on the
-                                                    views of :mod:`.bridge` (no copy)
+``host``        NumPy, dense CPU torch              Numba kernels: :mod:`.host`,
+                                                    :mod:`.host_formats`, on the views of
+                                                    :mod:`.bridge` (no copy)
 ``cuda``        CuPy, torch on CUDA                 slot, not written: CUDA kernels through
                                                     :func:`.bridge.device_view` (DLPack)
 ``dask``        dask arrays                         slot, not written: blockwise over the
                                                     other backends
-``reference``   everything else (JAX,               standard-only: :mod:`.reference`;
-                array-api-strict, ...)              the test oracle
+``reference``   everything else (JAX,               standard-only: :mod:`.reference`,
+                array-api-strict, ...)              :mod:`.reference_formats`; the test oracle
 ==============  ==================================  =========================================
 
-A job whose inputs the chosen backend cannot take (empty norms, blocks over
-more than two axes) runs the reference. Nothing outside this package imports
+A job whose inputs the chosen backend cannot take (complex128 formats on the
+host, empty norms) runs the reference. Nothing outside this package imports
 a kernel module; the kernel modules load on a job's first use.
 
 NaN scores raise here, with their count, whichever implementation ran
@@ -30,20 +31,48 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from . import bridge, host, reference
+from . import bridge, host, host_formats, reference, reference_formats
+from .shared import Violation
 
 __all__ = [
+    "Counted",
+    "Violation",
     "block_norms",
     "cholesky_inverse_base",
+    "count_blocks",
+    "count_cols",
     "count_nan",
+    "count_nonzero",
+    "count_row_lengths",
+    "count_rows",
+    "cutlass_decode",
+    "cutlass_encode",
+    "cutlass_pack",
+    "cutlass_unpack",
+    "decode_bitmask",
+    "decode_bsr",
+    "decode_compressed",
+    "decode_dia",
+    "decode_ell",
+    "decode_nm",
+    "decode_target",
+    "encode_bitmask",
+    "encode_bsr",
+    "encode_csc",
+    "encode_csr",
+    "encode_dia",
+    "encode_ell",
+    "encode_nm",
     "global_keep",
     "nm_keep",
     "result_float",
+    "shared_array",
     "slice_norms",
     "sparsegpt_sweep",
     "sum_squares",
@@ -203,3 +232,233 @@ def cholesky_inverse_base(xp: ModuleType, k: Array) -> Array:
     if _choose(k) == "host" and isinstance(k, np.ndarray):
         return host.cholesky_inverse_base(k)
     return reference.cholesky_inverse_base(xp, k)
+
+
+# -- formats: count, encode, decode -------------------------------------------------------
+@dataclass(frozen=True)
+class Counted:
+    """The first pass of a two-pass compress: what the format's rules need, and the pass's state.
+
+    The format reads ``nnz`` (``longest`` / ``first_longest`` for ELL) to size
+    its outputs, then hands the whole record to the matching ``encode_*``,
+    which runs on the backend that counted.
+    """
+
+    backend: str
+    nnz: int  # non-zeros (BSR: non-zero blocks)
+    state: Any = field(repr=False)
+    longest: int = 0  # ELL: the most non-zeros in one row
+    first_longest: int = 0  # ELL: the first row holding that many
+
+
+def _formats_backend(x: Array) -> str:
+    """The backend of a format job on ``x``: the host codecs move items of up to
+    :data:`.bridge.MAX_ITEMSIZE` bytes (complex128 runs the reference)."""
+    name = _choose(x)
+    return "host" if name == "host" and x.dtype.itemsize <= bridge.MAX_ITEMSIZE else "reference"
+
+
+def count_nonzero(xp: ModuleType, values: Array) -> int:
+    """Non-zeros (``!= 0``; -0.0 is zero, NaN is not) among a result's stored values."""
+    if _formats_backend(values) == "host":
+        return host_formats.count_nonzero(values)
+    return reference_formats.count_nonzero(xp, values)
+
+
+def count_rows(xp: ModuleType, x2: Array) -> Counted:
+    """First pass of CSR and COO: the non-zeros of the 2-D ``x2``, row by row."""
+    if _formats_backend(x2) == "host":
+        return Counted("host", *host_formats.count_rows(x2))
+    return Counted("reference", *reference_formats.count_rows(xp, x2))
+
+
+def encode_csr(counted: Counted, index: str, *, coo: bool) -> tuple[Array, Array, Array]:
+    """``(indptr, indices, data)``, or with ``coo`` ``(row, col, data)``; ``index`` is the
+    index dtype's name (``"int32"`` / ``"int64"``)."""
+    impl = host_formats if counted.backend == "host" else reference_formats
+    return impl.encode_csr(counted, index, coo=coo)
+
+
+def count_cols(xp: ModuleType, x2: Array) -> Counted:
+    """First pass of CSC: the non-zeros of the 2-D ``x2``, column by column."""
+    if _formats_backend(x2) == "host":
+        return Counted("host", *host_formats.count_cols(x2))
+    return Counted("reference", *reference_formats.count_cols(xp, x2))
+
+
+def encode_csc(counted: Counted, index: str) -> tuple[Array, Array, Array]:
+    """CSC's ``(indptr, indices, data)``; ``indices`` are row numbers."""
+    impl = host_formats if counted.backend == "host" else reference_formats
+    return impl.encode_csc(counted, index)
+
+
+def count_blocks(xp: ModuleType, x2: Array, block: tuple[int, int]) -> Counted:
+    """First pass of BSR: the blocks of shape ``block`` (dividing ``x2``'s shape) holding a non-zero."""
+    if _formats_backend(x2) == "host":
+        return Counted("host", *host_formats.count_blocks(x2, *block))
+    return Counted("reference", *reference_formats.count_blocks(xp, x2, *block))
+
+
+def encode_bsr(counted: Counted, index: str) -> tuple[Array, Array, Array]:
+    """BSR's ``(indptr, indices, data)``: the non-zero blocks, block row by block row."""
+    impl = host_formats if counted.backend == "host" else reference_formats
+    return impl.encode_bsr(counted, index)
+
+
+def count_row_lengths(xp: ModuleType, x2: Array) -> Counted:
+    """First pass of ELL: the row counts, with the longest row."""
+    backend = _formats_backend(x2)
+    if backend == "host":
+        nnz, longest, first, state = host_formats.count_row_lengths(x2)
+    else:
+        nnz, longest, first, state = reference_formats.count_row_lengths(xp, x2)
+    return Counted(backend, nnz, state, longest, first)
+
+
+def encode_ell(counted: Counted, width: int, index: str) -> tuple[Array, Array]:
+    """ELL's ``(indices, data)`` of shape ``(rows, width)``, padding index -1 and value 0."""
+    impl = host_formats if counted.backend == "host" else reference_formats
+    return impl.encode_ell(counted, width, index)
+
+
+def encode_dia(xp: ModuleType, x2: Array, index: str) -> tuple[Array, Array, int]:
+    """DIA's ``(offsets, data, nnz)`` (scipy.sparse's layout)."""
+    if _formats_backend(x2) == "host":
+        return host_formats.encode_dia(x2, index)
+    return reference_formats.encode_dia(xp, x2, index)
+
+
+def encode_nm(xp: ModuleType, x2: Array, n: int, m: int) -> tuple[Array, Array]:
+    """N:M's ``(values, positions)``; :class:`Violation` (row, group, non-zeros) when a group
+    holds more than ``m - n`` non-zeros."""
+    if _formats_backend(x2) == "host":
+        return host_formats.encode_nm(x2, n, m)
+    return reference_formats.encode_nm(xp, x2, n, m)
+
+
+def encode_bitmask(xp: ModuleType, x2: Array) -> tuple[Array, Array, int]:
+    """The bitmask format's ``(values, bitmask, nnz)``."""
+    if _formats_backend(x2) == "host":
+        return host_formats.encode_bitmask(x2)
+    return reference_formats.encode_bitmask(xp, x2)
+
+
+def _decoder(arrays: dict, dtype: Any, target: bridge.Host | None) -> bridge.Host | None:
+    """The host decoding a result of ``dtype`` (the target, when decoding into one), or None
+    for the reference."""
+    if target is not None:
+        return target
+    if _choose(*arrays.values()) == "host":
+        return bridge.Host.for_result(next(iter(arrays.values())), dtype)
+    return None
+
+
+def decode_target(arrays: dict, dtype: Any, out: Array, shape2: tuple[int, int]) -> bridge.Host | None:
+    """What the host decoders write into for ``to_dense(out=out)``: ``out``'s own memory as a
+    C-contiguous 2-D view, or None (then decode, and copy into ``out``)."""
+    h = _decoder(arrays, dtype, None)
+    view = bridge.Host.of(out) if h is not None else None
+    if view is None or not view.values.flags.c_contiguous or not bridge.is_view_of(view.values, out):
+        return None
+    return replace(h, target=view.values.reshape(shape2))
+
+
+def shared_array(target: bridge.Host, arrays: dict) -> str | None:
+    """The name of the first of ``arrays`` sharing memory with the decode target, if any."""
+    for name, a in arrays.items():
+        if np.may_share_memory(target.target, bridge.host_view(a)):
+            return name
+    return None
+
+
+def decode_compressed(
+    xp: ModuleType, fmt: str, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
+) -> Array:
+    """Dense 2-D array of a COO / CSR / CSC result (``fmt``), into ``target`` if given."""
+    h = _decoder(arrays, dtype, target)
+    if h is not None:
+        return host_formats.decode_compressed(h, fmt, arrays, shape2)
+    return reference_formats.decode_compressed(xp, fmt, arrays, shape2)
+
+
+def decode_bsr(
+    xp: ModuleType, arrays: dict, shape2: tuple[int, int], block: tuple[int, int], dtype: Any,
+    target: bridge.Host | None = None,
+) -> Array:
+    """Dense 2-D array of a BSR result."""
+    h = _decoder(arrays, dtype, target)
+    if h is not None:
+        return host_formats.decode_bsr(h, arrays, shape2)
+    return reference_formats.decode_bsr(xp, arrays, shape2, block)
+
+
+def decode_ell(
+    xp: ModuleType, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
+) -> Array:
+    """Dense 2-D array of an ELL result."""
+    h = _decoder(arrays, dtype, target)
+    if h is not None:
+        return host_formats.decode_ell(h, arrays, shape2)
+    return reference_formats.decode_ell(xp, arrays, shape2)
+
+
+def decode_dia(
+    xp: ModuleType, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
+) -> Array:
+    """Dense 2-D array of a DIA result."""
+    h = _decoder(arrays, dtype, target)
+    if h is not None:
+        return host_formats.decode_dia(h, arrays, shape2)
+    return reference_formats.decode_dia(xp, arrays, shape2)
+
+
+def decode_nm(
+    xp: ModuleType, arrays: dict, shape2: tuple[int, int], n: int, m: int, dtype: Any,
+    target: bridge.Host | None = None,
+) -> Array:
+    """Dense 2-D array of an N:M result."""
+    h = _decoder(arrays, dtype, target)
+    if h is not None:
+        return host_formats.decode_nm(h, arrays, shape2, m)
+    return reference_formats.decode_nm(xp, arrays, shape2, n, m)
+
+
+def decode_bitmask(
+    xp: ModuleType, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
+) -> Array:
+    """Dense 2-D array of a bitmask result."""
+    h = _decoder(arrays, dtype, target)
+    if h is not None:
+        return host_formats.decode_bitmask(h, arrays, shape2)
+    return reference_formats.decode_bitmask(xp, arrays, shape2)
+
+
+# -- CUTLASS 2:4 --------------------------------------------------------------------------
+# ``lay`` is the format's layout record (arraysparse.formats.cutlass); its shape, dtype and
+# meta checks are done. Violations come back as Violation for the format to word.
+def cutlass_encode(xp: ModuleType, dense: Array, lay: Any) -> tuple[Array, Array]:
+    """``(values, meta)`` of a non-empty ``dense``; :class:`Violation` (row, group, non-zeros)."""
+    if _choose(dense) == "host":
+        return host_formats.cutlass_encode(xp, dense, lay)
+    return reference_formats.cutlass_encode(xp, dense, lay)
+
+
+def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any) -> Array:
+    """The dense matrix of non-empty ``values`` and their ``meta``; :class:`Violation` (row, group, code)."""
+    if _choose(values, meta) == "host":
+        return host_formats.cutlass_decode(values, meta, lay)
+    return reference_formats.cutlass_decode(xp, values, meta, lay)
+
+
+def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
+    """CUTLASS meta from the simple layout's ``positions``; :class:`Violation` (row, group, positions)."""
+    if _choose(positions) == "host":
+        return host_formats.cutlass_pack(xp, positions, lay)
+    return reference_formats.cutlass_pack(xp, positions, lay)
+
+
+def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:
+    """The simple layout's uint8 ``positions`` from CUTLASS ``meta``; :class:`Violation` (row, group, code)."""
+    if _choose(meta) == "host":
+        return host_formats.cutlass_unpack(meta, lay)
+    return reference_formats.cutlass_unpack(xp, meta, lay)

@@ -8,8 +8,12 @@ kernels read them in place through a NumPy view:
   ``widen=True`` as float32 (a copy; exact and order-preserving) for kernels
   that rank or sum values. Byte-swapped NumPy data is the one other copy: it
   is put in native order, as the kernels read raw bits.
+* :func:`bits_view`: the same bytes as unsigned integers (the CUTLASS kernels).
+* :class:`Host`: the exact view together with what wrapping the results back
+  needs (the caller's dtype); the format codecs use it.
 
-Results go back with :func:`wrap`: a NumPy result stays NumPy, a torch caller gets
+Results go back with :func:`wrap` (or :meth:`Host.wrap_values` /
+:meth:`Host.wrap_index`): a NumPy result stays NumPy, a torch caller gets
 ``torch.from_numpy`` over the same memory, viewed as the caller's dtype. No
 copy either way (only a non-contiguous result is made contiguous, as torch needs).
 
@@ -20,6 +24,7 @@ for it here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +33,11 @@ from .. import _compat
 
 Array = Any
 
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+#: The widest item :class:`Host` moves: complex128's 16 bytes have no unsigned integer
+#: of their width, and run the standard-only codecs.
+MAX_ITEMSIZE = 8
 
 
 def is_host(x: Array) -> bool:
@@ -56,6 +66,15 @@ def host_view(x: Array, *, widen: bool = False) -> np.ndarray | None:
     return None
 
 
+def bits_view(x: Array) -> np.ndarray | None:
+    """The bytes of ``x`` (NumPy, dense CPU torch) as unsigned integers of the item's width
+    (1, 2 or 4 bytes), else ``None``."""
+    h = host_view(x)
+    if h is None or h.dtype.itemsize not in (1, 2, 4):
+        return None
+    return h.view(_UNSIGNED[h.dtype.itemsize])
+
+
 def wrap(a: np.ndarray, like: Array, dtype: Any = None) -> Array:
     """A kernel's NumPy result ``a`` as an array of ``like``'s library, without a copy.
 
@@ -69,6 +88,84 @@ def wrap(a: np.ndarray, like: Array, dtype: Any = None) -> Array:
     # not np.ascontiguousarray: it turns a 0-d array into a 1-d one
     t = torch.from_numpy(a if a.flags.c_contiguous else a.copy())
     return t if dtype is None or t.dtype == dtype else t.view(dtype)
+
+
+def is_view_of(view: np.ndarray, x: Array) -> bool:
+    """Whether the host view ``view`` is ``x``'s own memory (not a byte-swapped or widened copy)."""
+    start = view.__array_interface__["data"][0]
+    if _compat.is_numpy(x):
+        return start == x.__array_interface__["data"][0]
+    return start == x.data_ptr()
+
+
+@dataclass
+class Host:
+    """The exact host view of an array (or the template of a result's dtype) and the way back.
+
+    ``values`` holds the data with its own dtype (bfloat16 as uint16);
+    ``wrap_*`` turn kernel outputs back into arrays of the caller's library
+    and dtype without a copy.
+    """
+
+    values: np.ndarray
+    is_float: bool
+    torch_dtype: Any = None  # the caller's torch dtype, None for NumPy
+    # to_dense(out=...): the caller's buffer, as a C-contiguous 2-D host view;
+    # the decoders then write into it instead of allocating
+    target: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, x: Array) -> Host | None:
+        """The exact host view of ``x``; None off the host and for 16-byte items (complex128),
+        which the host kernels do not move."""
+        if getattr(x.dtype, "itemsize", 0) > MAX_ITEMSIZE:
+            return None
+        a = host_view(x)
+        if a is None:
+            return None
+        if _compat.is_numpy(x):
+            return cls(a, a.dtype.kind in "fc")
+        return cls(a, x.is_floating_point() or x.is_complex(), x.dtype)
+
+    @classmethod
+    def for_result(cls, like: Array, dtype: Any) -> Host | None:
+        """An empty Host of ``dtype`` in ``like``'s library, to decode a result whose arrays
+        are host arrays like ``like``; None otherwise."""
+        if _compat.is_numpy(like):
+            return cls.of(np.empty(0, np.dtype(dtype)))
+        if _compat.is_torch_cpu_strided(like):
+            import torch
+
+            return cls.of(torch.empty(0, dtype=dtype))
+        return None
+
+    @property
+    def is_torch(self) -> bool:
+        return self.torch_dtype is not None
+
+    def wrap_values(self, a: np.ndarray) -> Array:
+        """Values (possibly an unsigned view) as the caller's dtype and library."""
+        a = a.view(self.values.dtype)
+        if not self.is_torch:
+            return a
+        import torch
+
+        t = torch.from_numpy(a if a.flags.c_contiguous else a.copy())
+        return t.view(self.torch_dtype) if t.dtype != self.torch_dtype else t
+
+    def wrap_index(self, a: np.ndarray) -> Array:
+        """An index (or other integer) array in the caller's library."""
+        if not self.is_torch:
+            return a
+        import torch
+
+        return torch.from_numpy(a if a.flags.c_contiguous else a.copy())
+
+    def empty_values(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A dense output the decoder fills completely: the target, or a new array."""
+        if self.target is not None:
+            return self.target
+        return np.empty(shape, self.values.dtype)
 
 
 # -- device arrays: the CUDA backend's slot ---------------------------------------------

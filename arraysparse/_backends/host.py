@@ -4,7 +4,8 @@ Inputs are NumPy arrays and dense CPU torch tensors (:func:`.bridge.is_host`),
 read in place through :func:`.bridge.host_view` (bfloat16 widened to float32:
 these kernels rank or sum values); results go back through
 :func:`.bridge.wrap`. The kernel modules are imported on first use, so
-importing this module compiles nothing and loads no Numba.
+importing this module compiles nothing and loads no Numba. The formats' host
+codecs are in :mod:`.host_formats`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Written against the Python array API standard alone (``xp`` is the caller's
 namespace), so it runs on any conforming library: JAX, array-api-strict, CuPy
 and torch-CUDA until their own kernels exist. It sorts where the compiled
 kernels select, which makes it slower but short enough to trust: the tests
-use it as the oracle for the kernels.
+use it as the oracle for the kernels. The formats' standard-only codecs are
+in :mod:`.reference_formats`.
 
 Every selection breaks ties the same documented way: among equal scores the
 one with the lower index (flat C order, or position in its group) is pruned

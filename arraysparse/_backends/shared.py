@@ -1,6 +1,25 @@
-"""What every backend shares: the global selection's tie walk."""
+"""What every backend shares: the signal of a pattern violation and the global selection's tie walk."""
 
 from __future__ import annotations
+
+from typing import Any
+
+
+class Violation(Exception):
+    """The input breaks the pattern its format needs: where, and what was found there.
+
+    A backend raises it for the first offending group in row-major order;
+    the format module catches it and raises its own ``ValueError``, so the
+    message is worded in one place whichever backend found the group.
+    ``found`` is what the format's message reports (a count of non-zeros, a
+    meta code, the positions of a group).
+    """
+
+    def __init__(self, row: int, group: int, found: Any) -> None:
+        super().__init__(row, group, found)
+        self.row = row
+        self.group = group
+        self.found = found
 
 
 def resolve_counts(less: list[int], equal: list[int], lo: list[int], hi: list[int], k: int) -> list[int]:

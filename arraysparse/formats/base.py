@@ -70,8 +70,13 @@ class SparseFormat(str, enum.Enum):
 
 
 def index_dtype(xp: Any, *extents: int) -> Any:
-    """int32 if every extent fits in :data:`INDEX32_LIMIT`, else int64."""
-    return xp.int32 if max(extents, default=0) <= INDEX32_LIMIT else xp.int64
+    """int32 if every extent fits in :data:`INDEX32_LIMIT`, else int64 (``xp``'s dtype)."""
+    return getattr(xp, index_dtype_name(*extents))
+
+
+def index_dtype_name(*extents: int) -> str:
+    """``"int32"`` if every extent fits in :data:`INDEX32_LIMIT`, else ``"int64"``: the one rule."""
+    return "int32" if max(extents, default=0) <= INDEX32_LIMIT else "int64"
 
 
 def matrix_shape(shape: tuple[int, ...], *, name: str = "x") -> tuple[int, int]:

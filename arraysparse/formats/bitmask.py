@@ -9,45 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from .._compat import device, nonzero_mask
-from ._common import Host, arange, gather_decode, host_array, take_flat
+from .. import _backends
 
 Array = Any
 
 
-def encode(xp: Any, x2: Array, h: Host | None) -> tuple[dict, dict, int]:
-    rows, cols = x2.shape
-    if h is not None:
-        u, mask = h.bits()
-        nz = (u & mask) != 0
-        values = u[nz]
-        bits = np.packbits(nz, axis=1, bitorder="little")
-        return {"values": h.wrap_values(values), "bitmask": h.wrap_index(bits)}, {}, values.shape[0]
-    nz = nonzero_mask(xp, x2)
-    (flat,) = xp.nonzero(xp.reshape(nz, (-1,)))
-    values = take_flat(xp, x2, flat)
-    nbytes = (cols + 7) // 8
-    pad = nbytes * 8 - cols
-    b = xp.astype(nz, xp.uint8)
-    if pad:
-        b = xp.concat([b, xp.zeros((rows, pad), dtype=xp.uint8, device=device(x2))], axis=1)
-    weights = xp.astype(2 ** arange(xp, 8, x2), xp.uint8)
-    bits = xp.sum(xp.reshape(b, (rows, nbytes, 8)) * weights, axis=2, dtype=xp.uint8)
-    return {"values": values, "bitmask": bits}, {}, values.shape[0]
+def encode(xp: Any, x2: Array) -> tuple[dict, dict, int]:
+    values, bits, nnz = _backends.encode_bitmask(xp, x2)
+    return {"values": values, "bitmask": bits}, {}, nnz
 
 
-def decode(xp: Any, arrays: dict, shape2: tuple[int, int], h: Host | None) -> Array:
-    rows, cols = shape2
-    values, bits = arrays["values"], arrays["bitmask"]
-    if h is not None:
-        nz = np.unpackbits(host_array(h, bits), axis=1, count=cols, bitorder="little").view(bool)
-        out = h.zeros_values(shape2)
-        out[nz] = host_array(h, values)
-        return h.wrap_values(out)
-    shifts = xp.astype(arange(xp, 8, values), xp.uint8)
-    unpacked = (bits[:, :, None] >> shifts) & xp.asarray(1, dtype=xp.uint8)
-    nz = xp.reshape(unpacked, (rows, -1))[:, :cols] == 1
-    (flat,) = xp.nonzero(xp.reshape(nz, (-1,)))
-    return gather_decode(xp, flat, values, shape2)
+def decode(xp: Any, arrays: dict, shape2: tuple[int, int], dtype: Any, target: Any = None) -> Array:
+    return _backends.decode_bitmask(xp, arrays, shape2, dtype, target)

@@ -1,22 +1,22 @@
 """compress(): dense array -> SparseCompressionResult, and the way back.
 
-One codec module per format family; this module routes to them. NumPy and
-CPU torch inputs run the Numba kernels on an exact host view (no copy);
-everything else runs the standard-only code of the same module, on the
-caller's device.
+One codec module per format family; this module routes to them. Each holds
+its format's rules (parameters, violations, the result's arrays) and calls the
+backend seam (:mod:`arraysparse._backends`) for the work: NumPy and CPU torch
+inputs run the Numba kernels on an exact host view (no copy), everything else
+the standard-only codecs, on the caller's device.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from array_api_compat import is_array_api_obj
 
-from .._compat import array_namespace, backend_name, is_numpy, is_writable, nonzero_mask
+from .. import _backends
+from .._compat import array_namespace, backend_name, is_numpy, is_writable
 from . import bitmask, blocked, compressed, dia, ell, nm
-from ._common import Host, host_array, host_of
 from .base import SparseCompressionResult, SparseFormat, matrix_shape
 
 Array = Any
@@ -86,25 +86,22 @@ def compress(
     shape = tuple(x.shape)
     shape2 = matrix_shape(shape)
     x2 = xp.reshape(x, shape2)
-    h = Host.of(x)
-    if h is not None:
-        h.values = h.values.reshape(shape2)
     if fmt in (SparseFormat.CSR, SparseFormat.COO):
-        arrays, params, nnz = compressed.encode_rows(xp, x2, h, coo=fmt is SparseFormat.COO)
+        arrays, params, nnz = compressed.encode_rows(xp, x2, coo=fmt is SparseFormat.COO)
     elif fmt is SparseFormat.CSC:
-        arrays, params, nnz = compressed.encode_csc(xp, x2, h)
+        arrays, params, nnz = compressed.encode_csc(xp, x2)
     elif fmt is SparseFormat.BSR:
-        arrays, params, nnz = blocked.encode(xp, x2, h, block=block)
+        arrays, params, nnz = blocked.encode(xp, x2, block=block)
     elif fmt is SparseFormat.ELL:
-        arrays, params, nnz = ell.encode(xp, x2, h, width=width)
+        arrays, params, nnz = ell.encode(xp, x2, width=width)
     elif fmt is SparseFormat.DIA:
-        arrays, params, nnz = dia.encode(xp, x2, h)
+        arrays, params, nnz = dia.encode(xp, x2)
     elif fmt is SparseFormat.BITMASK:
-        arrays, params, nnz = bitmask.encode(xp, x2, h)
+        arrays, params, nnz = bitmask.encode(xp, x2)
     else:
         if fmt is SparseFormat.STRUCTURED_2_TO_4:
             n, m = 2, 4
-        arrays, params, nnz = nm.encode(xp, x2, h, n=n, m=m)
+        arrays, params, nnz = nm.encode(xp, x2, n=n, m=m)
     return SparseCompressionResult(fmt, shape, x.dtype, arrays, params, nnz=nnz)
 
 
@@ -114,43 +111,42 @@ def decode(result: SparseCompressionResult, out: Array | None = None) -> Array:
     if out is not None:
         return _decode_into(result, arrays, out)
     xp = array_namespace(**arrays)
-    return xp.reshape(_decode_matrix(result, arrays, xp, host_of(arrays, result.dtype)), result.shape)
+    return xp.reshape(_decode_matrix(result, arrays, xp), result.shape)
 
 
-def _decode_matrix(result: SparseCompressionResult, arrays: dict, xp: Any, h: Host | None) -> Array:
-    """The 2-D matrix (``result.matrix_shape``), by the format's decoder."""
-    shape2, fmt = result.matrix_shape, result.format
+def _decode_matrix(result: SparseCompressionResult, arrays: dict, xp: Any, target: Any = None) -> Array:
+    """The 2-D matrix (``result.matrix_shape``), by the format's decoder; into ``target``
+    (from :func:`arraysparse._backends.decode_target`) if given."""
+    shape2, fmt, dtype = result.matrix_shape, result.format, result.dtype
     if fmt in (SparseFormat.CSR, SparseFormat.CSC, SparseFormat.COO):
-        return compressed.decode(xp, fmt.value, arrays, shape2, h)
+        return compressed.decode(xp, fmt.value, arrays, shape2, dtype, target)
     if fmt is SparseFormat.BSR:
-        return blocked.decode(xp, arrays, dict(result.params), shape2, h)
+        return blocked.decode(xp, arrays, dict(result.params), shape2, dtype, target)
     if fmt is SparseFormat.ELL:
-        return ell.decode(xp, arrays, shape2, h)
+        return ell.decode(xp, arrays, shape2, dtype, target)
     if fmt is SparseFormat.DIA:
-        return dia.decode(xp, arrays, shape2, h)
+        return dia.decode(xp, arrays, shape2, dtype, target)
     if fmt is SparseFormat.BITMASK:
-        return bitmask.decode(xp, arrays, shape2, h)
-    return nm.decode(xp, arrays, dict(result.params), shape2, h)
+        return bitmask.decode(xp, arrays, shape2, dtype, target)
+    return nm.decode(xp, arrays, dict(result.params), shape2, dtype, target)
 
 
 def _decode_into(result: SparseCompressionResult, arrays: dict, out: Array) -> Array:
     """``to_dense(out=...)``: decode straight into a NumPy / CPU torch buffer that is
     C-contiguous; anything else gets the dense array copied in. Returns ``out``."""
     xp = _check_out(result, arrays, out)
-    h = host_of(arrays, result.dtype)
-    view = Host.of(out) if h is not None else None
-    if view is not None and view.values.flags.c_contiguous and _is_view_of(view.values, out):
-        target = view.values.reshape(result.matrix_shape)
-        for name, a in arrays.items():
-            if np.may_share_memory(target, host_array(h, a)):
-                msg = (
-                    f"out shares memory with the result's {name!r} array; decoding into it "
-                    "would overwrite what it reads"
-                )
-                raise ValueError(msg)
-        _decode_matrix(result, arrays, xp, replace(h, target=target))
+    target = _backends.decode_target(arrays, result.dtype, out, result.matrix_shape)
+    if target is not None:
+        name = _backends.shared_array(target, arrays)
+        if name is not None:
+            msg = (
+                f"out shares memory with the result's {name!r} array; decoding into it "
+                "would overwrite what it reads"
+            )
+            raise ValueError(msg)
+        _decode_matrix(result, arrays, xp, target)
         return out
-    dense = xp.reshape(_decode_matrix(result, arrays, xp, h), result.shape)
+    dense = xp.reshape(_decode_matrix(result, arrays, xp), result.shape)
     if is_numpy(out):
         np.copyto(out, dense)
     elif backend_name(out) == "torch":
@@ -193,15 +189,8 @@ def _check_out(result: SparseCompressionResult, arrays: dict, out: Array) -> Any
     return xp
 
 
-def _is_view_of(view: np.ndarray, out: Array) -> bool:
-    """Whether the host view is ``out``'s own memory (not a byte-swapped copy)."""
-    if is_numpy(out):
-        return view.__array_interface__["data"][0] == out.__array_interface__["data"][0]
-    return view.__array_interface__["data"][0] == out.data_ptr()
-
-
 def count_nonzero(result: SparseCompressionResult) -> int:
     """Non-zeros among the stored values (formats that also store zeros)."""
     values = result.arrays.get("data", result.arrays.get("values"))
     xp = array_namespace(values=values)
-    return int(xp.sum(xp.astype(nonzero_mask(xp, values), xp.int64)))
+    return _backends.count_nonzero(xp, values)

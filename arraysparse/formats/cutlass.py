@@ -3,8 +3,8 @@
 :func:`to_cutlass` is byte for byte what torch's CPU reference encoder
 ``torch.sparse._semi_structured_conversions.sparse_semi_structured_from_dense_cutlass``
 returns, and :func:`from_cutlass` what ``sparse_semi_structured_to_dense_cutlass``
-returns, on every array library (NumPy and CPU torch run Numba kernels, the
-others a standard-only implementation). cuSPARSELt's layout is opaque and
+returns, on every array library (through :mod:`arraysparse._backends`: NumPy
+and CPU torch run Numba kernels, the others a standard-only implementation). cuSPARSELt's layout is opaque and
 not covered.
 
 The layout
@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _compat
+from .. import _backends, _compat
 
 __all__ = [
     "cutlass_meta_from_positions",
@@ -84,7 +84,7 @@ Array = Any
 @dataclass(frozen=True)
 class _Layout:
     dtype: str  # dense dtype name
-    kind: str  # kernel kind in arraysparse._kernels.cpu.cutlass
+    kind: str  # the host kernels' name for the layout
     m: int  # group size: 4, or 2 for float32
     meta: str  # meta dtype name
     row_multiple: int
@@ -109,8 +109,6 @@ _LAYOUTS = {
     "float32": _Layout("float32", "pair", 2, "int16", 32, 16, 4, 32, 4),
 }
 _SUPPORTED = "float16, bfloat16, int8 or float32 (1:2)"
-_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32}
-_SIGNED = {1: np.int8, 2: np.int16, 4: np.int32}
 
 
 # ---------------------------------------------------------------- validation
@@ -182,187 +180,6 @@ def _bad_code(lay: _Layout, row: int, group: int, code: int, name: str) -> Value
     return ValueError(msg)
 
 
-# ---------------------------------------------------------------- host (NumPy, CPU torch)
-
-
-def _host_bits(x: Array) -> np.ndarray | None:
-    """Unsigned NumPy view of ``x``'s bytes (NumPy, CPU torch), else None. bfloat16 stays bits."""
-    if _compat.backend_name(x) == "torch":
-        import torch
-
-        if x.device.type != "cpu" or x.layout != torch.strided:
-            return None
-        t = x.detach().resolve_neg()
-        signed = {1: torch.int8, 2: torch.int16, 4: torch.int32}.get(t.element_size())
-        if signed is None:
-            return None
-        return t.view(signed).numpy().view(_UNSIGNED[t.element_size()])
-    h = _compat.host_view(x)
-    if h is None or h.dtype.itemsize not in _UNSIGNED:
-        return None
-    return h.view(_UNSIGNED[h.dtype.itemsize])
-
-
-def _wrap(bits: np.ndarray, like: Array, dtype: Any) -> Array:
-    """Kernel output ``bits`` as an array of ``like``'s library with dtype ``dtype`` (same width)."""
-    if _compat.backend_name(like) == "torch":
-        import torch
-
-        t = torch.from_numpy(np.ascontiguousarray(bits).view(_SIGNED[bits.dtype.itemsize]))
-        return t.view(dtype)
-    return bits.view(dtype)
-
-
-# ---------------------------------------------------------------- standard-only pieces
-
-
-def _arange(xp: ModuleType, n: int, like: Array) -> Array:
-    return xp.arange(n, device=_compat.device(like))
-
-
-def _meta_sources(xp: ModuleType, lay: _Layout, rows: int, ncols: int, like: Array) -> Array:
-    """For each reordered meta word (flat), the flat index of the meta word it holds."""
-    p = _arange(xp, rows * ncols, like)
-    rr = (p % (2 * rows)) // 2
-    cc = (p // (2 * rows)) * 2 + p % 2
-    # undo the 2 x 2 transposition, then the row interleave
-    down = (rr % 2 == 1) & (cc % 2 == 0)
-    up = (rr % 2 == 0) & (cc % 2 == 1)
-    r = xp.where(down, rr - 1, xp.where(up, rr + 1, rr))
-    c = xp.where(down, cc + 1, xp.where(up, cc - 1, cc))
-    band, iw = lay.band, lay.interweave
-    i = r // band * band + (r % iw) * 8 + (r % band) // iw
-    return i * ncols + c
-
-
-def _meta_targets(xp: ModuleType, lay: _Layout, rows: int, ncols: int, like: Array) -> Array:
-    """torch's ``_calculate_meta_reordering_scatter_offsets``: where meta word (flat) goes."""
-    q = _arange(xp, rows * ncols, like)
-    i, j = q // ncols, q % ncols
-    band, iw = lay.band, lay.interweave
-    r = i // band * band + (i % 8) * iw + (i % band) // 8
-    tr = (r % 2 == 0) & (j % 2 == 1)
-    bl = (r % 2 == 1) & (j % 2 == 0)
-    r = xp.where(tr, r + 1, xp.where(bl, r - 1, r))
-    j = xp.where(tr, j - 1, xp.where(bl, j + 1, j))
-    return (j // 2) * rows * 2 + r * 2 + j % 2
-
-
-def _pack_codes(xp: ModuleType, codes: Array, lay: _Layout) -> Array:
-    """Codes (rows, groups) int32 -> meta (rows, ncols) in CUTLASS order, lay.meta dtype."""
-    rows, groups = codes.shape
-    cpw = lay.codes_per_word
-    ncols = groups // cpw
-    c3 = xp.reshape(codes, (rows, ncols, cpw))
-    word = xp.zeros((rows, ncols), dtype=xp.int32, device=_compat.device(codes))
-    for q in range(cpw - 1):
-        word = word | (c3[:, :, q] << (4 * q))
-    # the top nibble carries the sign: add it signed so the word fits the signed dtype
-    top = c3[:, :, cpw - 1]
-    word = word + xp.where(top >= 8, top - 16, top) * (1 << (4 * (cpw - 1)))
-    flat = xp.astype(xp.reshape(word, (-1,)), getattr(xp, lay.meta))
-    return xp.reshape(xp.take(flat, _meta_sources(xp, lay, rows, ncols, codes), axis=0), (rows, ncols))
-
-
-def _unpack_codes(xp: ModuleType, meta: Array, lay: _Layout) -> Array:
-    """Meta (rows, ncols) in CUTLASS order -> codes (rows, groups) int32."""
-    rows, ncols = meta.shape
-    flat = xp.take(xp.reshape(meta, (-1,)), _meta_targets(xp, lay, rows, ncols, meta), axis=0)
-    word = xp.astype(xp.reshape(flat, (rows, ncols)), xp.int32)
-    codes = [(word >> (4 * q)) & 15 for q in range(lay.codes_per_word)]
-    return xp.reshape(xp.stack(codes, axis=-1), (rows, ncols * lay.codes_per_word))
-
-
-def _first(xp: ModuleType, flags: Array) -> tuple[int, int] | None:
-    """(row, column) of the first true element of a 2-D boolean array, or None."""
-    if not bool(xp.any(flags)):
-        return None
-    flat = int(xp.argmax(xp.astype(xp.reshape(flags, (-1,)), xp.int8)))
-    return divmod(flat, int(flags.shape[1]))
-
-
-def _check_codes(xp: ModuleType, codes: Array, lay: _Layout, name: str) -> None:
-    if lay.m == 4:
-        bad = (codes & 3) >= (codes >> 2)
-    else:
-        bad = (codes != 4) & (codes != 14)
-    hit = _first(xp, bad)
-    if hit is not None:
-        r, g = hit
-        raise _bad_code(lay, r, g, int(codes[r, g]), name)
-
-
-def _as_bits(xp: ModuleType, x: Array, lay: _Layout) -> tuple[Array, bool]:
-    """``x`` bitcast to signed integers where the library can (``.view``), and whether it was.
-
-    Gathers and selects on integers move bits on every library; on floats
-    some (XLA on CPU for bfloat16) canonicalise NaN payloads.
-    """
-    if lay.dtype == "int8":
-        return x, False
-    try:
-        return x.view(xp.int16 if lay.m == 4 else xp.int32), True
-    except (AttributeError, TypeError, ValueError):  # no bitcast in the standard
-        return x, False
-
-
-def _encode_reference(xp: ModuleType, dense: Array, lay: _Layout) -> tuple[Array, Array]:
-    rows, cols = dense.shape
-    m = lay.m
-    groups = cols // m
-    bits, cast = _as_bits(xp, dense, lay)
-    b3 = xp.reshape(bits, (rows, groups, m))
-    if cast:  # the sign bit does not make a value non-zero: -0.0 == 0
-        nz = (b3 & (0x7FFF if m == 4 else 0x7FFFFFFF)) != 0
-    else:
-        nz = b3 != 0
-    counts = xp.sum(xp.astype(nz, xp.int32), axis=2)
-    hit = _first(xp, counts > m // 2)
-    if hit is not None:
-        raise _violation(lay, hit[0], hit[1], int(counts[hit[0], hit[1]]))
-    base = xp.reshape(_arange(xp, rows * groups, dense), (rows, groups)) * m
-    if m == 4:
-        # torch's encoder (its Espresso-minimised formulas; m2 is not read)
-        m0, m1, m3 = nz[:, :, 0], nz[:, :, 1], nz[:, :, 3]
-
-        def bit(b: Array) -> Array:
-            return xp.astype(b, xp.int32)
-
-        i0 = bit(~m0 & m1) + 2 * bit(~m0 & ~m1)
-        i1 = bit((m0 & m1) | (~m0 & ~m1) | m3) + 2 * bit((~m0 & m1) | ~m1)
-        codes = i0 | (i1 << 2)
-        index = xp.stack((base + i0, base + i1), axis=-1)
-    else:
-        second = ~nz[:, :, 0]
-        codes = 4 + 10 * xp.astype(second, xp.int32)
-        index = base + xp.astype(second, base.dtype)
-    values = xp.reshape(xp.take(xp.reshape(bits, (-1,)), xp.reshape(index, (-1,)), axis=0), (rows, cols // 2))
-    if cast:
-        values = values.view(dense.dtype)
-    return values, _pack_codes(xp, xp.astype(codes, xp.int32), lay)
-
-
-def _decode_reference(xp: ModuleType, values: Array, meta: Array, lay: _Layout) -> Array:
-    rows, half = values.shape
-    codes = _unpack_codes(xp, meta, lay)
-    _check_codes(xp, codes, lay, "meta")
-    groups = half * 2 // lay.m
-    bits, cast = _as_bits(xp, values, lay)
-    if lay.m == 4:
-        v = xp.reshape(bits, (rows, groups, 2))
-        v0, v1 = v[:, :, 0], v[:, :, 1]
-        zero = xp.zeros_like(v0)
-        i0, i1 = codes & 3, codes >> 2
-        lanes = [xp.where(i0 == k, v0, xp.where(i1 == k, v1, zero)) for k in range(4)]
-    else:
-        v = xp.reshape(bits, (rows, groups))
-        zero = xp.zeros_like(v)
-        second = codes == 14
-        lanes = [xp.where(second, zero, v), xp.where(second, v, zero)]
-    dense = xp.reshape(xp.stack(lanes, axis=-1), (rows, half * 2))
-    return dense.view(values.dtype) if cast else dense
-
-
 # ---------------------------------------------------------------- public API
 
 
@@ -421,24 +238,10 @@ def to_cutlass(dense: Array, /) -> tuple[Array, Array]:
             xp.empty((rows, cols // 2), dtype=dense.dtype, device=dev),
             xp.empty((rows, cols // lay.cols_per_word), dtype=getattr(xp, lay.meta), device=dev),
         )
-    bits = _host_bits(dense)
-    if bits is None:
-        return _encode_reference(xp, dense, lay)
-    from .._kernels.cpu import cutlass as kernels
-
-    values, meta, bad = kernels.encode(bits, lay.kind)
-    if bad.any():
-        r = int(np.argmax(bad))
-        nonzero = bits[r] != 0 if lay.dtype == "int8" else (bits[r] << 1) != 0  # floats: -0.0 is 0
-        counts = np.count_nonzero(nonzero.reshape(-1, lay.m), axis=1)
-        g = int(np.argmax(counts > lay.m // 2))
-        raise _violation(lay, r, g, int(counts[g]))
-    meta_dtype = _SIGNED[meta.dtype.itemsize]
-    if _compat.backend_name(dense) == "torch":
-        import torch
-
-        meta_dtype = getattr(torch, lay.meta)
-    return _wrap(values, dense, dense.dtype), _wrap(meta, dense, meta_dtype)
+    try:
+        return _backends.cutlass_encode(xp, dense, lay)
+    except _backends.Violation as v:
+        raise _violation(lay, v.row, v.group, v.found) from None
 
 
 def from_cutlass(values: Array, meta: Array, /, *, shape: tuple[int, int] | None = None) -> Array:
@@ -493,16 +296,10 @@ def from_cutlass(values: Array, meta: Array, /, *, shape: tuple[int, int] | None
     _check_meta(xp, meta, lay, rows, cols, f"values of shape {(rows, half)}")
     if rows * cols == 0:
         return xp.zeros((rows, cols), dtype=values.dtype, device=_compat.device(values))
-    vbits, mbits = _host_bits(values), _host_bits(meta)
-    if vbits is None or mbits is None:
-        return _decode_reference(xp, values, meta, lay)
-    from .._kernels.cpu import cutlass as kernels
-
-    dense, bad = kernels.decode(vbits, mbits, lay.kind)
-    if bad.any():
-        codes = kernels.unpack_codes(mbits, lay.kind)
-        _check_codes(_compat.array_namespace(codes=codes), codes.astype(np.int32), lay, "meta")
-    return _wrap(dense, values, values.dtype)
+    try:
+        return _backends.cutlass_decode(xp, values, meta, lay)
+    except _backends.Violation as v:
+        raise _bad_code(lay, v.row, v.group, v.found, "meta") from None
 
 
 def _check_meta(xp: ModuleType, meta: Array, lay: _Layout, rows: int, cols: int, of: str) -> None:
@@ -563,38 +360,12 @@ def cutlass_meta_from_positions(positions: Array, /, dtype: Any) -> Array:
         raise TypeError(msg)
     cols = 2 * half
     _check_dense_shape(lay, rows, cols, f"the dense matrix of positions {(rows, half)}")
-    groups = cols // lay.m
-    h = _compat.host_view(positions)
-    host = h is not None
-    if host:
-        xp = _compat.array_namespace(positions=h)
-        p = h.astype(np.int32)
-    else:
-        p = xp.astype(positions, xp.int32)
-    if lay.m == 4:
-        p3 = xp.reshape(p, (rows, groups, 2))
-        p0, p1 = p3[:, :, 0], p3[:, :, 1]
-        bad = (p0 < 0) | (p0 >= p1) | (p1 > 3)
-        codes = p0 | (p1 << 2)
-    else:
-        bad = (p < 0) | (p > 1)
-        codes = 4 + 10 * xp.astype(p == 1, xp.int32)
-    hit = _first(xp, bad) if groups else None
-    if hit is not None:
-        r, g = hit
-        found = [int(v) for v in p[r, g * (lay.m // 2) : (g + 1) * (lay.m // 2)]]
+    try:
+        return _backends.cutlass_pack(xp, positions, lay)
+    except _backends.Violation as v:
         want = "two positions 0 <= idx0 < idx1 <= 3" if lay.m == 4 else "a position 0 or 1"
-        msg = f"positions hold {found} for row {r}, group {g}; each group needs {want}"
-        raise ValueError(msg)
-    if not host:
-        if rows * cols == 0:
-            return xp.empty((rows, cols // lay.cols_per_word), dtype=getattr(xp, lay.meta),
-                            device=_compat.device(positions))
-        return _pack_codes(xp, xp.astype(codes, xp.int32), lay)
-    from .._kernels.cpu import cutlass as kernels
-
-    meta = kernels.pack_codes(codes.astype(np.uint8), lay.kind)
-    return _compat.from_host(meta.view(_SIGNED[meta.dtype.itemsize]), positions)
+        msg = f"positions hold {v.found} for row {v.row}, group {v.group}; each group needs {want}"
+        raise ValueError(msg) from None
 
 
 def positions_from_cutlass_meta(meta: Array, /, dtype: Any, *, shape: tuple[int, int] | None = None) -> Array:
@@ -646,22 +417,7 @@ def positions_from_cutlass_meta(meta: Array, /, dtype: Any, *, shape: tuple[int,
         msg = f"meta has dtype {meta.dtype!s}; {lay.dtype} values need {lay.meta} meta"
         raise TypeError(msg)
     _check_dense_shape(lay, rows, cols, f"the dense matrix of meta {(rows, ncols)}")
-    mbits = _host_bits(meta)
-    if mbits is not None:
-        from .._kernels.cpu import cutlass as kernels
-
-        codes = kernels.unpack_codes(mbits, lay.kind).astype(np.int32)
-        cxp = _compat.array_namespace(codes=codes)
-    else:
-        if rows * cols == 0:
-            return xp.empty((rows, cols // 2), dtype=xp.uint8, device=_compat.device(meta))
-        codes = _unpack_codes(xp, meta, lay)
-        cxp = xp
-    if rows * cols:
-        _check_codes(cxp, codes, lay, "meta")
-    if lay.m == 4:
-        pos = cxp.reshape(cxp.stack((codes & 3, codes >> 2), axis=-1), (rows, cols // 2))
-    else:
-        pos = cxp.astype(codes == 14, cxp.int32)
-    pos = cxp.astype(pos, cxp.uint8)
-    return _compat.from_host(pos, meta) if mbits is not None else pos
+    try:
+        return _backends.cutlass_unpack(xp, meta, lay)
+    except _backends.Violation as v:
+        raise _bad_code(lay, v.row, v.group, v.found, "meta") from None
