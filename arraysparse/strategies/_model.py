@@ -1,9 +1,11 @@
-"""Masks over a whole model for the training strategies, through :mod:`arraysparse.model`."""
+"""Masks over a whole model for the training strategies, through :mod:`arraysparse.model`'s pieces."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .._model.report import LayerReport, ModelMask
+from .._model.scope_global import global_mask
 from ..masks import PruningMask, create_mask
 from ..patterns import NM_KINDS, PatternKind
 from ._tree import Tree, flatten
@@ -31,8 +33,6 @@ def mapping_masks(strategy: Any, scores: Tree, sparsity: Any, scope: str) -> Any
     N:M patterns are built per array whatever the scope (the pattern fixes the
     sparsity of every group); structured patterns need ``scope="layer"``.
     """
-    from ..model import global_mask
-
     pattern = strategy.pattern
     if scope == "global" and pattern.kind is PatternKind.UNSTRUCTURED:
         if sparsity is None:
@@ -57,15 +57,11 @@ def mapping_masks(strategy: Any, scores: Tree, sparsity: Any, scope: str) -> Any
 
 def global_keep(scores: dict[str, Array], count: int) -> dict[str, Array]:
     """Keep-arrays of one exact threshold over flat ``scores``: ``count`` lowest pruned overall."""
-    from ..model import global_mask
-
     masks = global_mask(scores, count)
     return {k: masks[k].mask for k in scores}
 
 
 def wrap_masks(masks: dict[str, PruningMask], rule: str) -> Any:
     """``ModelMask`` from per-array masks keyed by flat names, ``rule`` in its report."""
-    from ..model import LayerReport, ModelMask
-
     report = [LayerReport(k, m.shape, m.size, m.num_pruned, rule) for k, m in masks.items()]
     return ModelMask(masks, report=report)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._compat import array_namespace
+from .._compat import array_namespace, backend_name
+from .._model.tree import flatten_model, unflatten_model
 
 Array = Any
 Tree = Any  # an array or a (nested) Mapping[str, Tree]
@@ -26,8 +27,6 @@ def flatten(tree: Mapping, name: str, *, arrays: bool = True) -> dict[str, Array
     ``ValueError`` for an empty mapping; with ``arrays`` every leaf must be an array
     (``TypeError`` naming the entry).
     """
-    from ..model import flatten_model
-
     flat = flatten_model(tree)
     if not flat:
         msg = f"{name} is an empty mapping; give at least one named array"
@@ -40,8 +39,6 @@ def flatten(tree: Mapping, name: str, *, arrays: bool = True) -> dict[str, Array
 
 def unflatten(flat: Mapping[str, Array], like: Mapping) -> dict[str, Any]:
     """Plain dicts with the nesting (and key order) of ``like``, values from ``flat``."""
-    from ..model import unflatten_model
-
     return unflatten_model(flat, like=like)
 
 
@@ -91,8 +88,6 @@ def check_structure(
 
 def detached(x: Array) -> Array:
     """Torch tensors that track gradients, read without their autograd graph."""
-    from .._compat import backend_name
-
     if backend_name(x) == "torch" and x.requires_grad:
         return x.detach()
     return x
