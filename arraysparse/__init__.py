@@ -5,6 +5,7 @@ Python array API standard describes; hot paths are Numba kernels on the CPU,
 compiled on first use (nothing is compiled at import).
 """
 
+from ._precompile import precompile
 from .calibration import HessianAccumulator, InputNormAccumulator
 from .formats import (
     SparseCompressionResult,
@@ -127,6 +128,7 @@ __all__ = [
     "movement_scores",
     "nm_mask",
     "positions_from_cutlass_meta",
+    "precompile",
     "prune_model",
     "random_mask",
     "random_scores",

@@ -8,14 +8,15 @@ not per element. Used by the top-k bracket pass and the sparse CSR fill.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
+
+from ._jit import kernel
 
 _ONE = np.uint64(1)
 
 
-@numba.njit(inline="always", nogil=True)
+@kernel(inline="always")
 def gather_set_bits(word, block, first, positions, values, pos):
     """For each set bit ``t`` of ``word``, lowest first: ``positions[pos] = first + t`` and
     ``values[pos] = block[t]``, ``pos`` advancing by one. Returns the new ``pos``."""

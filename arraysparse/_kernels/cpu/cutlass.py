@@ -33,6 +33,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.extending import overload
+
+from ._jit import Static, kernel
 
 # kind -> (lane bits, lanes per group, codes per meta word, rows per band, row interweave)
 SPECS = {
@@ -46,7 +49,6 @@ WORDS = {
     "byte": (np.uint32, np.uint16, np.uint32),
     "pair": (np.uint64, np.uint32, np.uint16),
 }
-_kernels: dict[tuple[str, str], object] = {}
 
 
 def band_sources(band: int, interweave: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,20 +74,33 @@ def band_sources(band: int, interweave: int) -> tuple[np.ndarray, np.ndarray]:
     return src_row, src_col
 
 
-def _row_functions(kind: str):
-    """Jitted per-row encoder and decoder of one kind (inlined into the band loops)."""
-    lane_bits, lanes = SPECS[kind][:2]
+def encode_row(words, values, codes, spec):
+    """Inside a kernel: encode one row's groups; nonzero where a group breaks the pattern."""
+    raise NotImplementedError("encode_row is only callable from a kernel")
+
+
+def decode_row(values, codes, words, spec):
+    """Inside a kernel: decode one row's groups; nonzero where a code is one no encoder writes."""
+    raise NotImplementedError("decode_row is only callable from a kernel")
+
+
+def _row_constants(spec):
+    lane_bits = SPECS[spec.value][0]
     u64 = np.uint64
-    zero, one, two, three = u64(0), u64(1), u64(2), u64(3)
-    L = u64(lane_bits)
     lane_mask = u64((1 << lane_bits) - 1)
     # floats: the sign bit does not make a value non-zero (-0.0 == 0)
-    nz = lane_mask if kind == "byte" else u64((1 << (lane_bits - 1)) - 1)
+    nz = lane_mask if spec.value == "byte" else u64((1 << (lane_bits - 1)) - 1)
+    return u64(lane_bits), lane_mask, nz
 
-    if lanes == 4:
 
-        @numba.njit(inline="always", nogil=True)
-        def encode_row(words, values, codes):
+@overload(encode_row, inline="always")
+def _ol_encode_row(words, values, codes, spec):
+    u64 = np.uint64
+    zero, one, two = u64(0), u64(1), u64(2)
+    L, lane_mask, nz = _row_constants(spec)
+    if SPECS[spec.value][1] == 4:
+
+        def encode4(words, values, codes, spec):
             wrong = zero
             for g in range(words.shape[0]):
                 w = u64(words[g])
@@ -102,8 +117,31 @@ def _row_functions(kind: str):
                 codes[g] = i0 | (i1 << two)
             return wrong
 
-        @numba.njit(inline="always", nogil=True)
-        def decode_row(values, codes, words):
+        return encode4
+    ten, fourteen = u64(10), u64(14)
+
+    def encode2(words, values, codes, spec):
+        wrong = zero
+        for g in range(words.shape[0]):
+            w = u64(words[g])
+            f0 = u64((w & nz) != zero)
+            f1 = u64(((w >> L) & nz) != zero)
+            wrong |= f0 & f1
+            values[g] = (w >> ((one - f0) * L)) & lane_mask
+            codes[g] = fourteen - ten * f0
+        return wrong
+
+    return encode2
+
+
+@overload(decode_row, inline="always")
+def _ol_decode_row(values, codes, words, spec):
+    u64 = np.uint64
+    zero, one, two, three = u64(0), u64(1), u64(2), u64(3)
+    L, lane_mask, _ = _row_constants(spec)
+    if SPECS[spec.value][1] == 4:
+
+        def decode4(values, codes, words, spec):
             wrong = zero
             for g in range(values.shape[0]):
                 code = u64(codes[g])
@@ -114,139 +152,134 @@ def _row_functions(kind: str):
                 words[g] = ((v & lane_mask) << (i0 * L)) | ((v >> L) << (i1 * L))
             return wrong
 
-    else:
-        four, ten, fourteen = u64(4), u64(10), u64(14)
+        return decode4
+    four, fourteen = u64(4), u64(14)
 
-        @numba.njit(inline="always", nogil=True)
-        def encode_row(words, values, codes):
-            wrong = zero
-            for g in range(words.shape[0]):
-                w = u64(words[g])
-                f0 = u64((w & nz) != zero)
-                f1 = u64(((w >> L) & nz) != zero)
-                wrong |= f0 & f1
-                values[g] = (w >> ((one - f0) * L)) & lane_mask
-                codes[g] = fourteen - ten * f0
-            return wrong
+    def decode2(values, codes, words, spec):
+        wrong = zero
+        for g in range(values.shape[0]):
+            code = u64(codes[g])
+            second = u64(code == fourteen)
+            wrong |= u64(code != four) & (one - second)
+            words[g] = u64(values[g]) << (second * L)
+        return wrong
 
-        @numba.njit(inline="always", nogil=True)
-        def decode_row(values, codes, words):
-            wrong = zero
-            for g in range(values.shape[0]):
-                code = u64(codes[g])
-                second = u64(code == fourteen)
-                wrong |= u64(code != four) & (one - second)
-                words[g] = u64(values[g]) << (second * L)
-            return wrong
-
-    return encode_row, decode_row
+    return decode2
 
 
-def _build(kind: str, job: str):
-    cpw, band, interweave = SPECS[kind][2:]
-    src_row, src_col = band_sources(band, interweave)
-    span = 2 * band
-    u64 = np.uint64
-    four, fifteen = u64(4), u64(15)
-    encode_row, decode_row = _row_functions(kind)
-
-    meta_word = WORDS[kind][2]
-
-    @numba.njit(inline="always", nogil=True)
-    def codes_to_words(codes, words):
-        # one row: 4-bit codes, little-endian into meta words
-        for j in range(words.shape[0]):
-            word = u64(0)
-            for q in range(cpw):
-                word |= u64(codes[cpw * j + q]) << (four * u64(q))
-            words[j] = word
-
-    @numba.njit(inline="always", nogil=True)
-    def words_to_codes(words, codes):
-        for j in range(words.shape[0]):
-            word = u64(words[j])
-            for q in range(cpw):
-                codes[cpw * j + q] = (word >> (four * u64(q))) & fifteen
-
-    @numba.njit(inline="always", nogil=True)
-    def store_band(words, meta, b, rows):
-        # words: (band, ncols) meta words of one band, row order -> CUTLASS order
-        for jp in range(words.shape[1] // 2):
-            base = jp * rows * 2 + b * span
-            for t in range(span):
-                meta[base + t] = words[src_row[t], 2 * jp + src_col[t]]
-
-    @numba.njit(inline="always", nogil=True)
-    def load_band(meta, words, b, rows):
-        for jp in range(words.shape[1] // 2):
-            base = jp * rows * 2 + b * span
-            for t in range(span):
-                words[src_row[t], 2 * jp + src_col[t]] = meta[base + t]
-
-    if job == "encode":
-
-        @numba.njit(parallel=True, nogil=True)
-        def encode(dense, values, meta, bad):
-            # dense: (rows, groups), a group per item; values: (rows, groups), the two
-            # kept values (one for pairs) per item; meta: flat, CUTLASS order; bad: (rows,)
-            rows, groups = dense.shape
-            for b in numba.prange(rows // band):
-                codes = np.empty(groups, np.uint8)
-                words = np.empty((band, groups // cpw), meta_word)
-                for r in range(band):
-                    i = b * band + r
-                    bad[i] = encode_row(dense[i], values[i], codes) != 0
-                    codes_to_words(codes, words[r])
-                store_band(words, meta, b, rows)
-
-        return encode
-
-    if job == "decode":
-
-        @numba.njit(parallel=True, nogil=True)
-        def decode(values, meta, dense, bad):
-            rows, groups = values.shape
-            for b in numba.prange(rows // band):
-                codes = np.empty(groups, np.uint8)
-                words = np.empty((band, groups // cpw), meta_word)
-                load_band(meta, words, b, rows)
-                for r in range(band):
-                    i = b * band + r
-                    words_to_codes(words[r], codes)
-                    bad[i] = decode_row(values[i], codes, dense[i]) != 0
-
-        return decode
-
-    if job == "pack":
-
-        @numba.njit(parallel=True, nogil=True)
-        def pack(codes, meta):
-            rows, groups = codes.shape
-            for b in numba.prange(rows // band):
-                words = np.empty((band, groups // cpw), meta_word)
-                for r in range(band):
-                    codes_to_words(codes[b * band + r], words[r])
-                store_band(words, meta, b, rows)
-
-        return pack
-
-    @numba.njit(parallel=True, nogil=True)
-    def unpack(meta, codes):
-        rows, groups = codes.shape
-        for b in numba.prange(rows // band):
-            words = np.empty((band, groups // cpw), meta_word)
-            load_band(meta, words, b, rows)
-            for r in range(band):
-                words_to_codes(words[r], codes[b * band + r])
-
-    return unpack
+def codes_per_word(spec):
+    """Inside a kernel: how many 4-bit codes a meta word of this kind holds (a constant)."""
+    raise NotImplementedError("codes_per_word is only callable from a kernel")
 
 
-def _kernel(kind: str, job: str):
-    spec = (kind, job)
-    if spec not in _kernels:
-        _kernels[spec] = _build(kind, job)
-    return _kernels[spec]
+@overload(codes_per_word, inline="always")
+def _ol_codes_per_word(spec):
+    cpw = SPECS[spec.value][2]
+    return lambda spec: cpw
+
+
+# -- a band's meta words; `spec` is Static(kind), src_row / src_col from band_sources ----
+@kernel(inline="always")
+def _codes_to_words(codes, words, spec):
+    # one row: 4-bit codes, little-endian into meta words
+    cpw = codes_per_word(spec)
+    for j in range(words.shape[0]):
+        word = np.uint64(0)
+        for q in range(cpw):
+            word |= np.uint64(codes[cpw * j + q]) << (np.uint64(4) * np.uint64(q))
+        words[j] = word
+
+
+@kernel(inline="always")
+def _words_to_codes(words, codes, spec):
+    cpw = codes_per_word(spec)
+    for j in range(words.shape[0]):
+        word = np.uint64(words[j])
+        for q in range(cpw):
+            codes[cpw * j + q] = (word >> (np.uint64(4) * np.uint64(q))) & np.uint64(15)
+
+
+@kernel(inline="always")
+def _store_band(words, meta, b, rows, src_row, src_col):
+    # words: (band, ncols) meta words of one band, row order -> CUTLASS order
+    span = src_row.shape[0]
+    for jp in range(words.shape[1] // 2):
+        base = jp * rows * 2 + b * span
+        for t in range(span):
+            meta[base + t] = words[src_row[t], 2 * jp + src_col[t]]
+
+
+@kernel(inline="always")
+def _load_band(meta, words, b, rows, src_row, src_col):
+    span = src_row.shape[0]
+    for jp in range(words.shape[1] // 2):
+        base = jp * rows * 2 + b * span
+        for t in range(span):
+            words[src_row[t], 2 * jp + src_col[t]] = meta[base + t]
+
+
+@kernel(parallel=True)
+def _encode(dense, values, meta, bad, spec, src_row, src_col):
+    # dense: (rows, groups), a group per item; values: (rows, groups), the two
+    # kept values (one for pairs) per item; meta: flat, CUTLASS order; bad: (rows,)
+    band = src_row.shape[0] // 2
+    cpw = codes_per_word(spec)
+    rows, groups = dense.shape
+    for b in numba.prange(rows // band):
+        codes = np.empty(groups, np.uint8)
+        words = np.empty((band, groups // cpw), meta.dtype)
+        for r in range(band):
+            i = b * band + r
+            bad[i] = encode_row(dense[i], values[i], codes, spec) != 0
+            _codes_to_words(codes, words[r], spec)
+        _store_band(words, meta, b, rows, src_row, src_col)
+
+
+@kernel(parallel=True)
+def _decode(values, meta, dense, bad, spec, src_row, src_col):
+    band = src_row.shape[0] // 2
+    cpw = codes_per_word(spec)
+    rows, groups = values.shape
+    for b in numba.prange(rows // band):
+        codes = np.empty(groups, np.uint8)
+        words = np.empty((band, groups // cpw), meta.dtype)
+        _load_band(meta, words, b, rows, src_row, src_col)
+        for r in range(band):
+            i = b * band + r
+            _words_to_codes(words[r], codes, spec)
+            bad[i] = decode_row(values[i], codes, dense[i], spec) != 0
+
+
+@kernel(parallel=True)
+def _pack(codes, meta, spec, src_row, src_col):
+    band = src_row.shape[0] // 2
+    cpw = codes_per_word(spec)
+    rows, groups = codes.shape
+    for b in numba.prange(rows // band):
+        words = np.empty((band, groups // cpw), meta.dtype)
+        for r in range(band):
+            _codes_to_words(codes[b * band + r], words[r], spec)
+        _store_band(words, meta, b, rows, src_row, src_col)
+
+
+@kernel(parallel=True)
+def _unpack(meta, codes, spec, src_row, src_col):
+    band = src_row.shape[0] // 2
+    cpw = codes_per_word(spec)
+    rows, groups = codes.shape
+    for b in numba.prange(rows // band):
+        words = np.empty((band, groups // cpw), meta.dtype)
+        _load_band(meta, words, b, rows, src_row, src_col)
+        for r in range(band):
+            _words_to_codes(words[r], codes[b * band + r], spec)
+
+
+_SOURCES = {kind: band_sources(*SPECS[kind][3:]) for kind in SPECS}
+
+
+def _launch_args(kind: str) -> tuple:
+    """The compile-time kind and its band's word sources (a kernel's last three arguments)."""
+    return (Static(kind), *_SOURCES[kind])
 
 
 def _as_words(a: np.ndarray, word: type) -> np.ndarray:
@@ -273,7 +306,7 @@ def encode(bits: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndar
     meta = np.empty(rows * (groups // cpw), meta_word)
     bad = np.zeros(rows, np.bool_)
     if bits.size:
-        _kernel(kind, "encode")(_as_words(bits, word), values, meta, bad)
+        _encode(_as_words(bits, word), values, meta, bad, *_launch_args(kind))
     return values.view(bits.dtype).reshape(rows, cols // 2), meta.reshape(rows, -1), bad
 
 
@@ -290,7 +323,7 @@ def decode(values: np.ndarray, meta: np.ndarray, kind: str) -> tuple[np.ndarray,
     bad = np.zeros(rows, np.bool_)
     if values.size:
         flat = np.ascontiguousarray(meta).view(meta_word).reshape(-1)
-        _kernel(kind, "decode")(_as_words(values, pair), flat, dense, bad)
+        _decode(_as_words(values, pair), flat, dense, bad, *_launch_args(kind))
     return dense.view(values.dtype).reshape(rows, half * 2), bad
 
 
@@ -299,7 +332,7 @@ def pack_codes(codes: np.ndarray, kind: str) -> np.ndarray:
     rows, groups = codes.shape
     meta = np.empty(rows * (groups // SPECS[kind][2]), WORDS[kind][2])
     if codes.size:
-        _kernel(kind, "pack")(np.ascontiguousarray(codes), meta)
+        _pack(np.ascontiguousarray(codes), meta, *_launch_args(kind))
     return meta.reshape(rows, -1)
 
 
@@ -309,5 +342,5 @@ def unpack_codes(meta: np.ndarray, kind: str) -> np.ndarray:
     codes = np.empty((rows, ncols * SPECS[kind][2]), np.uint8)
     if codes.size:
         flat = np.ascontiguousarray(meta).view(WORDS[kind][2]).reshape(-1)
-        _kernel(kind, "unpack")(flat, codes)
+        _unpack(flat, codes, *_launch_args(kind))
     return codes

@@ -25,100 +25,91 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numba
 import numpy as np
-from numba.typed import List
 
-from .keys import _WIDEN, as_bits, has_nan, make_key_function
+from ._jit import addresses, array_at, kernel
+from .keys import _WIDEN, any_key, as_bits, has_nan, key_limits
 
 #: Digit width with one histogram for all arrays (2 levels for 32-bit keys).
 DIGIT_BITS = 16
 #: Digit width with one histogram per array (minimum / maximum sparsity).
 CLAMP_DIGIT_BITS = 8
-_kernels: dict[type, tuple] = {}
 
 
-def _build(unsigned: type) -> tuple:
-    key = make_key_function(unsigned)
-    lowest, highest = unsigned(0), unsigned(np.iinfo(unsigned).max)
-
-    # The kernels take a list of arrays and split their total length evenly
-    # between workers, so one launch covers the whole model however many
-    # arrays it has; `offsets` holds the arrays' starts in that total.
-
-    @numba.njit(parallel=True, nogil=True)
-    def histogram(arrs, offsets, active, mode, use_abs, prefix, pmask, shift, dmask, hist, kmin, kmax):
-        # add the digit counts of the keys with (key & pmask) == prefix in the
-        # active arrays to hist (one row per worker); also the extreme keys
-        # seen per worker and array (NaN test, later levels' skipping)
-        nworkers = hist.shape[0]
-        total = offsets[-1]
-        step = (total + nworkers - 1) // nworkers
-        for c in numba.prange(nworkers):
-            g = min(total, c * step)
-            g1 = min(total, g + step)
-            t = np.searchsorted(offsets, g, side="right") - 1
-            h = hist[c]
-            while g < g1:
-                end = min(g1, offsets[t + 1])
-                if active[t] and end > g:
-                    src = arrs[t][g - offsets[t] : end - offsets[t]]
-                    lo, hi = highest, lowest
-                    for i in range(src.size):
-                        k = key(src[i], mode, use_abs)
-                        if (k & pmask) == prefix:
-                            lo = min(lo, k)
-                            hi = max(hi, k)
-                            h[(k >> shift) & dmask] += 1
-                    kmin[c, t] = lo
-                    kmax[c, t] = hi
-                g = end
-                t += 1
-
-    @numba.njit(parallel=True, nogil=True)
-    def keep_from(arrs, outs, offsets, mode, use_abs, threshold, equal, less):
-        # outs[t] = key >= threshold; counts of keys equal to it and below it
-        # per worker and array
-        nworkers = equal.shape[0]
-        total = offsets[-1]
-        step = (total + nworkers - 1) // nworkers
-        for c in numba.prange(nworkers):
-            g = min(total, c * step)
-            g1 = min(total, g + step)
-            t = np.searchsorted(offsets, g, side="right") - 1
-            while g < g1:
-                end = min(g1, offsets[t + 1])
-                if end > g:
-                    src = arrs[t][g - offsets[t] : end - offsets[t]]
-                    dst = outs[t][g - offsets[t] : end - offsets[t]]
-                    eq = 0
-                    lt = 0
-                    for i in range(src.size):
-                        k = key(src[i], mode, use_abs)
-                        dst[i] = k >= threshold
-                        eq += k == threshold
-                        lt += k < threshold
-                    equal[c, t] = eq
-                    less[c, t] = lt
-                g = end
-                t += 1
-
-    @numba.njit(nogil=True)
-    def prune_first_equal(bits, mode, use_abs, threshold, count, out):
-        # prune the first `count` keys equal to threshold (lowest indices)
-        left = count
-        for i in range(bits.size):
-            if left == 0:
-                break
-            if key(bits[i], mode, use_abs) == threshold:
-                out[i] = False
-                left -= 1
-
-    return histogram, keep_from, prune_first_equal
+# The kernels take a list of arrays and split their total length evenly
+# between workers, so one launch covers the whole model however many
+# arrays it has; `offsets` holds the arrays' starts in that total.
 
 
-def _get(unsigned: type) -> tuple:
-    if unsigned not in _kernels:
-        _kernels[unsigned] = _build(unsigned)
-    return _kernels[unsigned]
+@kernel(parallel=True)
+def _histogram(addrs, proto, offsets, active, mode, use_abs, prefix, pmask, shift, dmask, hist, kmin, kmax):
+    # add the digit counts of the keys with (key & pmask) == prefix in the
+    # active arrays to hist (one row per worker); also the extreme keys
+    # seen per worker and array (NaN test, later levels' skipping)
+    lowest, highest = key_limits(proto)
+    size = proto.itemsize
+    nworkers = hist.shape[0]
+    total = offsets[-1]
+    step = (total + nworkers - 1) // nworkers
+    for c in numba.prange(nworkers):
+        g = min(total, c * step)
+        g1 = min(total, g + step)
+        t = np.searchsorted(offsets, g, side="right") - 1
+        h = hist[c]
+        while g < g1:
+            end = min(g1, offsets[t + 1])
+            if active[t] and end > g:
+                src = array_at(addrs[t] + (g - offsets[t]) * size, end - g, proto)
+                lo, hi = highest, lowest
+                for i in range(src.size):
+                    k = any_key(src[i], mode, use_abs)
+                    if (k & pmask) == prefix:
+                        lo = min(lo, k)
+                        hi = max(hi, k)
+                        h[(k >> shift) & dmask] += 1
+                kmin[c, t] = lo
+                kmax[c, t] = hi
+            g = end
+            t += 1
+
+@kernel(parallel=True)
+def _keep_from(addrs, proto, out_addrs, out_proto, offsets, mode, use_abs, threshold, equal, less):
+    # outs[t] = key >= threshold; counts of keys equal to it and below it
+    # per worker and array
+    size = proto.itemsize
+    nworkers = equal.shape[0]
+    total = offsets[-1]
+    step = (total + nworkers - 1) // nworkers
+    for c in numba.prange(nworkers):
+        g = min(total, c * step)
+        g1 = min(total, g + step)
+        t = np.searchsorted(offsets, g, side="right") - 1
+        while g < g1:
+            end = min(g1, offsets[t + 1])
+            if end > g:
+                src = array_at(addrs[t] + (g - offsets[t]) * size, end - g, proto)
+                dst = array_at(out_addrs[t] + (g - offsets[t]), end - g, out_proto)
+                eq = 0
+                lt = 0
+                for i in range(src.size):
+                    k = any_key(src[i], mode, use_abs)
+                    dst[i] = k >= threshold
+                    eq += k == threshold
+                    lt += k < threshold
+                equal[c, t] = eq
+                less[c, t] = lt
+            g = end
+            t += 1
+
+@kernel
+def _prune_first_equal(bits, mode, use_abs, threshold, count, out):
+    # prune the first `count` keys equal to threshold (lowest indices)
+    left = count
+    for i in range(bits.size):
+        if left == 0:
+            break
+        if any_key(bits[i], mode, use_abs) == threshold:
+            out[i] = False
+            left -= 1
 
 
 def _key_space(dtype: np.dtype) -> tuple[int, str]:
@@ -162,21 +153,23 @@ class KeySource:
         alone = [[i] for i in chosen if not (batch and self.direct[i])]
         return ([together] if together else []) + alone
 
-    def load(self, group: list[int]) -> tuple[List, np.ndarray, int]:
-        """Typed list of the group's bits, their offsets in the group's total, and the key mode.
+    def load(self, group: list[int]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, int]:
+        """The group's bits, their addresses (the kernels' way of taking a list), their
+        offsets in the group's total, and the key mode. The caller keeps the bits
+        alive while a kernel reads them.
 
-        Lists of views are kept for the next pass (they hold no copy); a
-        list holding a widened copy is built afresh each time.
+        Views are kept for the next pass (they hold no copy); a group holding a
+        widened copy is built afresh each time.
         """
         key = tuple(group)
         if key in self._loaded:
             return self._loaded[key]
-        arrs = List()
+        arrs = []
         mode = 0
         for i in group:
             bits, mode = self.bits(i)
-            arrs.append(bits)
-        loaded = arrs, _offsets([self.sizes[i] for i in group]), mode
+            arrs.append(np.ascontiguousarray(bits))
+        loaded = arrs, addresses(arrs), _offsets([self.sizes[i] for i in group]), mode
         if all(self.direct[i] for i in group):
             self._loaded[key] = loaded
         return loaded
@@ -210,7 +203,6 @@ def find_threshold(
     ``on_nan(i)`` is called (and must raise) when array ``i`` holds a NaN.
     """
     unsigned = src.unsigned
-    histogram = _get(unsigned)[0]
     width = np.dtype(unsigned).itemsize * 8
     per_array = lo is not None
     digit = CLAMP_DIGIT_BITS if per_array else DIGIT_BITS
@@ -234,13 +226,13 @@ def find_threshold(
             active = np.array([level == 0 or not (kmax[i] < prefix or kmin[i] > top) for i in group])
             if not active.any():
                 continue  # no key of these arrays has the prefix
-            arrs, offsets, mode = src.load(group)
+            arrs, addrs, offsets, mode = src.load(group)
             nw = _workers(int(offsets[-1]))
             buf = shared[:nw] if shared is not None else np.zeros((nw, nbins), np.int64)
             gmin = np.full((nw, len(group)), unsigned(np.iinfo(unsigned).max))
             gmax = np.zeros((nw, len(group)), unsigned)
-            histogram(
-                arrs, offsets, active, mode, magnitude, unsigned(prefix), unsigned(pmask),
+            _histogram(
+                addrs, arrs[0], offsets, active, mode, bool(magnitude), unsigned(prefix), unsigned(pmask),
                 unsigned(shift), dmask, buf, gmin, gmax,
             )
             del arrs
@@ -277,21 +269,18 @@ def keep_from(
     """Keep-masks ``key >= threshold`` of the arrays ``indices`` (flat), with their counts
     of keys equal to the threshold and below it: ``(masks, equal, less)`` keyed by index.
     """
-    kernel = _get(src.unsigned)[1]
     indices = list(indices)
     masks = {i: np.empty(src.sizes[i], np.bool_) for i in indices}
     equal = dict.fromkeys(indices, 0)
     less = dict.fromkeys(indices, 0)
     t = src.unsigned(threshold)
     for group in src.groups(indices):
-        arrs, offsets, mode = src.load(group)
-        outs = List()
-        for i in group:
-            outs.append(masks[i])
+        arrs, addrs, offsets, mode = src.load(group)
+        outs = [masks[i] for i in group]
         nw = _workers(int(offsets[-1]))
         eq = np.zeros((nw, len(group)), np.int64)
         lt = np.zeros((nw, len(group)), np.int64)
-        kernel(arrs, outs, offsets, mode, magnitude, t, eq, lt)
+        _keep_from(addrs, arrs[0], addresses(outs), outs[0], offsets, mode, bool(magnitude), t, eq, lt)
         for j, i in enumerate(group):
             equal[i] = int(eq[:, j].sum())
             less[i] = int(lt[:, j].sum())
@@ -302,4 +291,4 @@ def prune_equal(src: KeySource, i: int, magnitude: bool, threshold: int, count: 
     """Prune, in ``out``, the first ``count`` keys of array ``i`` equal to ``threshold``."""
     if count:
         bits, mode = src.bits(i)
-        _get(src.unsigned)[2](bits, mode, magnitude, src.unsigned(threshold), count, out)
+        _prune_first_equal(bits, mode, bool(magnitude), src.unsigned(threshold), count, out)

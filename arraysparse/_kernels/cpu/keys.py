@@ -11,8 +11,10 @@ bits), which is exact.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+from numba.extending import overload
+
+from ._jit import Static, writable
 
 FLOAT, SIGNED, UNSIGNED = 0, 1, 2
 
@@ -33,7 +35,7 @@ def as_bits(a: np.ndarray) -> tuple[np.ndarray, int]:
     kind = a.dtype.kind
     mode = {"f": FLOAT, "i": SIGNED, "u": UNSIGNED}[kind]
     unsigned = np.uint32 if a.dtype.itemsize == 4 else np.uint64
-    return a.view(unsigned), mode
+    return writable(a).view(unsigned), mode
 
 
 def float_masks(unsigned: type) -> tuple:
@@ -42,24 +44,30 @@ def float_masks(unsigned: type) -> tuple:
     return unsigned((1 << (width - 1)) - 1), unsigned(0x7F800000 if width == 32 else 0x7FF0000000000000)
 
 
-def make_key_function(unsigned: type):
-    """Jitted ``key(bits, mode, use_abs)`` for one width."""
+def _key_constants(unsigned: type) -> tuple:
     width = np.dtype(unsigned).itemsize * 8
-    zero = unsigned(0)
-    one = unsigned(1)
-    sign = unsigned(1 << (width - 1))
     absmask, _ = float_masks(unsigned)
-    top = unsigned(width - 1)
+    return unsigned(0), unsigned(1), unsigned(1 << (width - 1)), absmask, unsigned(width - 1)
 
-    @numba.njit(inline="always", nogil=True)
+
+def any_key(b, mode, use_abs):
+    """Inside a kernel: the order key of bits ``b`` for a run-time key mode and magnitude flag."""
+    raise NotImplementedError("any_key is only callable from a kernel")
+
+
+@overload(any_key, inline="always")
+def _ol_any_key(b, mode, use_abs):
+    unsigned = np.dtype(str(b)).type
+    zero, one, sign, absmask, top = _key_constants(unsigned)
+
     def key(b, mode, use_abs):
         # branch-free in the data: random signs must not cost mispredictions
         # numba widens unsigned arithmetic to 64 bits: cast back at every step
         if mode == FLOAT:
             if use_abs:
                 return unsigned((b & absmask) | sign)
-            b = b if b != sign else zero  # -0.0 ranks equal to +0.0
-            return unsigned(b ^ unsigned(unsigned(zero - (b >> top)) | sign))
+            c = b & unsigned(zero - unsigned(b != sign))  # -0.0 ranks equal to +0.0 (no phi: Numba warns)
+            return unsigned(c ^ unsigned(unsigned(zero - (c >> top)) | sign))
         if mode == SIGNED:
             if use_abs:
                 neg = unsigned(zero - (b >> top))  # all ones where negative
@@ -70,21 +78,45 @@ def make_key_function(unsigned: type):
     return key
 
 
-def fixed_key_function(unsigned: type, mode: int, use_abs: bool):
-    """Jitted ``key(bits)`` for one width, mode and magnitude flag, all compile-time constants.
+def key_kind(mode: int, use_abs: bool) -> Static:
+    """The compile-time key kind of :func:`order_key`: one specialisation per (mode, flag)."""
+    return Static((int(mode), bool(use_abs) and mode != UNSIGNED))
 
-    Kernels built around it compile once per (width, mode, flag) in use; in
-    exchange the mode branches leave their inner loops, which then vectorise
-    cleanly (a third off the top-k bracket pass, measured).
+
+def order_key(b, kind):
+    """Inside a kernel: the order key of bits ``b``; ``kind`` is a :func:`key_kind`.
+
+    The mode and flag are compile-time constants here, so their branches leave
+    the inner loops, which then vectorise cleanly (a third off the top-k
+    bracket pass, measured).
     """
-    any_key = make_key_function(unsigned)
-    use_abs = bool(use_abs)
+    raise NotImplementedError("order_key is only callable from a kernel")
 
-    @numba.njit(inline="always", nogil=True)
-    def key(b):
-        return any_key(b, mode, use_abs)
 
-    return key
+@overload(order_key, inline="always")
+def _ol_order_key(b, kind):
+    unsigned = np.dtype(str(b)).type
+    zero, one, sign, absmask, top = _key_constants(unsigned)
+    mode, use_abs = kind.value
+    if mode == FLOAT and use_abs:
+        return lambda b, kind: unsigned((b & absmask) | sign)
+    if mode == FLOAT:
+
+        def key(b, kind):
+            c = b & unsigned(zero - unsigned(b != sign))  # -0.0 ranks equal to +0.0 (no phi: Numba warns)
+            return unsigned(c ^ unsigned(unsigned(zero - (c >> top)) | sign))
+
+        return key
+    if mode == SIGNED and use_abs:
+
+        def key(b, kind):
+            neg = unsigned(zero - (b >> top))  # all ones where negative
+            return unsigned(unsigned(b ^ neg) + unsigned(neg & one))  # |MIN| fits
+
+        return key
+    if mode == SIGNED:
+        return lambda b, kind: unsigned(b ^ sign)
+    return lambda b, kind: unsigned(b)
 
 
 def infinity_keys(unsigned: type) -> tuple:
@@ -101,3 +133,59 @@ def has_nan(unsigned: type, mode: int, lowest_key: int, highest_key: int) -> boo
         return False
     neg_inf, pos_inf = infinity_keys(unsigned)
     return bool(lowest_key < neg_inf or highest_key > pos_inf)
+
+
+def key_limits(bits):
+    """Inside a kernel: ``(lowest, highest)`` key of the bits array's unsigned type."""
+    raise NotImplementedError("key_limits is only callable from a kernel")
+
+
+@overload(key_limits, inline="always")
+def _ol_key_limits(bits):
+    unsigned = np.dtype(str(bits.dtype)).type
+    lowest, highest = unsigned(0), unsigned(np.iinfo(unsigned).max)
+    return lambda bits: (lowest, highest)
+
+
+def as_key(bits, value):
+    """Inside a kernel: ``value`` cast to the bits array's unsigned type."""
+    raise NotImplementedError("as_key is only callable from a kernel")
+
+
+@overload(as_key, inline="always")
+def _ol_as_key(bits, value):
+    unsigned = np.dtype(str(bits.dtype)).type
+    return lambda bits, value: unsigned(value)
+
+
+def nan_masks(bits):
+    """Inside a kernel: ``(absmask, inf_bits)`` of the float as wide as the bits' type."""
+    raise NotImplementedError("nan_masks is only callable from a kernel")
+
+
+@overload(nan_masks, inline="always")
+def _ol_nan_masks(bits):
+    absmask, inf = float_masks(np.dtype(str(bits.dtype)).type)
+    return lambda bits: (absmask, inf)
+
+
+def signed_of(bits):
+    """Inside a kernel: the signed integer dtype as wide as the bits' type."""
+    raise NotImplementedError("signed_of is only callable from a kernel")
+
+
+@overload(signed_of, inline="always")
+def _ol_signed_of(bits):
+    signed = np.int32 if np.dtype(str(bits.dtype)).itemsize == 4 else np.int64
+    return lambda bits: signed
+
+
+def as_signed(value):
+    """Inside a kernel: an unsigned key reinterpreted as the signed integer of its width."""
+    raise NotImplementedError("as_signed is only callable from a kernel")
+
+
+@overload(as_signed, inline="always")
+def _ol_as_signed(value):
+    signed = np.int32 if value.bitwidth == 32 else np.int64
+    return lambda value: signed(value)

@@ -10,8 +10,10 @@ import math
 import numba
 import numpy as np
 
+from ._jit import kernel
 
-@numba.njit(inline="always", nogil=True)
+
+@kernel(inline="always")
 def _term(v, p):
     a = abs(np.float64(v))
     if p == 1.0:
@@ -21,12 +23,12 @@ def _term(v, p):
     return a**p
 
 
-@numba.njit(inline="always", nogil=True)
+@kernel(inline="always")
 def _combine(acc, term, is_max):
     return max(acc, term) if is_max else acc + term
 
 
-@numba.njit(nogil=True, inline="always")
+@kernel(inline="always")
 def _root(s, p, is_max):
     if is_max or p == 1.0:
         return s
@@ -35,7 +37,7 @@ def _root(s, p, is_max):
     return s ** (1.0 / p)
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def _slices_by_slice(x, p, is_max, out):
     outer, count, inner = x.shape
     for a in numba.prange(count):
@@ -46,11 +48,11 @@ def _slices_by_slice(x, p, is_max, out):
         out[a] = _root(acc, p, is_max)
 
 
-@numba.njit(parallel=True, nogil=True)
-def _slices_by_outer(x, p, is_max, out):
+@kernel(parallel=True)
+def _slices_by_outer(x, p, is_max, out, threads):
     # many short rows: each chunk of rows accumulates all slices, then a reduction
     outer, count, inner = x.shape
-    nchunks = min(outer, 4 * numba.get_num_threads())
+    nchunks = min(outer, 4 * threads)
     step = (outer + nchunks - 1) // nchunks
     partial = np.zeros((nchunks, count))
     for c in numba.prange(nchunks):
@@ -74,14 +76,15 @@ def slice_norms(x3: np.ndarray, ord: float) -> np.ndarray:
     out = np.empty(x3.shape[1], np.float64)
     is_max = math.isinf(ord)
     p = 1.0 if is_max else float(ord)
-    if x3.shape[0] >= 4 * numba.get_num_threads() and x3.shape[1] < 4 * x3.shape[0]:
-        _slices_by_outer(x3, p, is_max, out)
+    threads = numba.get_num_threads()
+    if x3.shape[0] >= 4 * threads and x3.shape[1] < 4 * x3.shape[0]:
+        _slices_by_outer(x3, p, is_max, out, threads)
     else:
         _slices_by_slice(x3, p, is_max, out)
     return out
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def _blocks(x, p, is_max, out):
     lead, n1, b1, n2, b2 = x.shape
     for t in numba.prange(lead * n1):

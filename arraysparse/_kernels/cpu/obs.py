@@ -16,11 +16,12 @@ have ``err = 0`` and change nothing, so they are skipped.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ._jit import kernel
 
-@numba.njit(nogil=True)
+
+@kernel
 def sweep_unstructured(w1, keep1, u1, err1):
     """Prune ``~keep1`` column by column in every row of ``w1`` (in place) and record the errors."""
     rows, b = w1.shape
@@ -37,7 +38,7 @@ def sweep_unstructured(w1, keep1, u1, err1):
                 w[j] -= e * u1[i, j]
 
 
-@numba.njit(nogil=True)
+@kernel
 def sweep_nm(w1, keep1, u1, err1, n, m):
     """N:M: at the first column of each group of ``m`` prune the ``n`` lowest ``w^2 / U_cc^2``.
 
@@ -68,7 +69,7 @@ def sweep_nm(w1, keep1, u1, err1, n, m):
                 w[j] -= e * u1[i, j]
 
 
-@numba.njit(nogil=True)
+@kernel
 def cholesky_inverse_factor(a):
     """``(L^-1, ok)`` for the lower Cholesky factor ``L`` of a small SPD matrix ``a``.
 

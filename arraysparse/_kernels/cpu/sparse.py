@@ -19,6 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._jit import kernel, writable
 from .bitscan import gather_set_bits
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -32,6 +33,7 @@ def value_bits(a: np.ndarray) -> tuple[np.ndarray, object]:
     """
     kind, size = a.dtype.kind, a.dtype.itemsize
     unsigned = _UNSIGNED[size]
+    a = writable(a)
     if kind == "f":
         mask = (1 << (8 * size - 1)) - 1
     elif kind == "c":
@@ -42,13 +44,12 @@ def value_bits(a: np.ndarray) -> tuple[np.ndarray, object]:
     return a.view(unsigned), unsigned(mask)
 
 
-@numba.njit(inline="always", nogil=True)
-def _chunks(rows):
+def _chunks(rows: int) -> int:
     return max(1, min(rows, 8 * numba.get_num_threads()))
 
 
 # -- CSR / COO ----------------------------------------------------------------
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def row_counts(u, zero_mask):
     """Non-zeros of every row of the 2-D bits ``u``."""
     rows, cols = u.shape
@@ -62,7 +63,7 @@ def row_counts(u, zero_mask):
     return out
 
 
-@numba.njit(nogil=True, inline="always")
+@kernel(inline="always")
 def _fill_row_checked(row, zero_mask, indices, data):
     pos = np.uint64(0)
     for j in range(row.shape[0]):
@@ -73,7 +74,7 @@ def _fill_row_checked(row, zero_mask, indices, data):
             pos += np.uint64(1)
 
 
-@numba.njit(nogil=True, inline="always")
+@kernel(inline="always")
 def _fill_row_branchless(row, zero_mask, indices, data):
     # writes every element and advances over the non-zeros only: no
     # mispredicted branch on random data; the write after the row's last
@@ -87,7 +88,7 @@ def _fill_row_branchless(row, zero_mask, indices, data):
         pos += np.uint64((v & zero_mask) != 0)
 
 
-@numba.njit(nogil=True, inline="always")
+@kernel(inline="always")
 def _fill_row_sparse(row, zero_mask, indices, data):
     # for rows mostly zero: blocks of 64 are tested branch-free (vectorised)
     # into a 64-bit word of non-zeros, whose set bits alone are then visited
@@ -100,11 +101,14 @@ def _fill_row_sparse(row, zero_mask, indices, data):
         pos = gather_set_bits(word, block, b0, indices, data, pos)
 
 
-@numba.njit(parallel=True, nogil=True)
-def csr_fill(u, zero_mask, indptr, indices, data, row_ids):
+def csr_fill(u, zero_mask, indptr, indices, data, row_ids) -> None:
     """Fill CSR ``indices``/``data`` (and COO ``row_ids`` unless it is empty)."""
+    _csr_fill(u, zero_mask, indptr, indices, data, row_ids, _chunks(u.shape[0]))
+
+
+@kernel(parallel=True)
+def _csr_fill(u, zero_mask, indptr, indices, data, row_ids, nchunks):
     rows, cols = u.shape
-    nchunks = _chunks(rows)
     step = (rows + nchunks - 1) // nchunks
     for c in numba.prange(nchunks):
         r0 = c * step
@@ -122,14 +126,14 @@ def csr_fill(u, zero_mask, indptr, indices, data, row_ids):
                 row_ids[start:end] = r
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def zero_rows(out):
     """Clear the 2-D ``out`` in parallel over rows."""
     for r in numba.prange(out.shape[0]):
         out[r, :] = 0
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def csr_scatter(indptr, indices, data, out, clear):
     """Write the CSR entries into the 2-D ``out``, in parallel over rows.
 
@@ -149,7 +153,7 @@ def csr_scatter(indptr, indices, data, out, clear):
             row[ind[p]] = dat[p]
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def coo_scatter(row_ids, col_ids, data, out):
     """Write COO entries (no duplicates) into the zeroed 2-D ``out``."""
     for p in numba.prange(data.shape[0]):
@@ -160,7 +164,7 @@ def coo_scatter(row_ids, col_ids, data, out):
 _PANEL = 256
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def col_counts(u, zero_mask):
     """Non-zeros of every column of the 2-D bits ``u``."""
     rows, cols = u.shape
@@ -177,7 +181,7 @@ def col_counts(u, zero_mask):
     return out
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def csc_fill(u, zero_mask, indptr, indices, data):
     """Fill CSC ``indices`` (row numbers) and ``data`` column by column."""
     rows, cols = u.shape
@@ -197,7 +201,7 @@ def csc_fill(u, zero_mask, indptr, indices, data):
                     cursor[j] = k + 1
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def csc_scatter(indptr, indices, data, out):
     """Write the CSC entries into the zeroed 2-D ``out``."""
     for j in numba.prange(out.shape[1]):
@@ -206,7 +210,7 @@ def csc_scatter(indptr, indices, data, out):
 
 
 # -- BSR ----------------------------------------------------------------------
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def block_flags(u, zero_mask, br, bc):
     """``flags[i, j]`` = 1 where block (i, j) of shape (br, bc) holds a non-zero."""
     rows, cols = u.shape
@@ -227,7 +231,7 @@ def block_flags(u, zero_mask, br, bc):
     return flags
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def bsr_fill(u, flags, indptr, indices, data):
     """Copy the flagged blocks into ``data`` (nblocks, br, bc), block columns into ``indices``."""
     nbr, nbc = flags.shape
@@ -246,7 +250,7 @@ def bsr_fill(u, flags, indptr, indices, data):
                 k += 1
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def bsr_scatter(indptr, indices, data, out):
     """Write the BSR matrix into the 2-D ``out`` (zeros included)."""
     br, bc = data.shape[1], data.shape[2]
@@ -263,7 +267,7 @@ def bsr_scatter(indptr, indices, data, out):
 
 
 # -- N:M ----------------------------------------------------------------------
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def nm_pack(u, zero_mask, n, m, values, positions, bad):
     """Pack each group of ``m`` into its ``m - n`` kept slots.
 
@@ -332,7 +336,7 @@ def nm_table(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return table, fits
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def nm_pack_table(u, zero_mask, m, keep, table, fits, values, positions, bad):
     """:func:`nm_pack` for m <= 8 through a lookup table indexed by the group's non-zero bits."""
     rows, cols = u.shape
@@ -361,7 +365,7 @@ def nm_pack_table(u, zero_mask, m, keep, table, fits, values, positions, bad):
         bad[r] = first_bad
 
 
-@numba.njit(parallel=True, nogil=True)
+@kernel(parallel=True)
 def nm_scatter(values, positions, m, out):
     """Write packed N:M values back into the 2-D ``out`` (zeros included)."""
     rows, kept_cols = values.shape

@@ -1,0 +1,152 @@
+"""Compile the common kernels into the on-disk cache ahead of time."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO
+
+import numpy as np
+
+_DTYPES = ("float32", "float16", "float64", "bfloat16")
+
+
+def _jobs(dtype: str) -> list[tuple[str, Callable[[], Any]]]:
+    """``(label, call)`` pairs that together reach every common kernel signature of ``dtype``.
+
+    Each call runs a public function on a small array whose layout matches real
+    use (C-contiguous, rank 2); top-k also runs on 2**20 elements, the size
+    from which it takes the sampled one-pass path.
+    """
+    from . import (
+        MagnitudePruning,
+        SparseGPTPruning,
+        SparsityPattern,
+        StructuredPruning,
+        WandaPruning,
+        block_mask,
+        compress,
+        from_cutlass,
+        global_mask,
+        nm_mask,
+        structured_mask,
+        to_cutlass,
+        topk_mask,
+    )
+
+    rng = np.random.default_rng(0)
+    small = rng.standard_normal((64, 128), dtype=np.float32)
+    large = rng.standard_normal((1024, 1024), dtype=np.float32)
+    x = rng.standard_normal((256, 128), dtype=np.float32)
+    if dtype == "bfloat16":
+        import torch
+
+        def cast(a: np.ndarray) -> Any:
+            return torch.from_numpy(a).to(torch.bfloat16)
+    else:
+
+        def cast(a: np.ndarray) -> Any:
+            return a.astype(dtype)
+
+    w, big = cast(small), cast(large)
+    w24 = nm_mask(w, 2, 4, magnitude=True).apply(w)
+    jobs: list[tuple[str, Callable[[], Any]]] = [
+        ("topk_mask", lambda: topk_mask(w, 0.5, magnitude=True)),
+        ("topk_mask (signed)", lambda: topk_mask(w, 0.5)),
+        ("topk_mask (2**20 elements)", lambda: topk_mask(big, 0.5, magnitude=True)),
+        ("topk_mask (2**20, signed)", lambda: topk_mask(big, 0.5)),
+        ("nm_mask 2:4", lambda: nm_mask(w, 2, 4, magnitude=True)),
+        ("nm_mask 4:8", lambda: nm_mask(w, 4, 8, magnitude=True)),
+        ("nm_mask 8:16", lambda: nm_mask(w, 8, 16, magnitude=True)),
+        ("nm_mask 16:32", lambda: nm_mask(w, 16, 32, magnitude=True)),
+        ("nm_mask 2:4 along axis 0", lambda: nm_mask(w, 2, 4, axis=0, magnitude=True)),
+        ("structured_mask rows", lambda: structured_mask(w, 0.25, axis=0)),
+        ("structured_mask columns", lambda: structured_mask(w, 0.25, axis=1)),
+        ("block_mask 4x4", lambda: block_mask(w, 0.5, block=(4, 4))),
+        ("global_mask", lambda: global_mask({"a": w, "b": w}, 0.5, magnitude=True)),
+        ("StructuredPruning", lambda: StructuredPruning(SparsityPattern.rows()).prune(w, 0.25)),
+    ]
+    for fmt, opts in (
+        ("csr", {}),
+        ("coo", {}),
+        ("csc", {}),
+        ("bsr", {"block": (4, 4)}),
+        ("bitmask", {}),
+        ("2:4", {}),
+        ("n:m", {"n": 2, "m": 4}),
+    ):
+        jobs.append((f"compress {fmt} + to_dense", lambda fmt=fmt, opts=opts: compress(w24, fmt, **opts).to_dense()))
+    # CUTLASS keeps 2 of 4 16-bit values, 1 of 2 float32 values
+    w_cutlass = w24 if dtype != "float32" else nm_mask(w, 1, 2, magnitude=True).apply(w)
+    if dtype in ("float16", "bfloat16", "float32"):
+        jobs.append(("to_cutlass + from_cutlass", lambda: from_cutlass(*to_cutlass(w_cutlass))))
+    calib = cast(x)
+    if dtype in ("float32", "float64"):
+        calib_w = cast(rng.standard_normal((64, 128), dtype=np.float32))
+        jobs += [
+            ("WandaPruning", lambda: WandaPruning().calibrate(calib).prune(calib_w, 0.5)),
+            ("SparseGPTPruning", lambda: SparseGPTPruning().calibrate(calib).prune(calib_w, 0.5)),
+            (
+                "SparseGPTPruning 2:4",
+                lambda: SparseGPTPruning(SparsityPattern.two_four()).calibrate(calib).prune(calib_w),
+            ),
+        ]
+    jobs.append(("MagnitudePruning", lambda: MagnitudePruning().prune(w, 0.5)))
+    return jobs
+
+
+def precompile(dtypes: Iterable[str] = ("float32", "float16"), *, progress: bool | TextIO = True) -> float:
+    """Compile the kernels that common calls need into the on-disk cache, ahead of first use.
+
+    Every process after this one loads them from the cache instead of compiling
+    (see ``docs/guide.md``, "Kernels"). Already cached kernels cost almost
+    nothing, so calling it again is cheap.
+
+    Parameters
+    ----------
+    dtypes
+        Value dtypes to prepare, among ``"float32"``, ``"float16"``, ``"float64"``
+        and ``"bfloat16"`` (the last through PyTorch, which must be installed).
+    progress
+        ``True`` prints one progress line per job to ``sys.stderr``; a file object
+        prints there instead; ``False`` prints nothing.
+
+    Returns
+    -------
+    float
+        Seconds spent.
+
+    Examples
+    --------
+    >>> import arraysparse as asp
+    >>> seconds = asp.precompile(["float32"], progress=False)
+    """
+    from ._kernels.cpu._jit import cache_dir, compile_log
+
+    if isinstance(dtypes, str):
+        dtypes = [dtypes]
+    dtypes = list(dtypes)
+    for d in dtypes:
+        if d not in _DTYPES:
+            msg = f"dtypes holds {d!r}; choose among {', '.join(_DTYPES)}"
+            raise ValueError(msg)
+    out: TextIO | None = sys.stderr if progress is True else (progress or None)  # type: ignore[assignment]
+    jobs = [(d, label, call) for d in dtypes for label, call in _jobs(d)]
+    start = time.perf_counter()
+    compiled_before = len(compile_log.compiled)
+    # on a terminal one line rewritten in place, elsewhere (a log file) a line per job
+    tty = out is not None and getattr(out, "isatty", lambda: False)()
+    begin, end = ("\r", "\x1b[K") if tty else ("", "\n")
+    for i, (d, label, call) in enumerate(jobs, 1):
+        t = time.perf_counter()
+        call()
+        if out is not None:
+            line = f"precompile [{i}/{len(jobs)}] {d} {label}: {time.perf_counter() - t:.1f} s"
+            print(begin + line, end=end, file=out, flush=True)
+    seconds = time.perf_counter() - start
+    if out is not None:
+        compiled = len(compile_log.compiled) - compiled_before
+        line = f"precompile: {len(jobs)} jobs, {compiled} kernels compiled in {seconds:.1f} s; cache {cache_dir()}"
+        print(begin + line + ("\x1b[K" if tty else ""), file=out)
+    return seconds
