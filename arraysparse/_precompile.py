@@ -122,7 +122,7 @@ def precompile(dtypes: Iterable[str] = ("float32", "float16"), *, progress: bool
     >>> import arraysparse as asp
     >>> seconds = asp.precompile(["float32"], progress=False)
     """
-    from ._kernels.cpu._jit import cache_dir, compile_log
+    from ._backends import kernel_cache
 
     if isinstance(dtypes, str):
         dtypes = [dtypes]
@@ -134,7 +134,8 @@ def precompile(dtypes: Iterable[str] = ("float32", "float16"), *, progress: bool
     out: TextIO | None = sys.stderr if progress is True else (progress or None)  # type: ignore[assignment]
     jobs = [(d, label, call) for d in dtypes for label, call in _jobs(d)]
     start = time.perf_counter()
-    compiled_before = len(compile_log.compiled)
+    cache, compiled_log = kernel_cache()
+    compiled_before = len(compiled_log)
     # on a terminal one line rewritten in place, elsewhere (a log file) a line per job
     tty = out is not None and getattr(out, "isatty", lambda: False)()
     begin, end = ("\r", "\x1b[K") if tty else ("", "\n")
@@ -146,7 +147,7 @@ def precompile(dtypes: Iterable[str] = ("float32", "float16"), *, progress: bool
             print(begin + line, end=end, file=out, flush=True)
     seconds = time.perf_counter() - start
     if out is not None:
-        compiled = len(compile_log.compiled) - compiled_before
-        line = f"precompile: {len(jobs)} jobs, {compiled} kernels compiled in {seconds:.1f} s; cache {cache_dir()}"
+        compiled = len(compiled_log) - compiled_before
+        line = f"precompile: {len(jobs)} jobs, {compiled} kernels compiled in {seconds:.1f} s; cache {cache}"
         print(begin + line + ("\x1b[K" if tty else ""), file=out)
     return seconds

@@ -70,6 +70,7 @@ __all__ = [
     "encode_ell",
     "encode_nm",
     "global_keep",
+    "kernel_cache",
     "nm_keep",
     "result_float",
     "shared_array",
@@ -462,3 +463,8 @@ def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:
     if _choose(meta) == "host":
         return host_formats.cutlass_unpack(meta, lay)
     return reference_formats.cutlass_unpack(xp, meta, lay)
+
+
+def kernel_cache() -> tuple[Any, list[tuple[str, str, float]]]:
+    """The host kernels' cache directory and the kernels this process compiled so far."""
+    return host.kernel_cache()

@@ -243,3 +243,11 @@ def _lowest_pruned(scores: np.ndarray, k: int) -> np.ndarray:
     ties = np.flatnonzero(flat == kth)
     keep[ties[k - int(np.count_nonzero(flat < kth)) :]] = True
     return keep.reshape(scores.shape)
+
+
+def kernel_cache() -> tuple[Any, list[tuple[str, str, float]]]:
+    """The on-disk cache directory of the kernels, and ``(kernel, signature, seconds)`` of
+    every kernel this process compiled so far (a cache load is no compile)."""
+    from .._kernels.cpu._jit import cache_dir, compile_log
+
+    return cache_dir(), compile_log.compiled
