@@ -39,15 +39,23 @@ def backend_name(x: Array) -> str:
     return type(x).__module__.split(".")[0]
 
 
-def array_namespace(**arrays: Array | None) -> ModuleType:
-    """Namespace shared by the named arrays; ``None`` values are skipped.
+def array_namespace(**arrays: Array) -> ModuleType:
+    """Namespace shared by the named arrays (at least one).
 
-    Raises ``TypeError`` naming the arguments when an input is not an array,
-    when the arrays come from different libraries, and ``ValueError`` when they
-    sit on different devices.
+    Raises ``TypeError`` naming the argument when an input is not an array
+    (``None`` included: an optional argument left out is the caller's to
+    skip, as :func:`arraysparse.strategies.base.check_gradients` does), when
+    the arrays come from different libraries, and ``ValueError`` when they sit
+    on different devices.
     """
-    given = {name: a for name, a in arrays.items() if a is not None}
+    if not arrays:
+        msg = "array_namespace() needs at least one named array"
+        raise TypeError(msg)
+    given = dict(arrays)
     for name, a in given.items():
+        if a is None:
+            msg = f"{name} must be an array, got None"
+            raise TypeError(msg)
         if isinstance(a, (bool, int, float, complex)) or not _aac.is_array_api_obj(a):
             msg = f"{name} must be an array, got {type(a).__name__}"
             raise TypeError(msg)

@@ -262,6 +262,47 @@ def test_nm_round_trip_law(rows, groups, nm, seed, backend):
     assert np.array_equal(to_numpy(r.to_dense()), x)
 
 
+# -- empty matrices -------------------------------------------------------------------------
+EMPTY_SHAPES = [(0, 16), (16, 0), (0, 0), (0,), (0, 4, 16), (4, 0, 16), (4, 16, 0)]
+
+
+def empty_params(fmt, shape):
+    if fmt == "bsr":
+        return {"block": (2, 4)}  # divides every empty matrix view above
+    if fmt == "n:m":
+        return {"n": 2, "m": 4}
+    return {}
+
+
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=str)
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_empty_round_trip_every_backend_and_dtype(fmt, shape, backend):
+    """Every format takes every empty shape (no rows, no columns, neither, rank 1 and 3)
+    on every backend and dtype: same arrays as NumPy's, no non-zeros, and back exactly."""
+    for dtype in DTYPES:
+        if backend is Backend.ARRAY_API_STRICT and dtype == "float16":
+            continue  # the standard has no float16
+        x = np.zeros(shape, dtype)
+        if shape == (0,) and fmt == "bsr":
+            params = {"block": (1, 4)}  # rank 1 is one row
+        else:
+            params = empty_params(fmt, shape)
+        reference = asp.compress(x, fmt, **params)
+        r = asp.compress(backend.asarray(x), fmt, **params)
+        assert r.nnz == 0 and r.sparsity == 0.0, dtype
+        assert list(r.arrays) == list(reference.arrays), dtype
+        for name in r.arrays:
+            assert_same(r.arrays[name], reference.arrays[name])
+        back = r.to_dense()
+        assert type(back) is type(backend.asarray(x)), dtype
+        assert_same(back, x)
+    if backend in (Backend.TORCH, Backend.JAX):  # bfloat16, which NumPy lacks
+        x = backend.asarray(np.zeros(shape, np.float32))
+        x = x.to(torch.bfloat16) if backend is Backend.TORCH else x.astype("bfloat16")
+        back = asp.compress(x, fmt, **params).to_dense()
+        assert back.dtype == x.dtype and tuple(back.shape) == shape
+
+
 # -- equality with scipy.sparse ----------------------------------------------------------
 SHAPES = [(8, 12), (0, 4), (4, 0), (1, 16), (16, 1), (6, 6)]
 

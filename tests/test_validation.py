@@ -63,3 +63,111 @@ def test_axis_and_nm_checks() -> None:
         normalize_axis(3, 3)
     with pytest.raises(TypeError, match="axis must be an int"):
         normalize_axis(True, 3)
+
+
+# -- None where an array belongs ------------------------------------------------------------
+def _none_cases():
+    """(label, call, argument named in the error) for every public function taking an array."""
+    import arraysparse as asp
+
+    w = np.arange(1, 17, dtype=np.float32).reshape(4, 4)
+    x = np.ones((8, 4), np.float32)
+    h = asp.HessianAccumulator().update(x).hessian
+    mask = asp.topk_mask(w, 0.5)
+    pattern = asp.SparsityPattern.unstructured()
+    cases = [
+        ("topk_mask", lambda: asp.topk_mask(None, 0.5), "scores"),
+        ("nm_mask", lambda: asp.nm_mask(None, 2, 4), "scores"),
+        ("structured_mask", lambda: asp.structured_mask(None, 0.5), "scores"),
+        ("block_mask", lambda: asp.block_mask(None, 0.5, block=(2, 2)), "scores"),
+        ("random_mask", lambda: asp.random_mask(None, 0.5), "like"),
+        ("create_mask", lambda: asp.create_mask(None, 0.5, pattern), "scores"),
+        ("apply_mask weights", lambda: asp.apply_mask(None, mask), "weights"),
+        ("apply_mask mask", lambda: asp.apply_mask(w, None), "mask"),
+        ("PruningMask", lambda: asp.PruningMask(None), "mask"),
+        ("PruningMask.from_zeros", lambda: asp.PruningMask.from_zeros(None), "x"),
+        ("PruningMask.apply", lambda: mask.apply(None), "weights"),
+        ("PruningMask.apply_", lambda: mask.apply_(None), "weights"),
+        ("magnitude_scores", lambda: asp.magnitude_scores(None), "weights"),
+        ("gradient_scores", lambda: asp.gradient_scores(None, w), "weights"),
+        ("structure_scores", lambda: asp.structure_scores(None), "weights"),
+        ("block_scores", lambda: asp.block_scores(None, (2, 2)), "weights"),
+        ("random_scores", lambda: asp.random_scores(None, seed=0), "like"),
+        ("taylor_scores", lambda: asp.taylor_scores(None, w), "weights"),
+        ("snip_scores", lambda: asp.snip_scores(None, w), "weights"),
+        ("movement_scores", lambda: asp.movement_scores(None, w), "weights"),
+        ("wanda_scores weights", lambda: asp.wanda_scores(None, np.ones(4, np.float32)), "weights"),
+        ("wanda_scores norms", lambda: asp.wanda_scores(w, None), "norms"),
+        ("sparsegpt_prune weights", lambda: asp.sparsegpt_prune(None, h, 0.5), "weights"),
+        ("sparsegpt_prune hessian", lambda: asp.sparsegpt_prune(w, None, 0.5), "hessian"),
+        ("compress", lambda: asp.compress(None), "x"),
+        ("compress bitmask", lambda: asp.compress(None, "bitmask"), "x"),
+        ("to_cutlass", lambda: asp.to_cutlass(None), "dense"),
+        ("from_cutlass values", lambda: asp.from_cutlass(None, np.zeros((4, 1), np.int16)), "values"),
+        ("from_cutlass meta", lambda: asp.from_cutlass(np.zeros((4, 2), np.float16), None), "meta"),
+        ("cutlass_meta_from_positions", lambda: asp.cutlass_meta_from_positions(None, "float16"), "positions"),
+        ("positions_from_cutlass_meta", lambda: asp.positions_from_cutlass_meta(None, "float16"), "meta"),
+        ("from_scipy", lambda: asp.from_scipy(None), "matrix"),
+        ("from_torch", lambda: asp.from_torch(None), "tensor"),
+        ("from_cupyx", lambda: asp.from_cupyx(None), "matrix"),
+        ("from_sparse", lambda: asp.from_sparse(None), "obj"),
+        ("to_scipy", lambda: asp.to_scipy(None), "result"),
+        ("to_torch", lambda: asp.to_torch(None), "result"),
+        ("to_cupyx", lambda: asp.to_cupyx(None), "result"),
+        ("global_mask value", lambda: asp.global_mask({"a": w, "b": None}, 0.5), r"scores\['b'\]"),
+        ("global_mask only value", lambda: asp.global_mask({"a": None}, 0.5), r"scores\['a'\]"),
+        ("layer_masks value", lambda: asp.layer_masks({"a": w, "b": None}, 0.5), r"model\['b'\]"),
+        ("prune_model value", lambda: asp.prune_model({"a": w, "b": None}, 0.5), r"model\['b'\]"),
+        ("prune_model layer value", lambda: asp.prune_model({"a": None}, 0.5, scope="layer"), r"model\['a'\]"),
+        ("HessianAccumulator.update", lambda: asp.HessianAccumulator().update(None), "x"),
+        ("InputNormAccumulator.update", lambda: asp.InputNormAccumulator().update(None), "x"),
+        ("MovementPruning.update", lambda: asp.MovementPruning().update(None, w), "weights"),
+        ("LotteryTicketPruning.record_rewind_point", lambda: asp.LotteryTicketPruning().record_rewind_point(None), "weights"),
+        ("WandaPruning.calibrate", lambda: asp.WandaPruning().calibrate(None), "x"),
+        ("SparseGPTPruning.calibrate", lambda: asp.SparseGPTPruning().calibrate(None), "x"),
+    ]
+    needs_gradients = {"GradientPruning", "TaylorPruning", "SNIPPruning", "MovementPruning"}
+    for name in ("MagnitudePruning", "GradientPruning", "StructuredPruning", "RandomPruning", "TaylorPruning",
+                 "SNIPPruning", "MovementPruning", "LotteryTicketPruning", "WandaPruning", "SparseGPTPruning"):
+        strategy = getattr(asp, name)
+
+        def make(cls=strategy):
+            s = cls()
+            return s.calibrate(x) if hasattr(s, "calibrate") else s
+
+        grads = w if name in needs_gradients else None
+        cases += [
+            (f"{name}.prune", lambda make=make, g=grads: make().prune(None, 0.5, gradients=g), "weights"),
+            (f"{name}.compute_importance_scores",
+             lambda make=make, g=grads: make().compute_importance_scores(None, g), "weights"),
+            (f"{name}.create_mask", lambda make=make: make().create_mask(None, 0.5), "scores"),
+        ]
+        if grads is None:  # an optional argument left out (None) is still fine
+            cases.append((f"{name}.prune gradients=None", lambda make=make: make().prune(w, 0.5, gradients=None), ""))
+    return cases
+
+
+NONE_CASES = _none_cases()
+
+
+@pytest.mark.parametrize(("call", "name"), [c[1:] for c in NONE_CASES], ids=[c[0] for c in NONE_CASES])
+def test_none_as_an_array_is_a_type_error_naming_the_argument(call, name) -> None:
+    """Every public function given None for an array raises TypeError naming that argument
+    (not an IndexError from deep inside); None for an optional argument is still accepted."""
+    if name == "":
+        call()
+        return
+    with pytest.raises(TypeError, match=rf"^{name} must be .*, got (None|NoneType)$"):
+        call()
+
+
+def test_array_namespace_refuses_none_and_nothing() -> None:
+    from arraysparse._compat import array_namespace
+
+    with pytest.raises(TypeError, match="^x must be an array, got None$"):
+        array_namespace(x=None)
+    with pytest.raises(TypeError, match="^y must be an array, got None$"):
+        array_namespace(x=np.zeros(2), y=None)
+    with pytest.raises(TypeError, match="needs at least one named array"):
+        array_namespace()
+    assert array_namespace(x=np.zeros(2)) is not None

@@ -300,7 +300,8 @@ def decode_bitmask(xp: Any, arrays: dict, shape2: tuple[int, int]) -> Array:
     values, bits = arrays["values"], arrays["bitmask"]
     shifts = xp.astype(_arange(xp, 8, values), xp.uint8)
     unpacked = (bits[:, :, None] >> shifts) & xp.asarray(1, dtype=xp.uint8)
-    nz = xp.reshape(unpacked, (rows, -1))[:, :cols] == 1
+    # the width spelled out: -1 is ambiguous (and refused) when there are no rows
+    nz = xp.reshape(unpacked, (rows, bits.shape[1] * 8))[:, :cols] == 1
     (flat,) = xp.nonzero(xp.reshape(nz, (-1,)))
     return _gather_decode(xp, flat, values, shape2)
 

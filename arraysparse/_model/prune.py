@@ -73,6 +73,7 @@ def prune_model(
         raise ValueError(msg)
     options = {"exclude": exclude, "overrides": overrides, "min_sparsity": min_sparsity, "max_sparsity": max_sparsity}
     if strategy is None or (type(strategy) is MagnitudePruning and gradients is None):
+        model_arrays(model, "model")  # errors name model, not global_mask's scores
         mm = global_mask(model, sparsity, magnitude=True, **options)
         return mm.apply(model), mm
     _, flat = model_arrays(model, "model")

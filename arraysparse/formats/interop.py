@@ -257,9 +257,9 @@ def _sorted_within(torch: Any, indptr: Any, indices: Any) -> Any:
 # -- cupyx ------------------------------------------------------------------------
 def to_cupyx(result: SparseCompressionResult) -> Any:
     """The cupyx.scipy.sparse matrix (``coo/csr/csc/dia_matrix``) of a CuPy result."""
+    _check_format(result, _CUPYX_FORMATS, "cupyx.scipy.sparse")  # before the import: no cupy, still a clear error
     import cupyx.scipy.sparse as csp
 
-    _check_format(result, _CUPYX_FORMATS, "cupyx.scipy.sparse")
     a = dict(result.arrays)
     for name, arr in a.items():
         if _compat.backend_name(arr) != "cupy":
@@ -278,13 +278,15 @@ def to_cupyx(result: SparseCompressionResult) -> Any:
 
 def from_cupyx(matrix: Any, /) -> SparseCompressionResult:
     """A result (CuPy arrays, same device) from a cupyx.scipy.sparse matrix; ``matrix`` is not modified."""
+    msg = f"matrix must be a cupyx.scipy.sparse matrix, got {type(matrix).__name__}"
+    if not type(matrix).__module__.startswith("cupyx."):  # checked first: no cupy, still a TypeError
+        raise TypeError(msg)
     import cupy
     import cupyx.scipy.sparse as csp
 
     from .codecs import compress
 
     if not csp.issparse(matrix):
-        msg = f"matrix must be a cupyx.scipy.sparse matrix, got {type(matrix).__name__}"
         raise TypeError(msg)
     fmt = matrix.format if matrix.format in ("coo", "csr", "csc") else None
     if fmt is None:  # DIA and others: through the dense matrix, on the device

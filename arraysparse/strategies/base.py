@@ -125,7 +125,10 @@ class PruningStrategy(abc.ABC):
 
 
 def check_gradients(weights: Array, gradients: Array | None) -> None:
-    """Gradients a strategy does not use must still match the weights, if given."""
-    if gradients is not None:
+    """``weights`` must be an array; gradients a strategy does not use must still match
+    them, if given (``None`` is the one optional value skipped)."""
+    if gradients is None:
+        array_namespace(weights=weights)
+    else:
         array_namespace(weights=weights, gradients=gradients)
         check_same_shape(weights, gradients, "weights", "gradients")
