@@ -89,7 +89,8 @@ def main() -> None:
         f"First calls, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
         "",
-        "| job | cold: first call (s) | warm: first call (s) | second call (s) | warm first - second (s) | target ≤ 0.3 s |",
+        "| job | cold: first call (s) | warm: first call (s) | second call (s) "
+        "| warm first - second (s) | target ≤ 0.3 s |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     base = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -27,21 +27,29 @@ _WIDEN = {
 }
 
 
-def as_bits(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """View ``a`` as unsigned bits of 32 or 64 bits, plus the key mode."""
+_NARROW = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_INF_BITS = {16: 0x7C00, 32: 0x7F800000, 64: 0x7FF0000000000000}
+
+
+def as_bits(a: np.ndarray, *, widen: bool = True) -> tuple[np.ndarray, int]:
+    """View ``a`` as unsigned bits, plus the key mode.
+
+    ``widen``: narrow dtypes become 32-bit first (a copy), for the kernels
+    that take 32- and 64-bit keys only; without it 8- and 16-bit data is
+    viewed as it is (no copy), for the kernels that take every width.
+    """
     a = np.asarray(a)
-    if a.dtype in _WIDEN:
+    if widen and a.dtype in _WIDEN:
         a = a.astype(_WIDEN[a.dtype])
     kind = a.dtype.kind
     mode = {"f": FLOAT, "i": SIGNED, "u": UNSIGNED}[kind]
-    unsigned = np.uint32 if a.dtype.itemsize == 4 else np.uint64
-    return writable(a).view(unsigned), mode
+    return writable(a).view(_NARROW[a.dtype.itemsize]), mode
 
 
 def float_masks(unsigned: type) -> tuple:
     """``(absmask, inf_bits)`` of the float of this width: ``(b & absmask) > inf_bits`` is NaN."""
     width = np.dtype(unsigned).itemsize * 8
-    return unsigned((1 << (width - 1)) - 1), unsigned(0x7F800000 if width == 32 else 0x7FF0000000000000)
+    return unsigned((1 << (width - 1)) - 1), unsigned(_INF_BITS.get(width, (1 << width) - 1))
 
 
 def _key_constants(unsigned: type) -> tuple:

@@ -1,34 +1,36 @@
-"""Exact top-k selection in linear time: a parallel radix select on keys.
+"""Exact top-k selection in linear time: a parallel radix select on keys, by counting.
 
 To prune the ``k`` smallest of ``N`` scores (ties: the lower flat index is
-pruned first) without sorting:
+pruned first) without sorting, and with scratch memory independent of ``N``
+and of the ties:
 
-1. histogram the top 11 bits of every key (one read, per-chunk histograms);
-2. find the bucket ``B`` holding the ``k``-th smallest; every key below ``B``
-   is pruned and every key above it kept, in one write pass that also gathers
-   the indices in ``B`` and their values, in index order, into a compact
-   candidate array (its size and each chunk's offset in it are known from
-   step 1, so it is allocated once);
-3. repeat on the candidate array (contiguous: no random reads) with the next
-   11 bits until the candidates share one key, then prune the first
-   ``k_left`` of them, the lowest indices, and scatter the candidates' mask
-   back.
+1. histogram the top 11 bits of every key (one read, per-chunk histograms),
+   find the bucket holding the ``k``-th smallest key, and repeat on the next
+   11 bits counting only the keys with the prefix found so far, until every
+   bit of the ``k``-th smallest key ``T`` is known (three passes for 32-bit
+   keys, six for 64-bit, one for 8-bit). Nothing is gathered: the scratch is
+   the per-chunk histograms, whatever the data;
+2. one write pass: keys above ``T`` are kept, below pruned, and of the keys
+   equal to ``T`` the first ``k - #below`` in index order are pruned. The
+   last level's per-chunk counts of ``T`` give each chunk its quota of them,
+   so the chunks run in parallel; a chunk pruning all or none of its ``T``
+   keys needs no counter (``key > T`` or ``key >= T``).
 
-Steps 1-2 read the scores twice and write the mask once; the candidate
-lists are usually tiny. Worst case (all scores equal) is still linear:
-three levels for 32-bit keys, six for 64-bit.
+Keys keep the input's width: 8- and 16-bit data is never widened, so the
+mask (one byte per element) is the only allocation the size of the input.
 
-Large inputs first try one pass instead of two (Floyd and Rivest's idea): a
-sorted sample of 65536 keys brackets the k-th smallest between two keys
-``lo <= hi`` that hold it with overwhelming probability. One pass then writes
-the mask of every key outside the bracket and counts the keys below it, in
-blocks of 64 the compiler vectorises, each leaving a 64-bit word that marks
-its keys inside the bracket; the set bits alone are then visited to gather
-those keys (into per-chunk buffers sized from the sample), so the gather
-costs per candidate, not per key. The radix select finishes on the gathered
-values. If the bracket missed or a buffer
-overflowed (adversarial data), the plain radix select runs instead: the
-result is exact either way.
+Large inputs first try one pass instead of several (Floyd and Rivest's
+idea): a sorted sample of 65536 keys brackets the k-th smallest between two
+keys ``lo <= hi`` that hold it with overwhelming probability. One pass then
+writes the mask of every key outside the bracket and counts the keys below
+it, in blocks of 64 the compiler vectorises, each leaving a 64-bit word that
+marks its keys inside the bracket; the set bits alone are then visited to
+gather those keys (into per-chunk buffers sized from the sample, at most 7.5%
+of the input), so the gather costs per candidate, not per key. The counting
+select finishes on the gathered values. If the sample finds the bracket
+crowded (many ties), the bracket missed or a buffer overflowed (adversarial
+data), the counting select runs on the whole input instead: the result is
+exact either way.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ _SAMPLE_MIN_SIZE = 1 << 20  # below this the two radix passes are cheap anyway
 
 
 @kernel(parallel=True)
-def _histogram(bits, shift, nchunks, kind):
-    # per-chunk histograms of one digit; also the extreme keys (NaN test)
+def _histogram(bits, prefix, pmask, shift, nchunks, kind):
+    # per-chunk histograms of one digit of the keys with (key & pmask) == prefix;
+    # also the extreme keys (NaN test at the first level, where pmask is 0)
     lowest, highest = key_limits(bits)
     digit_mask = as_key(bits, _NBINS - 1)
     n = bits.size
@@ -70,34 +73,39 @@ def _histogram(bits, shift, nchunks, kind):
             k = order_key(src[t], kind)
             lo = min(lo, k)
             hi = max(hi, k)
-            h[(k >> shift) & digit_mask] += 1
+            if (k & pmask) == prefix:
+                h[(k >> shift) & digit_mask] += 1
         kmin[c] = lo
         kmax[c] = hi
     return hist, kmin.min(), kmax.max()
 
 
 @kernel(parallel=True)
-def _split(bits, shift, bucket, offsets, out, idx, vals, kind):
-    # keys below `bucket` are pruned, above kept; the bucket's indices and
-    # values go to `idx`, `vals` in index order, each chunk from its offset
-    digit_mask = as_key(bits, _NBINS - 1)
+def _keep_threshold(bits, threshold, quota, equal, out, kind):
+    # out = key > threshold, except that of the keys equal to it chunk c prunes
+    # its first quota[c] (of equal[c]) and keeps the rest
     n = bits.size
-    nchunks = offsets.size
+    nchunks = quota.size
     step = (n + nchunks - 1) // nchunks
     for c in numba.prange(nchunks):
         start = c * step
         stop = min(n, start + step)
         src = bits[start:stop]
         dst = out[start:stop]
-        pos = offsets[c]
-        for t in range(stop - start):
-            b = src[t]
-            d = (order_key(b, kind) >> shift) & digit_mask
-            dst[t] = d > bucket
-            if d == bucket:
-                idx[pos] = start + t
-                vals[pos] = b
-                pos += 1
+        q = quota[c]
+        if q == equal[c]:  # every equal key pruned
+            for t in range(stop - start):
+                dst[t] = order_key(src[t], kind) > threshold
+        elif q == 0:  # every equal key kept
+            for t in range(stop - start):
+                dst[t] = order_key(src[t], kind) >= threshold
+        else:
+            seen = 0
+            for t in range(stop - start):
+                k = order_key(src[t], kind)
+                e = k == threshold
+                dst[t] = (k > threshold) | (e & (seen >= q))
+                seen += e
 
 
 @kernel
@@ -182,7 +190,7 @@ def topk_keep(scores: np.ndarray, n_prune: int, magnitude: bool) -> tuple[np.nda
     Returns ``(mask, nan_count)``; the mask is meaningless when ``nan_count``.
     """
     flat = np.ravel(scores)
-    bits, mode = as_bits(flat)
+    bits, mode = as_bits(flat, widen=False)
     kind = key_kind(mode, magnitude)
     out = np.empty(bits.size, dtype=np.bool_)
     nan = None
@@ -213,8 +221,8 @@ def _bracketed(kind, bits, mode, k, out) -> bool | None:
     lo = keys[lo_at] if lo_at >= 0 else unsigned(0)
     hi = keys[hi_at] if hi_at < _SAMPLE else unsigned(np.iinfo(unsigned).max)
     inside = np.count_nonzero((keys >= lo) & (keys <= hi)) / _SAMPLE
-    if inside > 0.25:
-        return None  # a flat distribution around the k-th key: the radix does better
+    if inside > 0.05:
+        return None  # many keys near the k-th (ties): counting needs no candidate buffers
     nchunks = _chunks(n)
     step = -(-n // nchunks)
     cap = min(step, int(step * inside * 1.5) + 4096)
@@ -233,29 +241,38 @@ def _bracketed(kind, bits, mode, k, out) -> bool | None:
 
 
 def _radix(kind, bits, mode, k, out, top) -> bool:
-    """Radix select on ``bits`` whose keys agree on every bit from ``top`` up; writes ``out``,
-    returns whether NaN was seen. The digit is the ``RADIX_BITS`` bits below ``top``."""
+    """Counting radix select on ``bits`` whose keys agree on every bit from ``top`` up; writes
+    ``out``, returns whether NaN was seen. Scratch: per-chunk histograms only."""
     unsigned = bits.dtype.type
+    n = bits.size
+    nchunks = _chunks(n)
     shift = max(0, top - RADIX_BITS)
-    nchunks = _chunks(bits.size)
-    hist, kmin, kmax = _histogram(bits, unsigned(shift), nchunks, kind)
-    if has_nan(unsigned, mode, kmin, kmax):
-        return True
-    if k == 0 or k == bits.size:
-        out[:] = k == 0
-        return False
-    totals = hist.sum(axis=0)
-    cumulative = np.cumsum(totals)
-    bucket = int(np.searchsorted(cumulative, k))  # first bucket reaching k
-    k -= int(cumulative[bucket] - totals[bucket])
-    offsets = np.concatenate(([0], np.cumsum(hist[:, bucket])[:-1]))
-    idx = np.empty(int(totals[bucket]), np.int64)
-    vals = np.empty(idx.size, bits.dtype)
-    _split(bits, unsigned(shift), unsigned(bucket), offsets, out, idx, vals, kind)
-    if shift == 0:  # the bucket's keys are all equal: the lowest indices go
-        out[idx] = np.arange(idx.size) >= k
-        return False
-    return _solve_candidates(kind, idx, vals, mode, k, out, shift)
+    prefix, pmask = 0, 0
+    ones = (1 << (bits.dtype.itemsize * 8)) - 1
+    while True:
+        hist, kmin, kmax = _histogram(bits, unsigned(prefix), unsigned(pmask), unsigned(shift), nchunks, kind)
+        if pmask == 0:
+            if has_nan(unsigned, mode, kmin, kmax):
+                return True
+            if k == 0 or k == n:
+                out[:] = k == 0
+                return False
+            # every key agrees with the lowest from `top` up: that is the prefix above the digit
+            prefix = int(kmin) & (ones ^ ((1 << top) - 1)) if top < bits.dtype.itemsize * 8 else 0
+            pmask = ones ^ ((1 << top) - 1) if top < bits.dtype.itemsize * 8 else 0
+        totals = hist.sum(axis=0)
+        cumulative = np.cumsum(totals)
+        bucket = int(np.searchsorted(cumulative, k))  # first bucket reaching k
+        k -= int(cumulative[bucket] - totals[bucket])
+        prefix |= bucket << shift
+        pmask |= (_NBINS - 1) << shift & ones
+        if shift == 0:  # every bit of the threshold is known; k of its keys are pruned
+            equal = hist[:, bucket].copy()
+            before = np.concatenate(([0], np.cumsum(equal)[:-1]))
+            quota = np.clip(k - before, 0, equal)
+            _keep_threshold(bits, unsigned(prefix), quota, equal, out, kind)
+            return False
+        shift = max(0, shift - RADIX_BITS)
 
 
 def _solve_candidates(kind, idx, vals, mode, k, out, top) -> bool:
