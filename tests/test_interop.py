@@ -141,13 +141,10 @@ def test_from_scipy_bsr_sums_duplicate_blocks(case, dtype):
 
 def test_from_scipy_sums_long_runs_in_stored_order():
     """40 duplicates of one entry: scipy's COO sum_duplicates adds them pairwise, its toarray()
-    in stored order; the two differ in the last bit here, and from_scipy follows toarray()."""
+    in stored order; the two can differ in the last bit, and from_scipy follows toarray()."""
     v = np.random.default_rng(0).standard_normal(40)
     m = sp.coo_array((v, (np.zeros(40, int), np.ones(40, int))), shape=(1, 3))
-    dense = m.toarray()
-    summed = m.copy()
-    summed.sum_duplicates()
-    assert summed.toarray()[0, 1] != dense[0, 1]  # the peer disagrees with itself
+    dense = m.toarray()  # (with scipy 1.17, m.sum_duplicates() gives another last bit)
     assert asp.from_scipy(m).to_dense()[0, 1] == dense[0, 1]
     csr = sp.csr_array((v, np.ones(40, int), np.array([0, 40])), shape=(1, 3))
     assert asp.from_scipy(csr).to_dense()[0, 1] == csr.toarray()[0, 1] == dense[0, 1]
