@@ -238,7 +238,9 @@ def _satisfies(mask: Array, pattern: SparsityPattern) -> bool:
         return bool(xp.all(xp.all(mask, axis=others) == xp.any(mask, axis=others)))
     if pattern.kind is PatternKind.BLOCK_STRUCTURED:
         block = pattern.block or ()
-        tiles = _block_scores(xp.astype(mask, xp.int64), block, 1, "mask")
+        # float32 counts are exact here (float64 sums of 0/1, a tile holds far fewer than 2**24
+        # values) and reuse the kernel the float32 block scores compiled; int64 would compile its own
+        tiles = _block_scores(xp.astype(mask, xp.float32), block, 1, "mask")
         return bool(xp.all((tiles == 0) | (tiles == math.prod(block))))
     n, m = pattern.nm
     moved = xp.moveaxis(xp.astype(~mask, xp.int64), pattern.axis_or(-1) % mask.ndim, -1)
