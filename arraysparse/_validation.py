@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ._compat import isdtype
+
 __all__ = [
     "check_nm",
     "check_real",
@@ -93,10 +95,10 @@ def check_real(xp: Any, x: Any, name: str) -> None:
     if x.dtype == xp.bool:
         msg = f"{name} has dtype bool; scores must be real numbers (cast with astype first)"
         raise TypeError(msg)
-    if xp.isdtype(x.dtype, "complex floating"):
+    if isdtype(xp, x.dtype, "complex floating"):
         msg = f"{name} has complex dtype {x.dtype}, which has no order; pass abs({name})"
         raise TypeError(msg)
-    if not xp.isdtype(x.dtype, ("integral", "real floating")):
+    if not isdtype(xp, x.dtype, ("integral", "real floating")):
         msg = f"{name} has dtype {x.dtype}; a real numeric dtype is required"
         raise TypeError(msg)
 

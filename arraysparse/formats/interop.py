@@ -278,7 +278,7 @@ def _outer_of(xp: Any, indptr: Array, n: int, indices: Array, data: Array, ptr_n
     if indptr.ndim != 1 or indptr.shape[0] != n + 1:
         msg = f"{ptr_name} has shape {tuple(indptr.shape)}; this matrix needs {n + 1} entries ({n} + 1)"
         raise ValueError(msg)
-    if not xp.isdtype(indptr.dtype, "integral") or not xp.isdtype(indices.dtype, "integral"):
+    if not _compat.isdtype(xp, indptr.dtype, "integral") or not _compat.isdtype(xp, indices.dtype, "integral"):
         msg = f"{ptr_name} and {idx_name} must hold integers, got {indptr.dtype} and {indices.dtype}"
         raise TypeError(msg)
     nnz = _stored(indices, data, idx_name)
@@ -381,7 +381,7 @@ def _canonical(
         n_outer, n_inner = rows, cols
     checked = []
     for a, extent, what in ((outer, n_outer, index_names[0]), (inner, n_inner, index_names[1])):
-        if not xp.isdtype(a.dtype, "integral"):
+        if not _compat.isdtype(xp, a.dtype, "integral"):
             msg = f"{what} must hold integers, got dtype {a.dtype}"
             raise TypeError(msg)
         _stored(a, data, what)

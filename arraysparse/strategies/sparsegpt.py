@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from .. import _backends
-from .._compat import array_namespace, device
+from .._compat import array_namespace, device, isdtype
 from .._validation import positive_int, prune_count
 from ..calibration import HessianAccumulator, float_dtype_name
 from ..masks import PruningMask
@@ -132,7 +132,7 @@ def sparsegpt_prune(
             f"has {cols} input features: expected ({cols}, {cols})"
         )
         raise ValueError(msg)
-    if not xp.isdtype(hessian.dtype, "real floating"):
+    if not isdtype(xp, hessian.dtype, "real floating"):
         msg = f"hessian has dtype {hessian.dtype}; a real float dtype is required"
         raise TypeError(msg)
     nm = _nm_of(pattern, sparsity, cols, block_size)
@@ -306,7 +306,7 @@ def _check_weights(xp: ModuleType, weights: Array) -> None:
     if weights.ndim != 2:
         msg = f"weights must be 2-D (out_features, in_features), got shape {tuple(weights.shape)}"
         raise ValueError(msg)
-    if not xp.isdtype(weights.dtype, "real floating"):
+    if not isdtype(xp, weights.dtype, "real floating"):
         msg = f"weights has dtype {weights.dtype}; SparseGPT updates weights, which must be real floats"
         raise TypeError(msg)
 
