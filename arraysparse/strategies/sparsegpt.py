@@ -48,7 +48,7 @@ import numpy as np
 
 from .. import _backends
 from .._compat import array_namespace, device, isdtype
-from .._validation import positive_int, prune_count
+from .._validation import check_has_zero, positive_int, prune_count
 from ..calibration import HessianAccumulator, float_dtype_name
 from ..masks import PruningMask
 from ..patterns import PatternKind, SparsityPattern
@@ -309,6 +309,7 @@ def _check_weights(xp: ModuleType, weights: Array) -> None:
     if not isdtype(xp, weights.dtype, "real floating"):
         msg = f"weights has dtype {weights.dtype}; SparseGPT updates weights, which must be real floats"
         raise TypeError(msg)
+    check_has_zero(weights, "weights", "SparseGPT writes zeros")
 
 
 def _nm_of(pattern: SparsityPattern, sparsity: Any, cols: int, block_size: int) -> tuple[int, int] | None:
