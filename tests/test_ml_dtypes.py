@@ -326,3 +326,22 @@ def test_isdtype_answers_for_ml_dtypes():
     assert _compat.isdtype(xp, int4, "signed integer") and not _compat.isdtype(xp, int4, "real floating")
     assert _compat.ml_dtype(np.dtype(np.float32)) is None
 
+
+def test_interop_with_torch_and_scipy():
+    """to_torch carries bfloat16 (and float8) results as torch's own dtype, same bits; scipy has
+    neither, which to_scipy says instead of failing inside scipy."""
+    torch = pytest.importorskip("torch")
+    x, t = pair(bf16_bits())
+    r = asp.compress(two_four(x), "csr")
+    ts = asp.to_torch(r)
+    assert ts.dtype == torch.bfloat16
+    same_bits(r.to_dense(), ts.to_dense())
+    with pytest.raises(TypeError, match="scipy.sparse has no bfloat16"):
+        asp.to_scipy(r)
+    y = narrow("float8_e4m3fn")
+    t8 = asp.to_torch(asp.compress(y, "coo"))
+    assert t8.dtype == torch.float8_e4m3fn
+    assert t8._values().view(torch.uint8).numpy().tobytes() == asp.compress(y, "coo").data.tobytes()
+    if "float6_e2m3fn" in NARROW:
+        with pytest.raises(TypeError, match="torch has no float6_e2m3fn"):
+            asp.to_torch(asp.compress(narrow("float6_e2m3fn"), "csr"))
