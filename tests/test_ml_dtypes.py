@@ -215,6 +215,21 @@ def test_bfloat16_read_only_input_is_read_in_place():
     np.testing.assert_array_equal(x.view(np.uint16), bf16_bits())
 
 
+def test_bridge_views_bfloat16_bits_without_a_copy():
+    """The formats read a NumPy bfloat16 array's own memory as uint16 and hand bfloat16 back;
+    ranking reads its exact float32 widening."""
+    from arraysparse._backends import bridge
+
+    x = bf16_bits().view(BF16)[:, ::2]  # strided: a view still
+    bits = bridge.host_view(x)
+    assert bits.dtype == np.uint16 and np.shares_memory(bits, x)
+    np.testing.assert_array_equal(bridge.host_view(x, widen=True), x.astype(np.float32))
+    h = bridge.Host.of(x)
+    assert h.is_float and h.nonzero_bits == 0x7FFF
+    back = h.wrap_values(np.ascontiguousarray(h.values))
+    assert back.dtype == BF16 and back.tobytes() == np.ascontiguousarray(x).tobytes()
+
+
 # -- float8 (and float6 / float4) ------------------------------------------------------------
 @pytest.mark.parametrize("name", NARROW)
 def test_narrow_float_masks_rank_the_exact_values(name):
@@ -311,6 +326,23 @@ def test_a_type_without_zero_ranks_but_refuses_to_write_zeros():
     for call in (lambda: mask.apply(x), lambda: mask.apply_(x.copy()), lambda: asp.compress(x, "csr")):
         with pytest.raises(TypeError, match="float8_e8m0fnu, which has no zero"):
             call()
+
+
+@pytest.mark.parametrize("name", ["int4", "uint4", "int2"])
+def test_narrow_integers_rank_as_8_bit_integers(name):
+    """int4 and its kin widen exactly to int8 / uint8 to rank, and move as their bytes."""
+    if not hasattr(ml_dtypes, name):
+        pytest.skip(f"ml_dtypes has no {name}")
+    dt = np.dtype(getattr(ml_dtypes, name))
+    info = ml_dtypes.iinfo(dt)
+    x = np.random.default_rng(4).integers(int(info.min), int(info.max) + 1, SHAPE).astype(dt)
+    w = x.astype(np.int8 if int(info.min) < 0 else np.uint8)
+    np.testing.assert_array_equal(asp.topk_mask(x, 0.5, magnitude=True).mask, asp.topk_mask(w, 0.5, magnitude=True).mask)
+    np.testing.assert_array_equal(asp.nm_mask(x, 2, 4).mask, asp.nm_mask(w, 2, 4).mask)
+    y = asp.nm_mask(x, 2, 4, magnitude=True).apply(x)
+    r = asp.compress(y, "csr")
+    assert r.data.dtype == dt and r.nnz == np.count_nonzero(y.astype(np.int8))
+    assert r.to_dense().tobytes() == y.tobytes()
 
 
 # -- dtypes and interop ----------------------------------------------------------------------
