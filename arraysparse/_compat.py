@@ -3,9 +3,10 @@
 This is the only module that imports ``array_api_compat``. Everything else asks
 it which namespace an array belongs to, on which device, and whether it can be
 written in place. It also recognises the NumPy dtypes of ``ml_dtypes``
-(bfloat16, the float8 family, ...; :func:`ml_dtype`), which NumPy's own
-``isdtype`` refuses (:func:`isdtype`). The bridge between arrays and the kernels (views in, results
-out) is :mod:`arraysparse._backends.bridge`.
+(bfloat16, the float8 family, ...: :func:`ml_dtype`), which NumPy's own
+``isdtype`` refuses (:func:`isdtype` answers for them). The bridge between
+arrays and the kernels (views in, results out) is
+:mod:`arraysparse._backends.bridge`.
 """
 
 from __future__ import annotations
@@ -87,11 +88,12 @@ def _describe_ml_dtype(dtype: np.dtype) -> MlDtype:
     if not dtype.name.startswith(("float", "bfloat")):  # int1 .. int4, uint1 .. uint4
         signed = not dtype.name.startswith("uint")
         return MlDtype(dtype, False, np.dtype(np.int8 if signed else np.uint8), bits, all_bits)
-    # the zero test from the type itself: +0.0's bits must be 0, -0.0's (if the type has
-    # one) differ from them in the sign bit alone
+    # the zero test from the type itself: +0.0 must be all zero bits and -0.0 a zero
+    # too, either the same bits (fnuz) or one more bit, the sign (float8_e8m0fnu has no
+    # zero: 0.0 becomes its NaN)
     zeros = np.array([0.0, -0.0]).astype(dtype)
     plus, minus = (int(b) for b in zeros.view(bits))
-    has_zero = plus == 0 and not zeros.astype(np.float32).any()
+    has_zero = plus == 0 and minus & (minus - 1) == 0 and not zeros.astype(np.float32).any()
     nonzero = all_bits & ~minus if has_zero else None
     return MlDtype(dtype, True, np.dtype(np.float32), bits, nonzero)
 

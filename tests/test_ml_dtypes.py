@@ -314,8 +314,8 @@ def test_nan_scores_raise_with_their_count(name):
 
 
 def test_a_type_without_zero_ranks_but_refuses_to_write_zeros():
-    """float8_e8m0fnu (powers of two, no zero: 0.0 becomes NaN) ranks exactly, and zeroing or
-    storing it sparsely raises TypeError naming the dtype."""
+    """float8_e8m0fnu (powers of two, no zero: 0.0 becomes NaN) ranks exactly; zeroing it,
+    storing it sparsely or SparseGPT on it raises TypeError naming the dtype."""
     if not hasattr(ml_dtypes, "float8_e8m0fnu"):
         pytest.skip("ml_dtypes has no float8_e8m0fnu")
     dt = np.dtype(ml_dtypes.float8_e8m0fnu)
@@ -323,7 +323,12 @@ def test_a_type_without_zero_ranks_but_refuses_to_write_zeros():
     np.testing.assert_array_equal(asp.nm_mask(x, 2, 4).mask, asp.nm_mask(wide(x), 2, 4).mask)
     mask = asp.topk_mask(x, 0.5)
     np.testing.assert_array_equal(mask.mask, asp.topk_mask(wide(x), 0.5).mask)
-    for call in (lambda: mask.apply(x), lambda: mask.apply_(x.copy()), lambda: asp.compress(x, "csr")):
+    for call in (
+        lambda: mask.apply(x),
+        lambda: mask.apply_(x.copy()),
+        lambda: asp.compress(x, "csr"),
+        lambda: asp.sparsegpt_prune(x[:, :32], np.eye(32, dtype=np.float32), 0.5),
+    ):
         with pytest.raises(TypeError, match="float8_e8m0fnu, which has no zero"):
             call()
 
