@@ -2,12 +2,16 @@
 
 This is the only module that imports ``array_api_compat``. Everything else asks
 it which namespace an array belongs to, on which device, and whether it can be
-written in place. The bridge between arrays and the kernels (views in, results
-out) is :mod:`arraysparse._backends.bridge`.
+written in place. It also recognises the NumPy dtypes of ``ml_dtypes``
+(bfloat16, the float8 family, ...: :func:`ml_dtype`), which NumPy's own
+``isdtype`` refuses (:func:`isdtype` answers for them). The bridge between
+arrays and the kernels (views in, results out) is
+:mod:`arraysparse._backends.bridge`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -20,10 +24,98 @@ __all__ = [
     "device",
     "ensure_array",
     "is_writable",
+    "isdtype",
+    "ml_dtype",
     "same_device",
 ]
 
 Array = Any
+
+
+_UNSIGNED = {1: np.uint8, 2: np.uint16}
+
+
+@dataclass(frozen=True)
+class MlDtype:
+    """What the host needs to know about a NumPy dtype of ``ml_dtypes`` (bfloat16, float8, ...).
+
+    ``wide`` is the NumPy dtype the values widen to exactly (float32 for the
+    floats, int8 / uint8 for the integers), for ranking and arithmetic;
+    ``bits`` the unsigned integer of the item's width, for moving values bit
+    for bit. ``bits & nonzero_bits != 0`` exactly when a value is non-zero:
+    the sign bit is left out where the type has a -0.0 (bfloat16, float8_e4m3fn,
+    float8_e5m2, ...), kept where it has none (the ``fnuz`` types, whose
+    0x80 is their NaN). ``nonzero_bits`` is None for a type without a zero
+    (float8_e8m0fnu), which nothing can prune.
+    """
+
+    dtype: np.dtype
+    is_float: bool
+    wide: np.dtype
+    bits: np.dtype
+    nonzero_bits: int | None
+
+    @property
+    def name(self) -> str:
+        return self.dtype.name
+
+
+_ML_DTYPES: dict[np.dtype, MlDtype | None] = {}
+
+
+def ml_dtype(dtype: Any) -> MlDtype | None:
+    """The :class:`MlDtype` of an ``ml_dtypes`` NumPy dtype (as JAX and NumPy hold
+    bfloat16 and float8), None for every other dtype (torch's included).
+
+    Recognised by its scalar type's module, so ``ml_dtypes`` is never imported
+    here: an array of its dtypes exists only once it is loaded.
+    """
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "Vf":  # float8_e5m2 says "f"
+        return None
+    if dtype in _ML_DTYPES:
+        return _ML_DTYPES[dtype]
+    module = getattr(dtype.type, "__module__", "") or ""
+    info = None
+    if module.split(".")[0] == "ml_dtypes" and dtype.itemsize in _UNSIGNED:
+        info = _describe_ml_dtype(dtype)
+    _ML_DTYPES[dtype] = info
+    return info
+
+
+def _describe_ml_dtype(dtype: np.dtype) -> MlDtype:
+    bits = np.dtype(_UNSIGNED[dtype.itemsize])
+    all_bits = (1 << (8 * dtype.itemsize)) - 1
+    if not dtype.name.startswith(("float", "bfloat")):  # int1 .. int4, uint1 .. uint4
+        signed = not dtype.name.startswith("uint")
+        return MlDtype(dtype, False, np.dtype(np.int8 if signed else np.uint8), bits, all_bits)
+    # the zero test from the type itself: +0.0 must be all zero bits and -0.0 a zero
+    # too, either the same bits (fnuz) or one more bit, the sign (float8_e8m0fnu has no
+    # zero: 0.0 becomes its NaN)
+    zeros = np.array([0.0, -0.0]).astype(dtype)
+    plus, minus = (int(b) for b in zeros.view(bits))
+    has_zero = plus == 0 and minus & (minus - 1) == 0 and not zeros.astype(np.float32).any()
+    nonzero = all_bits & ~minus if has_zero else None
+    return MlDtype(dtype, True, np.dtype(np.float32), bits, nonzero)
+
+
+def isdtype(xp: ModuleType, dtype: Any, kind: Any) -> bool:
+    """``xp.isdtype(dtype, kind)`` that also answers for the ``ml_dtypes`` dtypes.
+
+    NumPy's ``isdtype`` raises ``TypeError`` for them; here bfloat16 and the
+    float8 types are "real floating" (as in JAX), int4 and its kin "signed
+    integer" / "unsigned integer".
+    """
+    info = ml_dtype(dtype)
+    if info is None:
+        return bool(xp.isdtype(dtype, kind))
+    if isinstance(kind, tuple):
+        return any(isdtype(xp, dtype, k) for k in kind)
+    if not isinstance(kind, str):
+        return dtype == kind
+    if info.is_float:
+        return kind in ("real floating", "numeric")
+    signed = info.wide.kind == "i"
+    return kind in ("integral", "numeric", "signed integer" if signed else "unsigned integer")
 
 
 def backend_name(x: Array) -> str:

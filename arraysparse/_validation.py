@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from ._compat import isdtype, ml_dtype
+
 __all__ = [
+    "check_has_zero",
     "check_nm",
     "check_real",
     "check_same_shape",
@@ -93,11 +96,20 @@ def check_real(xp: Any, x: Any, name: str) -> None:
     if x.dtype == xp.bool:
         msg = f"{name} has dtype bool; scores must be real numbers (cast with astype first)"
         raise TypeError(msg)
-    if xp.isdtype(x.dtype, "complex floating"):
+    if isdtype(xp, x.dtype, "complex floating"):
         msg = f"{name} has complex dtype {x.dtype}, which has no order; pass abs({name})"
         raise TypeError(msg)
-    if not xp.isdtype(x.dtype, ("integral", "real floating")):
+    if not isdtype(xp, x.dtype, ("integral", "real floating")):
         msg = f"{name} has dtype {x.dtype}; a real numeric dtype is required"
+        raise TypeError(msg)
+
+
+def check_has_zero(x: Any, name: str, needs: str) -> None:
+    """Refuse a dtype without a zero (ml_dtypes' float8_e8m0fnu: 0.0 becomes NaN in it),
+    which ``needs`` (say what the caller must write or store) cannot do without."""
+    info = ml_dtype(x.dtype)
+    if info is not None and info.nonzero_bits is None:
+        msg = f"{name} has dtype {info.name}, which has no zero; {needs}: cast {name} to a float dtype first"
         raise TypeError(msg)
 
 

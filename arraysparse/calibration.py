@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import _backends
-from ._compat import array_namespace, backend_name, device
+from ._compat import array_namespace, backend_name, device, isdtype
 
 __all__ = ["HessianAccumulator", "InputNormAccumulator"]
 
@@ -104,7 +104,7 @@ class _Accumulator:
     def _tokens(self, x: Array) -> tuple[ModuleType, Array]:
         """Check a batch against the earlier ones; return it as a ``(tokens, features)`` matrix."""
         xp = array_namespace(x=x)
-        if x.dtype == xp.bool or not xp.isdtype(x.dtype, ("integral", "real floating")):
+        if x.dtype == xp.bool or not isdtype(xp, x.dtype, ("integral", "real floating")):
             msg = f"x has dtype {x.dtype}; layer inputs must be real numbers"
             raise TypeError(msg)
         if x.ndim == 0:

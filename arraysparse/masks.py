@@ -28,6 +28,7 @@ import numpy as np
 from . import _backends
 from ._compat import array_namespace, backend_name, device, is_writable, nonzero_mask
 from ._validation import (
+    check_has_zero,
     check_nm,
     check_real,
     check_same_shape,
@@ -492,6 +493,7 @@ def apply_mask(weights: Array, mask: PruningMask | Array, /, *, inplace: bool = 
         msg = f"mask must have dtype bool (True = keep), got {keep.dtype}"
         raise TypeError(msg)
     check_same_shape(weights, keep, "weights", "mask")
+    check_has_zero(weights, "weights", "pruning writes zeros")
     zero = xp.zeros((), dtype=weights.dtype, device=device(weights))
     if not inplace:
         return xp.where(keep, weights, zero)

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .._compat import isdtype
 from . import bridge, host, host_formats, reference, reference_formats
 from .shared import Violation
 
@@ -162,7 +163,7 @@ def block_norms(xp: ModuleType, x: Array, block: tuple[int, ...], ord: float) ->
 
 def result_float(xp: ModuleType, x: Array) -> Any:
     """Float dtype of a norm of ``x``: its own if floating, else the default float."""
-    if xp.isdtype(x.dtype, "real floating"):
+    if isdtype(xp, x.dtype, "real floating"):
         return x.dtype
     return reference.default_float(xp, x)
 

@@ -3,11 +3,14 @@
 Host arrays are NumPy arrays and dense (strided) CPU torch tensors. The host
 kernels read them in place through a NumPy view:
 
-* :func:`host_view`: the view, bit for bit. bfloat16, which NumPy lacks, is
-  carried as its uint16 bits (for kernels that move values), or with
+* :func:`host_view`: the view, bit for bit. torch's bfloat16, which NumPy
+  lacks, is carried as its uint16 bits (for kernels that move values), or with
   ``widen=True`` as float32 (a copy; exact and order-preserving) for kernels
-  that rank or sum values. Byte-swapped NumPy data is the one other copy: it
-  is put in native order, as the kernels read raw bits.
+  that rank or sum values. NumPy arrays of the ``ml_dtypes`` types (bfloat16,
+  float8, ..., as JAX hands them back) take the same two ways: their unsigned
+  bits, or widened exactly to float32 (int8 / uint8 for int4 and its kin).
+  Byte-swapped NumPy data is the one other copy: it is put in native order,
+  as the kernels read raw bits.
 * :func:`bits_view`: the same bytes as unsigned integers (the CUTLASS kernels).
 * :class:`Host`: the exact view together with what wrapping the results back
   needs (the caller's dtype); the format codecs use it.
@@ -48,13 +51,18 @@ def is_host(x: Array) -> bool:
 def host_view(x: Array, *, widen: bool = False) -> np.ndarray | None:
     """A NumPy array sharing memory with ``x`` (NumPy, dense CPU torch), else ``None``.
 
-    bfloat16 is viewed as its uint16 bits, or with ``widen`` converted to
-    float32 (a copy). Byte-swapped NumPy data is copied to native order.
-    Anything else, GPU arrays included, gives ``None``: data is never moved
-    between devices behind the caller's back.
+    bfloat16 (torch's or ml_dtypes') is viewed as its uint16 bits, or with
+    ``widen`` converted to float32 (a copy); the other ml_dtypes types
+    likewise (their unsigned bits, or :attr:`.MlDtype.wide`). Byte-swapped
+    NumPy data is copied to native order. Anything else, GPU arrays
+    included, gives ``None``: data is never moved between devices behind the
+    caller's back.
     """
     if _compat.is_numpy(x):
         a = np.asarray(x)
+        ml = _compat.ml_dtype(a.dtype)
+        if ml is not None:
+            return a.astype(ml.wide) if widen else a.view(ml.bits)
         return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
     if _compat.is_torch_cpu_strided(x):
         import torch
@@ -102,9 +110,9 @@ def is_view_of(view: np.ndarray, x: Array) -> bool:
 class Host:
     """The exact host view of an array (or the template of a result's dtype) and the way back.
 
-    ``values`` holds the data with its own dtype (bfloat16 as uint16);
-    ``wrap_*`` turn kernel outputs back into arrays of the caller's library
-    and dtype without a copy.
+    ``values`` holds the data with its own dtype (bfloat16 and the other
+    ml_dtypes types as their unsigned bits); ``wrap_*`` turn kernel outputs
+    back into arrays of the caller's library and dtype without a copy.
     """
 
     values: np.ndarray
@@ -113,6 +121,11 @@ class Host:
     # to_dense(out=...): the caller's buffer, as a C-contiguous 2-D host view;
     # the decoders then write into it instead of allocating
     target: np.ndarray | None = None
+    # NumPy's ml_dtypes types: the caller's dtype, carried as the bits in ``values``
+    numpy_dtype: np.dtype | None = None
+    # ``bits & nonzero_bits != 0`` for a non-zero value, where the kernels cannot tell
+    # from ``values``' dtype (bits carried as unsigned integers); None: they can
+    nonzero_bits: int | None = None
 
     @classmethod
     def of(cls, x: Array) -> Host | None:
@@ -124,8 +137,16 @@ class Host:
         if a is None:
             return None
         if _compat.is_numpy(x):
-            return cls(a, a.dtype.kind in "fc")
-        return cls(a, x.is_floating_point() or x.is_complex(), x.dtype)
+            ml = _compat.ml_dtype(x.dtype)
+            if ml is None:
+                return cls(a, a.dtype.kind in "fc")
+            if ml.nonzero_bits is None:
+                msg = f"dtype {ml.name} has no zero, so arrays of it cannot be stored sparsely"
+                raise TypeError(msg)
+            return cls(a, ml.is_float, numpy_dtype=ml.dtype, nonzero_bits=ml.nonzero_bits)
+        is_float = x.is_floating_point() or x.is_complex()
+        sign_free = (1 << (8 * a.dtype.itemsize - 1)) - 1  # bfloat16's bits: -0.0 is zero
+        return cls(a, is_float, x.dtype, nonzero_bits=sign_free if is_float and a.dtype.kind in "iu" else None)
 
     @classmethod
     def for_result(cls, like: Array, dtype: Any) -> Host | None:
@@ -147,7 +168,7 @@ class Host:
         """Values (possibly an unsigned view) as the caller's dtype and library."""
         a = a.view(self.values.dtype)
         if not self.is_torch:
-            return a
+            return a if self.numpy_dtype is None else a.view(self.numpy_dtype)
         import torch
 
         t = torch.from_numpy(a if a.flags.c_contiguous else a.copy())

@@ -1,9 +1,11 @@
 """The host codecs of the sparse formats and of CUTLASS's 2:4 layout: Numba kernels on exact bits.
 
 Values move bit for bit: a :class:`.bridge.Host` views the data with its own
-dtype (bfloat16 as uint16) and the kernels read it as unsigned integers
-(:func:`_bits`); "is zero" is one AND with a mask that clears the sign bit of
-floats, so -0.0 is a zero, as in scipy.sparse. Compression is two passes: the
+dtype (bfloat16 and the ml_dtypes types as their unsigned bits) and the
+kernels read it as unsigned integers (:func:`_bits`); "is zero" is one AND
+with a mask that clears the sign bit of floats, so -0.0 is a zero, as in
+scipy.sparse (the ``fnuz`` float8 types have no -0.0: their 0x80 is NaN, a
+non-zero). Compression is two passes: the
 ``count_*`` jobs count, the format sizes its outputs from the counts (index
 dtype, ELL width), the ``encode_*`` jobs fill; every output is allocated once.
 Decoders write into a fresh array or into the caller's buffer (``Host.target``).
@@ -33,8 +35,8 @@ def _bits(h: Host, a: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
 
     a = h.values if a is None else a
     u, mask = value_bits(a)
-    if h.is_float and a.dtype.kind in "iu":  # bfloat16 carried as uint16
-        mask = u.dtype.type((1 << (8 * u.dtype.itemsize - 1)) - 1)
+    if h.nonzero_bits is not None:  # bits carried as unsigned integers (bfloat16, float8, ...)
+        mask = u.dtype.type(h.nonzero_bits)
     return u, mask
 
 

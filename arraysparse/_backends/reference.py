@@ -18,7 +18,7 @@ import math
 from types import ModuleType
 from typing import Any
 
-from .._compat import backend_name, device, float_order_keys
+from .._compat import backend_name, device, float_order_keys, isdtype
 from .shared import resolve_counts
 
 Array = Any
@@ -26,7 +26,7 @@ Array = Any
 
 def count_nan(xp: ModuleType, x: Array) -> int:
     """Number of NaN values in ``x`` (0 for integer dtypes)."""
-    if not xp.isdtype(x.dtype, "real floating"):
+    if not isdtype(xp, x.dtype, "real floating"):
         return 0
     return int(xp.sum(xp.astype(xp.isnan(x), xp.int64)))
 
@@ -35,7 +35,7 @@ def _order_values(xp: ModuleType, x: Array, magnitude: bool) -> Array:
     """Values whose ascending order is the pruning order."""
     if not magnitude:
         return x
-    if xp.isdtype(x.dtype, "signed integer"):
+    if isdtype(xp, x.dtype, "signed integer"):
         # abs(MIN) overflows in its own dtype: widen, or for int64 take the
         # two's-complement magnitude as uint64, where |MIN| = 2**63 fits
         if x.dtype != xp.int64:
@@ -48,7 +48,7 @@ def _order_values(xp: ModuleType, x: Array, magnitude: bool) -> Array:
 def _rank_values(xp: ModuleType, x: Array, magnitude: bool) -> Array:
     """:func:`_order_values`, except JAX floats: exact integer keys of their bits
     (XLA's CPU sort ranks subnormals as zero)."""
-    if backend_name(x) == "jax" and xp.isdtype(x.dtype, "real floating"):
+    if backend_name(x) == "jax" and isdtype(xp, x.dtype, "real floating"):
         return float_order_keys(xp, x, magnitude)
     return _order_values(xp, x, magnitude)
 
@@ -165,7 +165,7 @@ def global_keep(
     flats = [xp.reshape(a, (-1,)) for a in arrays]
     order_dtypes = {_order_values(xp, f[: min(1, n)], magnitude).dtype for f, n in zip(flats, sizes)}
     common = next(iter(order_dtypes)) if len(order_dtypes) == 1 else _accumulator(xp, arrays[0])
-    integral = xp.isdtype(common, "integral")
+    integral = isdtype(xp, common, "integral")
 
     def values(i: int) -> Array:
         v = _order_values(xp, flats[i], magnitude)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .._compat import array_namespace, backend_name
+from .._compat import array_namespace, backend_name, isdtype
 
 Array = Any
 
@@ -276,9 +276,9 @@ def _itemsize(a: Array, dtype: Any) -> int:
     if isinstance(size, int):
         return size
     xp = array_namespace(a=a)
-    info = xp.finfo(dtype) if xp.isdtype(dtype, ("real floating", "complex floating")) else None
+    info = xp.finfo(dtype) if isdtype(xp, dtype, ("real floating", "complex floating")) else None
     if info is not None:
-        return info.bits // 8 * (2 if xp.isdtype(dtype, "complex floating") else 1)
+        return info.bits // 8 * (2 if isdtype(xp, dtype, "complex floating") else 1)
     if dtype == xp.bool:
         return 1
     return xp.iinfo(dtype).bits // 8

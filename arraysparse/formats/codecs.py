@@ -16,6 +16,7 @@ from array_api_compat import is_array_api_obj
 
 from .. import _backends
 from .._compat import array_namespace, backend_name, is_numpy, is_writable
+from .._validation import check_has_zero
 from . import bitmask, blocked, compressed, dia, ell, nm
 from .base import SparseCompressionResult, SparseFormat, matrix_shape
 
@@ -75,6 +76,7 @@ def compress(
            [1., 0., 3.]])
     """
     xp = array_namespace(x=x)
+    check_has_zero(x, "x", "a sparse format stores the non-zeros only")
     fmt = SparseFormat.parse(format)
     given = {"block": block, "n": n, "m": m, "width": width}
     allowed = _PARAMS.get(fmt, ())

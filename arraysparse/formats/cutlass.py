@@ -355,7 +355,7 @@ def cutlass_meta_from_positions(positions: Array, /, dtype: Any) -> Array:
     xp = _compat.array_namespace(positions=positions)
     rows, half = _check_2d(positions, "positions")
     lay = _layout(dtype, "dtype")
-    if not xp.isdtype(positions.dtype, "integral"):
+    if not _compat.isdtype(xp, positions.dtype, "integral"):
         msg = f"positions must hold integers, got dtype {positions.dtype!s}"
         raise TypeError(msg)
     cols = 2 * half

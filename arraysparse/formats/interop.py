@@ -50,6 +50,10 @@ def _numpy_arrays(result: SparseCompressionResult) -> dict[str, np.ndarray]:
     out = {}
     for name, a in result.arrays.items():
         if _compat.is_numpy(a):
+            ml = _compat.ml_dtype(a.dtype)
+            if ml is not None:  # bfloat16, float8, ... from ml_dtypes
+                msg = f"scipy.sparse has no {ml.name}; convert the result's dtype first"
+                raise TypeError(msg)
             out[name] = a
         elif _compat.is_torch_cpu_strided(a):
             if str(a.dtype) == "torch.bfloat16":
@@ -148,18 +152,31 @@ def _canonical_dia(matrix: Any, shape: tuple[int, int]) -> SparseCompressionResu
 
 # -- torch ------------------------------------------------------------------------
 def _torch_arrays(result: SparseCompressionResult) -> dict[str, Any]:
-    import torch
-
     out = {}
     for name, a in result.arrays.items():
         if _compat.is_numpy(a):
-            out[name] = torch.from_numpy(np.ascontiguousarray(a))
+            out[name] = _torch_of_numpy(np.ascontiguousarray(a))
         elif _compat.backend_name(a) == "torch":
             out[name] = a
         else:
             msg = f"the result's arrays are {_compat.backend_name(a)} arrays; torch needs NumPy or torch ones"
             raise TypeError(msg)
     return out
+
+
+def _torch_of_numpy(a: np.ndarray) -> Any:
+    """``torch.from_numpy``, which refuses ml_dtypes' types: those torch also has (bfloat16,
+    the float8 types) cross as their bits, same memory; the others raise ``TypeError``."""
+    import torch
+
+    ml = _compat.ml_dtype(a.dtype)
+    if ml is None:
+        return torch.from_numpy(a)
+    target = getattr(torch, ml.name, None) if ml.is_float else None
+    if not isinstance(target, torch.dtype) or target.itemsize != a.dtype.itemsize:
+        msg = f"torch has no {ml.name}; convert the result's dtype first"
+        raise TypeError(msg)
+    return torch.from_numpy(a.view(np.int16 if a.dtype.itemsize == 2 else np.uint8)).view(target)
 
 
 def to_torch(result: SparseCompressionResult) -> Any:
@@ -278,7 +295,7 @@ def _outer_of(xp: Any, indptr: Array, n: int, indices: Array, data: Array, ptr_n
     if indptr.ndim != 1 or indptr.shape[0] != n + 1:
         msg = f"{ptr_name} has shape {tuple(indptr.shape)}; this matrix needs {n + 1} entries ({n} + 1)"
         raise ValueError(msg)
-    if not xp.isdtype(indptr.dtype, "integral") or not xp.isdtype(indices.dtype, "integral"):
+    if not _compat.isdtype(xp, indptr.dtype, "integral") or not _compat.isdtype(xp, indices.dtype, "integral"):
         msg = f"{ptr_name} and {idx_name} must hold integers, got {indptr.dtype} and {indices.dtype}"
         raise TypeError(msg)
     nnz = _stored(indices, data, idx_name)
@@ -381,7 +398,7 @@ def _canonical(
         n_outer, n_inner = rows, cols
     checked = []
     for a, extent, what in ((outer, n_outer, index_names[0]), (inner, n_inner, index_names[1])):
-        if not xp.isdtype(a.dtype, "integral"):
+        if not _compat.isdtype(xp, a.dtype, "integral"):
             msg = f"{what} must hold integers, got dtype {a.dtype}"
             raise TypeError(msg)
         _stored(a, data, what)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._compat import array_namespace, device
+from .._compat import array_namespace, device, isdtype
 from .._validation import positive_int, prune_count
 from ..masks import PruningMask, apply_mask, nm_mask, topk_mask
 from ..patterns import NM_KINDS, PatternKind, SparsityPattern
@@ -380,7 +380,7 @@ def _check_float_tree(tree: Tree, name: str) -> None:
     for key, w in _flat(tree, name).items():
         label = f"{name}[{key!r}]" if key else name
         xp = array_namespace(**{label: w})
-        if not xp.isdtype(w.dtype, "real floating"):
+        if not isdtype(xp, w.dtype, "real floating"):
             msg = f"{label} has dtype {w.dtype}; the lottery ticket trains real floating weights"
             raise TypeError(msg)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._compat import array_namespace, ensure_array
+from .._compat import array_namespace, ensure_array, isdtype
 from .._validation import check_same_shape
 from ._model import check_scope, mapping_masks
 from ._tree import Tree, check_structure, flatten, is_tree, unflatten
@@ -71,7 +71,7 @@ def snip_scores(weights: Tree, gradients: Tree, /) -> Tree:
         xp = array_namespace(**{f"weights{label}": w, f"gradients{label}": g})
         check_same_shape(w, g, f"weights{label}", f"gradients{label}")
         for name, a in ((f"weights{label}", w), (f"gradients{label}", g)):
-            if not xp.isdtype(a.dtype, "real floating"):
+            if not isdtype(xp, a.dtype, "real floating"):
                 msg = f"{name} has dtype {a.dtype}; SNIP needs real floating weights and gradients"
                 raise TypeError(msg)
         s = xp.abs(w * g)

@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 
 from .. import _backends
-from .._compat import array_namespace, device
-from .._validation import positive_int, prune_count
+from .._compat import array_namespace, device, isdtype
+from .._validation import check_has_zero, positive_int, prune_count
 from ..calibration import HessianAccumulator, float_dtype_name
 from ..masks import PruningMask
 from ..patterns import PatternKind, SparsityPattern
@@ -132,7 +132,7 @@ def sparsegpt_prune(
             f"has {cols} input features: expected ({cols}, {cols})"
         )
         raise ValueError(msg)
-    if not xp.isdtype(hessian.dtype, "real floating"):
+    if not isdtype(xp, hessian.dtype, "real floating"):
         msg = f"hessian has dtype {hessian.dtype}; a real float dtype is required"
         raise TypeError(msg)
     nm = _nm_of(pattern, sparsity, cols, block_size)
@@ -306,9 +306,10 @@ def _check_weights(xp: ModuleType, weights: Array) -> None:
     if weights.ndim != 2:
         msg = f"weights must be 2-D (out_features, in_features), got shape {tuple(weights.shape)}"
         raise ValueError(msg)
-    if not xp.isdtype(weights.dtype, "real floating"):
+    if not isdtype(xp, weights.dtype, "real floating"):
         msg = f"weights has dtype {weights.dtype}; SparseGPT updates weights, which must be real floats"
         raise TypeError(msg)
+    check_has_zero(weights, "weights", "SparseGPT writes zeros")
 
 
 def _nm_of(pattern: SparsityPattern, sparsity: Any, cols: int, block_size: int) -> tuple[int, int] | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._compat import array_namespace, device
+from .._compat import array_namespace, device, isdtype
 from .._validation import prune_count
 from ..calibration import InputNormAccumulator
 from ..masks import PruningMask, nm_mask
@@ -50,7 +50,7 @@ def wanda_scores(weights: Array, norms: Array, /) -> Array:
     if weights.ndim != 2:
         msg = f"weights must be 2-D (out_features, in_features), got shape {tuple(weights.shape)}"
         raise ValueError(msg)
-    if weights.dtype == xp.bool or not xp.isdtype(weights.dtype, ("integral", "real floating")):
+    if weights.dtype == xp.bool or not isdtype(xp, weights.dtype, ("integral", "real floating")):
         msg = f"weights has dtype {weights.dtype}; Wanda scores need real numbers"
         raise TypeError(msg)
     if tuple(norms.shape) != (weights.shape[1],):
@@ -59,7 +59,7 @@ def wanda_scores(weights: Array, norms: Array, /) -> Array:
             f"{weights.shape[1]} input features: expected ({weights.shape[1]},)"
         )
         raise ValueError(msg)
-    if xp.isdtype(weights.dtype, "real floating"):
+    if isdtype(xp, weights.dtype, "real floating"):
         return xp.abs(weights) * xp.astype(norms, weights.dtype)[None, :]
     return xp.astype(xp.abs(weights), norms.dtype) * norms[None, :]
 
