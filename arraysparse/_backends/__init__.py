@@ -97,7 +97,7 @@ def _choose(*arrays: Array) -> str:
     """The backend that runs a job on ``arrays`` (one library and device): a key of
     :data:`_SLOTS` or ``"reference"``."""
     for name, claims in _SLOTS.items():
-        if claims is not None and all(claims(a) for a in arrays):
+        if claims is not None and all(map(claims, arrays)):
             return name
     return "reference"
 
@@ -347,12 +347,11 @@ def encode_bitmask(xp: ModuleType, x2: Array) -> tuple[Array, Array, int]:
 
 def _decoder(arrays: dict, dtype: Any, target: bridge.Host | None) -> bridge.Host | None:
     """The host decoding a result of ``dtype`` (the target, when decoding into one), or None
-    for the reference."""
+    for the reference. A result's arrays share a library and device: the first one decides."""
     if target is not None:
         return target
-    if _choose(*arrays.values()) == "host":
-        return bridge.Host.for_result(next(iter(arrays.values())), dtype)
-    return None
+    first = next(iter(arrays.values()))
+    return bridge.Host.for_result(first, dtype) if _choose(first) == "host" else None
 
 
 def decode_target(arrays: dict, dtype: Any, out: Array, shape2: tuple[int, int]) -> bridge.Host | None:
@@ -368,7 +367,7 @@ def decode_target(arrays: dict, dtype: Any, out: Array, shape2: tuple[int, int])
 def shared_array(target: bridge.Host, arrays: dict) -> str | None:
     """The name of the first of ``arrays`` sharing memory with the decode target, if any."""
     for name, a in arrays.items():
-        if np.may_share_memory(target.target, bridge.host_view(a)):
+        if np.may_share_memory(target.target, target.view(a)):
             return name
     return None
 

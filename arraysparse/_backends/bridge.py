@@ -59,19 +59,27 @@ def host_view(x: Array, *, widen: bool = False) -> np.ndarray | None:
     caller's back.
     """
     if _compat.is_numpy(x):
-        a = np.asarray(x)
-        ml = _compat.ml_dtype(a.dtype)
-        if ml is not None:
-            return a.astype(ml.wide) if widen else a.view(ml.bits)
-        return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+        return _numpy_view(x, widen)
     if _compat.is_torch_cpu_strided(x):
-        import torch
-
-        t = x.detach().resolve_conj().resolve_neg()
-        if t.dtype == torch.bfloat16:
-            return t.float().numpy() if widen else t.view(torch.int16).numpy().view(np.uint16)
-        return t.numpy()
+        return _torch_view(x, widen)
     return None
+
+
+def _numpy_view(x: np.ndarray, widen: bool = False) -> np.ndarray:
+    a = np.asarray(x)
+    ml = _compat.ml_dtype(a.dtype)
+    if ml is not None:
+        return a.astype(ml.wide) if widen else a.view(ml.bits)
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+
+
+def _torch_view(x: Any, widen: bool) -> np.ndarray:
+    import torch
+
+    t = x.detach().resolve_conj().resolve_neg()
+    if t.dtype == torch.bfloat16:
+        return t.float().numpy() if widen else t.view(torch.int16).numpy().view(np.uint16)
+    return t.numpy()
 
 
 def bits_view(x: Array) -> np.ndarray | None:
@@ -163,6 +171,10 @@ class Host:
     @property
     def is_torch(self) -> bool:
         return self.torch_dtype is not None
+
+    def view(self, a: Array) -> np.ndarray:
+        """The exact view of one of a result's arrays, which share this Host's library."""
+        return _torch_view(a, False) if self.is_torch else _numpy_view(a)
 
     def wrap_values(self, a: np.ndarray) -> Array:
         """Values (possibly an unsigned view) as the caller's dtype and library."""

@@ -118,16 +118,16 @@ def decode_compressed(h: Host, fmt: str, arrays: dict, shape2: tuple[int, int]) 
     """Dense 2-D array of a COO / CSR / CSC result."""
     from .._kernels.cpu import sparse
 
-    du, _ = _bits(h, host_view(arrays["data"]))
+    du, _ = _bits(h, h.view(arrays["data"]))
     clear = fmt == "csr" and h.target is not None  # the CSR kernel clears rows itself
     out = h.empty_values(shape2) if clear else _zeros(h, shape2)
     ou = out.view(du.dtype)
     if fmt == "csr":
-        sparse.csr_scatter(host_view(arrays["indptr"]), host_view(arrays["indices"]), du, ou, clear)
+        sparse.csr_scatter(h.view(arrays["indptr"]), h.view(arrays["indices"]), du, ou, clear)
     elif fmt == "csc":
-        sparse.csc_scatter(host_view(arrays["indptr"]), host_view(arrays["indices"]), du, ou)
+        sparse.csc_scatter(h.view(arrays["indptr"]), h.view(arrays["indices"]), du, ou)
     else:
-        sparse.coo_scatter(host_view(arrays["row"]), host_view(arrays["col"]), du, ou)
+        sparse.coo_scatter(h.view(arrays["row"]), h.view(arrays["col"]), du, ou)
     return h.wrap_values(out)
 
 
@@ -159,9 +159,9 @@ def encode_bsr(counted: Any, index: str) -> tuple[Array, Array, Array]:
 def decode_bsr(h: Host, arrays: dict, shape2: tuple[int, int]) -> Array:
     from .._kernels.cpu import sparse
 
-    du, _ = _bits(h, host_view(arrays["data"]))
+    du, _ = _bits(h, h.view(arrays["data"]))
     out = h.empty_values(shape2)  # the kernel writes the zeros too
-    sparse.bsr_scatter(host_view(arrays["indptr"]), host_view(arrays["indices"]), du, out.view(du.dtype))
+    sparse.bsr_scatter(h.view(arrays["indptr"]), h.view(arrays["indices"]), du, out.view(du.dtype))
     return h.wrap_values(out)
 
 
@@ -201,8 +201,8 @@ def encode_ell(counted: Any, width: int, index: str) -> tuple[Array, Array]:
 
 
 def decode_ell(h: Host, arrays: dict, shape2: tuple[int, int]) -> Array:
-    idx = host_view(arrays["indices"])
-    d = host_view(arrays["data"])
+    idx = h.view(arrays["indices"])
+    d = h.view(arrays["data"])
     out = _zeros(h, shape2)
     r, s = np.nonzero(idx >= 0)
     out[r, idx[r, s]] = d[r, s]
@@ -225,8 +225,8 @@ def encode_dia(x2: Array, index: str) -> tuple[Array, Array, int]:
 
 def decode_dia(h: Host, arrays: dict, shape2: tuple[int, int]) -> Array:
     rows, cols = shape2
-    off = host_view(arrays["offsets"])
-    d = host_view(arrays["data"])
+    off = h.view(arrays["offsets"])
+    d = h.view(arrays["data"])
     out = _zeros(h, shape2)
     for k, o in enumerate(off.tolist()):
         j = np.arange(max(0, o), min(cols, rows + o))
@@ -263,9 +263,9 @@ def encode_nm(x2: Array, n: int, m: int) -> tuple[Array, Array]:
 def decode_nm(h: Host, arrays: dict, shape2: tuple[int, int], m: int) -> Array:
     from .._kernels.cpu import sparse
 
-    vu, _ = _bits(h, host_view(arrays["values"]))
+    vu, _ = _bits(h, h.view(arrays["values"]))
     out = h.empty_values(shape2)  # the kernel writes the zeros too
-    sparse.nm_scatter(vu, host_view(arrays["positions"]), m, out.view(vu.dtype))
+    sparse.nm_scatter(vu, h.view(arrays["positions"]), m, out.view(vu.dtype))
     return h.wrap_values(out)
 
 
@@ -282,9 +282,9 @@ def encode_bitmask(x2: Array) -> tuple[Array, Array, int]:
 
 def decode_bitmask(h: Host, arrays: dict, shape2: tuple[int, int]) -> Array:
     cols = shape2[1]
-    nz = np.unpackbits(host_view(arrays["bitmask"]), axis=1, count=cols, bitorder="little").view(bool)
+    nz = np.unpackbits(h.view(arrays["bitmask"]), axis=1, count=cols, bitorder="little").view(bool)
     out = _zeros(h, shape2)
-    out[nz] = host_view(arrays["values"])
+    out[nz] = h.view(arrays["values"])
     return h.wrap_values(out)
 
 
