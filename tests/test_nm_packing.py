@@ -283,3 +283,48 @@ def test_wrong_shapes_and_dtype_refused():
         bad.positions()
     with pytest.raises(ValueError, match=r"positions\(\) is for N:M and 2:4 results; this one is csr"):
         asp.compress(x, "csr").positions()
+
+
+# -- CUTLASS from the packed stream -------------------------------------------------------
+@pytest.mark.parametrize("backend_", [Backend.NUMPY, Backend.TORCH, Backend.JAX])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "int8"])
+@pytest.mark.parametrize("rows", [0, 32])
+def test_two_four_to_cutlass_reorders_the_nibbles(backend_, dtype, rows):
+    """A 2:4 result's meta comes from its packed nibbles alone and equals to_cutlass(dense)."""
+    if backend_.available() or (backend_ is Backend.NUMPY and dtype == "bfloat16"):
+        pytest.skip("no such backend or dtype")
+    x = random_nm(np.random.default_rng(4), rows, 32, 2, 4)
+    if backend_ is Backend.TORCH:
+        dense = torch.from_numpy(x).to(getattr(torch, dtype))
+    elif backend_ is Backend.JAX:
+        import jax.numpy as jnp
+
+        dense = jnp.asarray(x, dtype=getattr(jnp, dtype))
+    else:
+        dense = x.astype(dtype)
+    values, meta = asp.compress(dense, "2:4").to_cutlass()
+    want_values, want_meta = asp.to_cutlass(dense)
+    assert type(meta) is type(want_meta) and meta.dtype == want_meta.dtype
+    np.testing.assert_array_equal(to_numpy(meta), to_numpy(want_meta))
+    def raw(a):
+        if isinstance(a, torch.Tensor):
+            return a.reshape(-1).view(torch.uint8).numpy() if a.numel() else np.zeros(0, np.uint8)
+        return np.asarray(a).reshape(-1).view(np.uint8)
+
+    np.testing.assert_array_equal(raw(values), raw(want_values))
+
+
+def test_two_four_to_cutlass_refuses_a_corrupt_stream():
+    x = np.zeros((32, 32), np.float16)
+    x[:, 1::4] = 1.0
+    r = asp.compress(x, "2:4")
+    packed = r.packed_positions.copy()
+    packed[5, 3] = 0b0111_1101  # group 7 of row 5: idx0 = 3, idx1 = 1
+    bad = SparseCompressionResult("2:4", x.shape, x.dtype, {"values": r.values, "packed_positions": packed}, r.params)
+    message = re.escape("packed_positions is corrupt: group 7 of row 5 holds the positions [3, 1]")
+    for b in (Backend.NUMPY, Backend.JAX):
+        if b.available():
+            continue
+        a = {k: b.asarray(v) for k, v in bad.arrays.items()}
+        with pytest.raises(ValueError, match=message):
+            SparseCompressionResult("2:4", x.shape, a["values"].dtype, a, r.params).to_cutlass()

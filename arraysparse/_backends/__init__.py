@@ -54,6 +54,7 @@ __all__ = [
     "cutlass_decode",
     "cutlass_encode",
     "cutlass_pack",
+    "cutlass_pack_nm",
     "cutlass_unpack",
     "decode_bitmask",
     "decode_bsr",
@@ -467,6 +468,14 @@ def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
     if _choose(positions) == "host":
         return host_formats.cutlass_pack(xp, positions, lay)
     return reference_formats.cutlass_pack(xp, positions, lay)
+
+
+def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
+    """CUTLASS meta from a 2:4 result's ``packed_positions`` (its nibbles are the codes);
+    :class:`Violation` (row, group, code)."""
+    if _choose(packed) == "host":
+        return host_formats.cutlass_pack_nm(xp, packed, lay)
+    return reference_formats.cutlass_pack_nm(xp, packed, lay)
 
 
 def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:

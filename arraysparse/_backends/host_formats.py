@@ -369,6 +369,28 @@ def cutlass_pack(xp: Any, positions: Array, lay: Any) -> Array:
     return wrap(meta, positions, getattr(xp, lay.meta))
 
 
+def cutlass_pack_nm(xp: Any, packed: Array, lay: Any) -> Array:
+    """Meta in CUTLASS's order from a 2:4 result's ``packed_positions``, whose nibbles are the
+    4-bit codes; :class:`.shared.Violation` (row, group, code) for the first code no encoder
+    writes."""
+    from .._kernels.cpu import cutlass as kernels
+
+    p = host_view(packed)
+    rows, nbytes = p.shape
+    codes = np.empty((rows, 2 * nbytes), np.uint8)
+    np.bitwise_and(p, 15, out=codes[:, 0::2])
+    np.right_shift(p, 4, out=codes[:, 1::2])
+    bad = (codes & 3) >= (codes >> 2)  # idx0 < idx1, as cutlass_check_codes
+    if bad.any():
+        r, g = divmod(int(np.argmax(bad)), codes.shape[1])
+        raise Violation(r, g, int(codes[r, g]))
+    if codes.size:
+        meta = kernels.pack_codes(codes, lay.kind)
+    else:
+        meta = np.empty((rows, 2 * nbytes // lay.codes_per_word), np.dtype(lay.meta))
+    return wrap(meta, packed, getattr(xp, lay.meta))
+
+
 def cutlass_unpack(meta: Array, lay: Any) -> Array:
     """The simple layout's ``positions`` (uint8) from CUTLASS meta; :class:`.shared.Violation`
     (row, group, code) for the first code no encoder writes."""

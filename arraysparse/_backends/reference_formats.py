@@ -276,39 +276,40 @@ def encode_nm(xp: Any, x2: Array, lay: Any) -> tuple[Array, Array]:
         raise Violation(r, g, int(xp.reshape(counts, (-1,))[flat]))
     # the non-zeros, then as many zeros as the group lacks in the order n, ..., m-1, 0, ..., n-1:
     # rolled by -n that order is ascending, and a running count ranks the zeros in it
+    # (positions and ranks fit int16, bits uint8: the intermediates stay small)
     zeros = ~xp.roll(nz, -n, axis=2)
-    rank = xp.cumulative_sum(xp.astype(zeros, xp.int64), axis=2)
-    pad = zeros & (rank <= (keep - counts)[:, :, None])
+    rank = xp.cumulative_sum(xp.astype(zeros, xp.int16), axis=2)
+    pad = zeros & (rank <= xp.astype(keep - counts, xp.int16)[:, :, None])
     taken = nz | xp.roll(pad, n, axis=2)
-    pos = _arange(xp, m, x2)
+    pos = _arange(xp, m, x2, xp.int16)
     kept = xp.sort(xp.where(taken, pos, m + pos), axis=2)[:, :, :keep]  # ascending, exactly keep
     base = _arange(xp, rows, x2)[:, None, None] * cols + _arange(xp, groups, x2)[None, :, None] * m
-    values = xp.reshape(_take_flat(xp, x2, xp.reshape(base + kept, (-1,))), (rows, groups * keep))
+    values = xp.reshape(_take_flat(xp, x2, xp.reshape(base + xp.astype(kept, xp.int64), (-1,))), (rows, groups * keep))
     if lay.bitmask:
-        bits = xp.reshape(taken, (rows, groups * m))
+        bits = xp.astype(xp.reshape(taken, (rows, groups * m)), xp.uint8)
     else:
         b = lay.position_bits
-        bits = (kept[:, :, :, None] >> _arange(xp, b, x2)) & 1
+        bits = (xp.astype(kept, xp.uint8)[:, :, :, None] >> _arange(xp, b, x2, xp.uint8)) & 1
         bits = xp.reshape(bits, (rows, groups * keep * b))
-    return values, _pack_bits(xp, xp.astype(bits, xp.uint8), lay.row_bytes(cols))
+    return values, _pack_bits(xp, bits, lay.row_bytes(cols))
 
 
 def _kept_positions(xp: Any, packed: Array, shape2: tuple[int, int], lay: Any) -> Array:
-    """``(rows, groups, keep)`` int64: each kept value's position, ascending per group;
+    """``(rows, groups, keep)`` int16: each kept value's position, ascending per group;
     :class:`.shared.Violation` (row, group, positions) for the first group whose packed
     field no encoder writes."""
     rows, cols = shape2
     m, keep = lay.m, lay.keep
     groups = cols // m
-    pos = _arange(xp, m, packed)
+    pos = _arange(xp, m, packed, xp.int16)  # positions fit int16, bits uint8
     if lay.bitmask:
         mask = xp.reshape(_unpack_bits(xp, packed, groups * m), (rows, groups, m)) == 1
-        bad = xp.sum(xp.astype(mask, xp.int64), axis=2) != keep
+        bad = xp.sum(xp.astype(mask, xp.int16), axis=2) != keep
         kept = xp.sort(xp.where(mask, pos, m + pos), axis=2)[:, :, :keep]
     else:
         b = lay.position_bits
-        bits = xp.reshape(xp.astype(_unpack_bits(xp, packed, groups * keep * b), xp.int64), (rows, groups, keep, b))
-        kept = xp.sum(bits << _arange(xp, b, packed), axis=3)
+        bits = xp.reshape(_unpack_bits(xp, packed, groups * keep * b), (rows, groups, keep, b))
+        kept = xp.sum(bits << _arange(xp, b, packed, xp.uint8), axis=3, dtype=xp.int16)
         bad = xp.any(kept >= m, axis=2)
         if keep > 1:
             bad = bad | xp.any(kept[:, :, 1:] <= kept[:, :, :-1], axis=2)
@@ -328,7 +329,7 @@ def decode_nm(xp: Any, arrays: dict, shape2: tuple[int, int], lay: Any) -> Array
     groups = cols // m
     if keep == 0 or rows * cols == 0:
         return xp.zeros(shape2, dtype=values.dtype, device=device(values))
-    kept = _kept_positions(xp, arrays["packed_positions"], shape2, lay)
+    kept = xp.astype(_kept_positions(xp, arrays["packed_positions"], shape2, lay), xp.int64)
     base = _arange(xp, rows, values)[:, None, None] * cols + _arange(xp, groups, values)[None, :, None] * m
     return _gather_decode(xp, xp.reshape(base + kept, (-1,)), xp.reshape(values, (-1,)), shape2)
 
@@ -563,6 +564,20 @@ def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
         return xp.empty((rows, 2 * half // lay.cols_per_word), dtype=getattr(xp, lay.meta),
                         device=device(positions))
     return _pack_codes(xp, xp.astype(codes, xp.int32), lay)
+
+
+def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
+    """Meta in CUTLASS's order from a 2:4 result's ``packed_positions``, whose nibbles are the
+    4-bit codes; :class:`.shared.Violation` (row, group, code) for the first code no encoder
+    writes."""
+    rows, nbytes = packed.shape
+    if rows * nbytes == 0:
+        return xp.empty((rows, 2 * nbytes // lay.codes_per_word), dtype=getattr(xp, lay.meta),
+                        device=device(packed))
+    p = xp.astype(packed, xp.int32)
+    codes = xp.reshape(xp.stack((p & 15, p >> 4), axis=-1), (rows, 2 * nbytes))
+    cutlass_check_codes(xp, codes, lay)
+    return _pack_codes(xp, codes, lay)
 
 
 def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:

@@ -258,11 +258,13 @@ class SparseCompressionResult:
         """``(values, meta)`` in CUTLASS's 2:4 layout, as :func:`arraysparse.to_cutlass` of the dense matrix.
 
         For 2:4 results of float16, bfloat16 and int8 the values are reused and
-        only the positions are re-encoded (:meth:`positions`; the padding rule of
-        this format is CUTLASS's); float32, which CUTLASS reads as 1:2, goes
-        through the dense matrix. The shape rules of :func:`arraysparse.to_cutlass` apply.
+        the packed positions, whose 4-bit groups are CUTLASS's codes, are only
+        reordered (the padding rule of this format is CUTLASS's); float32, which
+        CUTLASS reads as 1:2, goes through the dense matrix. The shape rules of
+        :func:`arraysparse.to_cutlass` apply.
         """
-        from .cutlass import cutlass_meta_from_positions, to_cutlass
+        from .cutlass import _check_dense_shape, _layout, meta_from_two_four, to_cutlass
+        from .nm import _checked
 
         is_24 = self.format is SparseFormat.STRUCTURED_2_TO_4 or (
             self.format is SparseFormat.STRUCTURED_N_TO_M and (self._params["n"], self._params["m"]) == (2, 4)
@@ -275,12 +277,10 @@ class SparseCompressionResult:
             raise ValueError(msg)
         if "float32" in str(self.dtype):
             return to_cutlass(self.to_dense())
-        values = self._arrays["values"]
         # the dense-side shape and dtype checks, without building the dense matrix
-        from .cutlass import _check_dense_shape, _layout
-
         _check_dense_shape(_layout(self.dtype, "the result's dtype"), *self.shape, "the result")
-        return values, cutlass_meta_from_positions(self.positions(), self.dtype)
+        _checked(dict(self._arrays), dict(self._params), self.matrix_shape)
+        return self._arrays["values"], meta_from_two_four(self._arrays["packed_positions"], self.dtype)
 
     def __repr__(self) -> str:
         params = "".join(f", {k}={v}" for k, v in self._params.items())
