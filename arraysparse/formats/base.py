@@ -263,7 +263,7 @@ class SparseCompressionResult:
         CUTLASS reads as 1:2, goes through the dense matrix. The shape rules of
         :func:`arraysparse.to_cutlass` apply.
         """
-        from .cutlass import _check_dense_shape, _layout, meta_from_two_four, to_cutlass
+        from .cutlass import _check_dense_shape, _layout, _meta_from_two_four, to_cutlass
         from .nm import _checked
 
         is_24 = self.format is SparseFormat.STRUCTURED_2_TO_4 or (
@@ -280,7 +280,7 @@ class SparseCompressionResult:
         # the dense-side shape and dtype checks, without building the dense matrix
         _check_dense_shape(_layout(self.dtype, "the result's dtype"), *self.shape, "the result")
         _checked(dict(self._arrays), dict(self._params), self.matrix_shape)
-        return self._arrays["values"], meta_from_two_four(self._arrays["packed_positions"], self.dtype)
+        return self._arrays["values"], _meta_from_two_four(self._arrays["packed_positions"], self.dtype)
 
     def __repr__(self) -> str:
         params = "".join(f", {k}={v}" for k, v in self._params.items())

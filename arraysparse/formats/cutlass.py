@@ -370,7 +370,7 @@ def cutlass_meta_from_positions(positions: Array, /, dtype: Any) -> Array:
         raise ValueError(msg) from None
 
 
-def meta_from_two_four(packed: Array, dtype: Any) -> Array:
+def _meta_from_two_four(packed: Array, dtype: Any) -> Array:
     """CUTLASS meta of a 2:4 result from its ``packed_positions`` directly: each nibble of a
     2:4 stream is a group's code ``idx0 | idx1 << 2`` (:mod:`arraysparse.formats.nm`), so
     only the CUTLASS order is left to apply. The shape rules are checked by the caller."""
@@ -381,8 +381,8 @@ def meta_from_two_four(packed: Array, dtype: Any) -> Array:
     try:
         return _backends.cutlass_pack_nm(xp, packed, lay)
     except _backends.Violation as v:
-        v.found = [v.found & 3, v.found >> 2]
-        raise _bad_positions(v, packed_layout(2, 4)) from None
+        found = _backends.Violation(v.row, v.group, [v.found & 3, v.found >> 2])
+        raise _bad_positions(found, packed_layout(2, 4)) from None
 
 
 def positions_from_cutlass_meta(meta: Array, /, dtype: Any, *, shape: tuple[int, int] | None = None) -> Array:
