@@ -77,6 +77,7 @@ def _jobs(dtype: str) -> list[tuple[str, Callable[[], Any]]]:
         ("n:m", {"n": 2, "m": 4}),
     ):
         jobs.append((f"compress {fmt} + to_dense", lambda fmt=fmt, opts=opts: compress(w24, fmt, **opts).to_dense()))
+    jobs.append(("2:4 positions()", lambda: compress(w24, "2:4").positions()))
     # CUTLASS keeps 2 of 4 16-bit values, 1 of 2 float32 values
     w_cutlass = w24 if dtype != "float32" else nm_mask(w, 1, 2, magnitude=True).apply(w)
     if dtype in ("float16", "bfloat16", "float32"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
-from harness import bench, race, versus
+from harness import race, versus
 
 import arraysparse as asp
 
@@ -85,11 +85,14 @@ def case_csr_to_dense(x):
 
 def case_dense_to_nm(x):
     y = asp.nm_mask(x, 2, 4, magnitude=True).apply(x)
-    ours, result = bench(lambda: asp.compress(y, "2:4"))
-    if not np.array_equal(result.to_dense(), y):
+    packed = asp.compress(y, "2:4")
+    (ours, result), (decode_ms, dense), (copy_ms, _) = race(
+        lambda: asp.compress(y, "2:4"), packed.to_dense, lambda: np.copy(y))
+    if not (np.array_equal(result.to_dense(), y) and np.array_equal(dense, y)):
         raise AssertionError("2:4 compress: wrong round trip")
-    return [versus("dense -> 2:4 compressed (values + positions)", ours, "np.copy(dense) (memory floor)",
-                   bench(lambda: np.copy(y))[0])]
+    return [versus("dense -> 2:4 compressed (values + 2-bit positions)", ours, "np.copy(dense) (memory floor)",
+                   copy_ms),
+            versus("2:4 compressed -> dense", decode_ms, "np.copy(dense) (memory floor)", copy_ms)]
 
 
 CASES = [case_dense_to_csr, case_dense_to_bsr, case_csr_to_dense, case_dense_to_nm]

@@ -254,8 +254,8 @@ def test_nm_round_trip_law(rows, groups, nm, seed, backend):
     x = nm_matrix((rows, groups * m), n, m, seed=seed) if rows * groups else np.zeros((rows, groups * m), np.float32)
     r = asp.compress(backend.asarray(x), "n:m", n=n, m=m)
     assert tuple(r.values.shape) == (rows, groups * (m - n))
-    pos = to_numpy(r.positions)
-    assert pos.dtype == np.uint8
+    pos = to_numpy(r.positions())
+    assert pos.dtype == np.uint8 and pos.shape == (rows, groups * (m - n))
     if pos.size:  # ascending within every group
         g = pos.reshape(rows, groups, m - n)
         assert np.all(np.diff(g.astype(int), axis=2) > 0)
@@ -459,9 +459,12 @@ def test_nm_values_and_positions_by_hand():
     x = np.array([[0.0, 5.0, 0.0, 7.0, 1.0, 0.0, 0.0, 0.0]])
     r = asp.compress(x, "2:4")
     assert r.values.tolist() == [[5.0, 7.0, 1.0, 0.0]]
-    assert r.positions.tolist() == [[1, 3, 0, 2]]  # padding takes position 2 first, as CUTLASS
+    assert r.positions().tolist() == [[1, 3, 0, 2]]  # padding takes position 2 first, as CUTLASS
+    # two bits a position, little-endian: group 0 is 1 | 3 << 2, group 1 (0 | 2 << 2) << 4
+    assert r.packed_positions.tolist() == [[0b1000_1101]]
     r = asp.compress(np.zeros((1, 4)), "2:4")
-    assert r.positions.tolist() == [[2, 3]]
+    assert r.positions().tolist() == [[2, 3]]
+    assert r.packed_positions.tolist() == [[2 | 3 << 2]]
 
 
 @pytest.mark.parametrize("backend_", [Backend.NUMPY, Backend.ARRAY_API_STRICT, Backend.TORCH])
@@ -476,7 +479,8 @@ def test_nm_violation_names_the_first_group(backend_):
 def test_nm_largest_m_and_positions_dtype():
     x = nm_matrix((3, 512), 250, 256)
     r = asp.compress(x, "n:m", n=250, m=256)
-    assert r.positions.dtype == np.uint8 and r.positions.max() <= 255
+    assert r.positions().dtype == np.uint8 and r.positions().max() <= 255
+    assert r.packed_positions.shape == (3, 2 * 6)  # 6 positions of 8 bits a group
     assert np.array_equal(r.to_dense(), x)
     with pytest.raises(ValueError, match="m=512 is too large"):
         asp.compress(np.zeros((2, 512)), "n:m", n=1, m=512)
@@ -485,7 +489,7 @@ def test_nm_largest_m_and_positions_dtype():
 def test_nbytes_and_ratio_are_real():
     x = nm_matrix((64, 64), 2, 4, "float16", extra_zeros=0)
     r = asp.compress(x, "2:4")
-    assert r.nbytes == 64 * 32 * 2 + 64 * 32 * 1
+    assert r.nbytes == 64 * 32 * 2 + 64 * 32 // 4  # values, then 2 bits a position
     assert r.dense_nbytes == x.nbytes
     assert r.compression_ratio == pytest.approx(x.nbytes / r.nbytes)
     assert r.sparsity == pytest.approx(0.5)

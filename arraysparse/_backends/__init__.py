@@ -55,6 +55,7 @@ __all__ = [
     "cutlass_decode",
     "cutlass_encode",
     "cutlass_pack",
+    "cutlass_pack_nm",
     "cutlass_unpack",
     "decode_bitmask",
     "decode_bsr",
@@ -79,6 +80,7 @@ __all__ = [
     "sparsegpt_sweep",
     "sum_squares",
     "topk_keep",
+    "unpack_nm_positions",
 ]
 
 Array = Any
@@ -330,12 +332,13 @@ def encode_dia(xp: ModuleType, x2: Array, index: str) -> tuple[Array, Array, int
     return reference_formats.encode_dia(xp, x2, index)
 
 
-def encode_nm(xp: ModuleType, x2: Array, n: int, m: int) -> tuple[Array, Array]:
-    """N:M's ``(values, positions)``; :class:`Violation` (row, group, non-zeros) when a group
-    holds more than ``m - n`` non-zeros."""
+def encode_nm(xp: ModuleType, x2: Array, lay: Any) -> tuple[Array, Array]:
+    """N:M's ``(values, packed_positions)`` packed as ``lay`` (the format's
+    :class:`~arraysparse.formats.nm.PackedLayout`) says; :class:`Violation` (row, group,
+    non-zeros) when a group holds more than ``m - n`` non-zeros."""
     if _formats_backend(x2) == "host":
-        return host_formats.encode_nm(x2, n, m)
-    return reference_formats.encode_nm(xp, x2, n, m)
+        return host_formats.encode_nm(x2, lay)
+    return reference_formats.encode_nm(xp, x2, lay)
 
 
 def encode_bitmask(xp: ModuleType, x2: Array) -> tuple[Array, Array, int]:
@@ -414,14 +417,23 @@ def decode_dia(
 
 
 def decode_nm(
-    xp: ModuleType, arrays: dict, shape2: tuple[int, int], n: int, m: int, dtype: Any,
+    xp: ModuleType, arrays: dict, shape2: tuple[int, int], lay: Any, dtype: Any,
     target: bridge.Host | None = None,
 ) -> Array:
-    """Dense 2-D array of an N:M result."""
+    """Dense 2-D array of an N:M result packed as ``lay``; :class:`Violation` (row, group,
+    positions) for the first group whose packed positions no encoder writes."""
     h = _decoder(arrays, dtype, target)
     if h is not None:
-        return host_formats.decode_nm(h, arrays, shape2, m)
-    return reference_formats.decode_nm(xp, arrays, shape2, n, m)
+        return host_formats.decode_nm(h, arrays, shape2, lay)
+    return reference_formats.decode_nm(xp, arrays, shape2, lay)
+
+
+def unpack_nm_positions(xp: ModuleType, packed: Array, shape2: tuple[int, int], lay: Any) -> Array:
+    """Each kept value's position in its group (uint8, one per kept value) from N:M
+    ``packed_positions``; :class:`Violation` as :func:`decode_nm`."""
+    if _choose(packed) == "host":
+        return host_formats.unpack_nm_positions(packed, shape2, lay)
+    return reference_formats.unpack_nm_positions(xp, packed, shape2, lay)
 
 
 def decode_bitmask(
@@ -456,6 +468,14 @@ def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
     if _choose(positions) == "host":
         return host_formats.cutlass_pack(xp, positions, lay)
     return reference_formats.cutlass_pack(xp, positions, lay)
+
+
+def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
+    """CUTLASS meta from a 2:4 result's ``packed_positions`` (its nibbles are the codes);
+    :class:`Violation` (row, group, code)."""
+    if _choose(packed) == "host":
+        return host_formats.cutlass_pack_nm(xp, packed, lay)
+    return reference_formats.cutlass_pack_nm(xp, packed, lay)
 
 
 def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:

@@ -24,7 +24,7 @@ import numpy as np
 from .._compat import array_namespace
 from . import reference_formats
 from .bridge import Host, bits_view, host_view, wrap
-from .shared import Violation
+from .shared import Violation, nm_group_positions
 
 Array = Any
 
@@ -235,38 +235,80 @@ def decode_dia(h: Host, arrays: dict, shape2: tuple[int, int]) -> Array:
 
 
 # -- N:M ----------------------------------------------------------------------------------
-def encode_nm(x2: Array, n: int, m: int) -> tuple[Array, Array]:
-    """``(values, positions)``; :class:`.shared.Violation` (row, group, non-zeros) for the first
-    group holding more than ``m - n`` non-zeros."""
+# ``lay`` is the format's packing record (arraysparse.formats.nm.PackedLayout).
+def encode_nm(x2: Array, lay: Any) -> tuple[Array, Array]:
+    """``(values, packed_positions)``; :class:`.shared.Violation` (row, group, non-zeros) for
+    the first group holding more than ``m - n`` non-zeros."""
     from .._kernels.cpu import sparse
 
     h = Host.of(x2)
     u, mask = _bits(h)
     rows, cols = u.shape
-    keep = m - n
-    shape = (rows, cols // m * keep)
-    values = np.empty(shape, u.dtype)
-    positions = np.empty(shape, np.uint8)
+    n, m, keep = lay.n, lay.m, lay.keep
+    values = np.empty((rows, cols // m * keep), u.dtype)
+    packed = np.empty((rows, lay.row_bytes(cols)), np.uint8)  # every byte is written
     bad = np.empty(rows, np.int64)
     if m <= sparse.TABLE_MAX_M and keep:
-        table, fits = sparse.nm_table(n, m)
-        sparse.nm_pack_table(u, mask, m, keep, table, fits, values, positions, bad)
+        table, fits, fields = sparse.nm_table(n, m, lay.field_bits, lay.bitmask)
+        sparse.nm_pack_table(u, mask, m, keep, table, fits, fields, lay.group_bits, values, packed, bad)
     else:
-        sparse.nm_pack(u, mask, n, m, values, positions, bad)
+        sparse.nm_pack(u, mask, n, m, lay.field_bits, lay.bitmask, values, packed, bad)
     hit = np.flatnonzero(bad >= 0)
     if hit.size:
         r, g = int(hit[0]), int(bad[hit[0]])
         raise Violation(r, g, int(np.count_nonzero(u[r, g * m : g * m + m] & mask)))
-    return h.wrap_values(values), h.wrap_index(positions)
+    return h.wrap_values(values), h.wrap_index(packed)
 
 
-def decode_nm(h: Host, arrays: dict, shape2: tuple[int, int], m: int) -> Array:
+def _raise_corrupt(packed: np.ndarray, shape2: tuple[int, int], lay: Any, bad: np.ndarray) -> None:
+    """:class:`.shared.Violation` (row, group, positions) for the first group whose field no
+    encoder writes, in the first row a decoder flagged in ``bad`` (the decoders count, they
+    do not locate: unpacking that row's positions does)."""
+    from .._kernels.cpu import sparse
+
+    r = int(np.flatnonzero(bad)[0])
+    first = np.empty(1, np.int64)
+    scratch = np.empty((1, shape2[1] // lay.m * lay.keep), np.uint8)
+    sparse.nm_positions(packed[r : r + 1], lay.m, lay.keep, lay.field_bits, lay.bitmask, scratch, first)
+    g = int(first[0])
+    raise Violation(r, g, nm_group_positions(lambda j: int(packed[r, j]), g, lay))
+
+
+def decode_nm(h: Host, arrays: dict, shape2: tuple[int, int], lay: Any) -> Array:
+    """The dense matrix; :class:`.shared.Violation` (row, group, positions) for the first group
+    whose packed positions no encoder writes."""
     from .._kernels.cpu import sparse
 
     vu, _ = _bits(h, h.view(arrays["values"]))
+    packed = h.view(arrays["packed_positions"])
     out = h.empty_values(shape2)  # the kernel writes the zeros too
-    sparse.nm_scatter(vu, h.view(arrays["positions"]), m, out.view(vu.dtype))
+    ou = out.view(vu.dtype)
+    bad = np.empty(shape2[0], np.int64)
+    if lay.m <= sparse.TABLE_MAX_M:
+        tables = sparse.nm_unpack_table(lay.m, lay.keep, lay.field_bits, lay.bitmask)
+        sparse.nm_scatter_table(vu, packed, lay.m, lay.group_bits, *tables, ou, bad)
+    else:
+        sparse.nm_scatter(vu, packed, lay.m, lay.field_bits, lay.bitmask, *sparse.set_bit_table(), ou, bad)
+    if bad.any():
+        _raise_corrupt(packed, shape2, lay, bad)
     return h.wrap_values(out)
+
+
+def unpack_nm_positions(packed: Array, shape2: tuple[int, int], lay: Any) -> Array:
+    """Each kept value's position (uint8, rows x kept columns); :class:`.shared.Violation`
+    as :func:`decode_nm`."""
+    from .._kernels.cpu import sparse
+
+    p = host_view(packed)
+    rows, cols = shape2
+    positions = np.empty((rows, cols // lay.m * lay.keep), np.uint8)
+    bad = np.empty(rows, np.int64)
+    sparse.nm_positions(p, lay.m, lay.keep, lay.field_bits, lay.bitmask, positions, bad)
+    hit = np.flatnonzero(bad >= 0)
+    if hit.size:
+        r, g = int(hit[0]), int(bad[hit[0]])
+        raise Violation(r, g, nm_group_positions(lambda j: int(p[r, j]), g, lay))
+    return wrap(positions, packed)
 
 
 # -- bitmask ------------------------------------------------------------------------------
@@ -327,6 +369,28 @@ def cutlass_pack(xp: Any, positions: Array, lay: Any) -> Array:
     codes = reference_formats.cutlass_codes(array_namespace(positions=h), h.astype(np.int32), lay)
     meta = kernels.pack_codes(codes.astype(np.uint8), lay.kind)
     return wrap(meta, positions, getattr(xp, lay.meta))
+
+
+def cutlass_pack_nm(xp: Any, packed: Array, lay: Any) -> Array:
+    """Meta in CUTLASS's order from a 2:4 result's ``packed_positions``, whose nibbles are the
+    4-bit codes; :class:`.shared.Violation` (row, group, code) for the first code no encoder
+    writes."""
+    from .._kernels.cpu import cutlass as kernels
+
+    p = host_view(packed)
+    rows, nbytes = p.shape
+    codes = np.empty((rows, 2 * nbytes), np.uint8)
+    np.bitwise_and(p, 15, out=codes[:, 0::2])
+    np.right_shift(p, 4, out=codes[:, 1::2])
+    bad = (codes & 3) >= (codes >> 2)  # idx0 < idx1, as cutlass_check_codes
+    if bad.any():
+        r, g = divmod(int(np.argmax(bad)), codes.shape[1])
+        raise Violation(r, g, int(codes[r, g]))
+    if codes.size:
+        meta = kernels.pack_codes(codes, lay.kind)
+    else:
+        meta = np.empty((rows, 2 * nbytes // lay.codes_per_word), np.dtype(lay.meta))
+    return wrap(meta, packed, getattr(xp, lay.meta))
 
 
 def cutlass_unpack(meta: Array, lay: Any) -> Array:

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from .._compat import device, nonzero_mask
-from .shared import Violation
+from .shared import Violation, nm_group_positions
 
 Array = Any
 
@@ -242,12 +242,29 @@ def decode_dia(xp: Any, arrays: dict, shape2: tuple[int, int]) -> Array:
 
 
 # -- N:M ----------------------------------------------------------------------------------
-def encode_nm(xp: Any, x2: Array, n: int, m: int) -> tuple[Array, Array]:
-    """``(values, positions)``; :class:`.shared.Violation` (row, group, non-zeros) for the first
-    group holding more than ``m - n`` non-zeros."""
+# ``lay`` is the format's packing record (arraysparse.formats.nm.PackedLayout).
+def _pack_bits(xp: Any, bits: Array, nbytes: int) -> Array:
+    """``(rows, nbytes)`` uint8 holding the 0/1 ``bits`` (rows, t) little-endian, zero-padded."""
+    rows, t = bits.shape
+    if nbytes * 8 > t:
+        bits = xp.concat([bits, xp.zeros((rows, nbytes * 8 - t), dtype=xp.uint8, device=device(bits))], axis=1)
+    weights = xp.astype(2 ** _arange(xp, 8, bits), xp.uint8)
+    return xp.sum(xp.reshape(bits, (rows, nbytes, 8)) * weights, axis=2, dtype=xp.uint8)
+
+
+def _unpack_bits(xp: Any, packed: Array, t: int) -> Array:
+    """The first ``t`` bits (rows, t) uint8 of little-endian ``packed`` (rows, bytes)."""
+    rows, nbytes = packed.shape
+    shifts = xp.astype(_arange(xp, 8, packed), xp.uint8)
+    bits = (packed[:, :, None] >> shifts) & xp.asarray(1, dtype=xp.uint8)
+    return xp.reshape(bits, (rows, nbytes * 8))[:, :t]
+
+
+def encode_nm(xp: Any, x2: Array, lay: Any) -> tuple[Array, Array]:
+    """``(values, packed_positions)``; :class:`.shared.Violation` (row, group, non-zeros) for
+    the first group holding more than ``m - n`` non-zeros."""
     rows, cols = x2.shape
-    keep = m - n
-    shape = (rows, cols // m * keep)
+    n, m, keep = lay.n, lay.m, lay.keep
     groups = cols // m
     x3 = xp.reshape(x2, (rows, groups, m))
     nz = nonzero_mask(xp, x3)
@@ -257,25 +274,72 @@ def encode_nm(xp: Any, x2: Array, n: int, m: int) -> tuple[Array, Array]:
         flat = int(xp.argmax(xp.astype(xp.reshape(over, (-1,)), xp.int8)))
         r, g = divmod(flat, groups)
         raise Violation(r, g, int(xp.reshape(counts, (-1,))[flat]))
-    pos = _arange(xp, m, x2)
-    # non-zeros first (by position), then zeros in the order n, ..., m-1, 0, ..., n-1
-    key = xp.where(nz, pos, m + (pos - n) % m)
-    kept = xp.sort(xp.argsort(key, axis=2, stable=True)[:, :, :keep], axis=2)
+    # the non-zeros, then as many zeros as the group lacks in the order n, ..., m-1, 0, ..., n-1:
+    # rolled by -n that order is ascending, and a running count ranks the zeros in it
+    # (positions and ranks fit int16, bits uint8: the intermediates stay small)
+    zeros = ~xp.roll(nz, -n, axis=2)
+    rank = xp.cumulative_sum(xp.astype(zeros, xp.int16), axis=2)
+    pad = zeros & (rank <= xp.astype(keep - counts, xp.int16)[:, :, None])
+    taken = nz | xp.roll(pad, n, axis=2)
+    pos = _arange(xp, m, x2, xp.int16)
+    kept = xp.sort(xp.where(taken, pos, m + pos), axis=2)[:, :, :keep]  # ascending, exactly keep
     base = _arange(xp, rows, x2)[:, None, None] * cols + _arange(xp, groups, x2)[None, :, None] * m
-    values = xp.reshape(_take_flat(xp, x2, xp.reshape(base + kept, (-1,))), shape)
-    return values, xp.reshape(xp.astype(kept, xp.uint8), shape)
+    values = xp.reshape(_take_flat(xp, x2, xp.reshape(base + xp.astype(kept, xp.int64), (-1,))), (rows, groups * keep))
+    if lay.bitmask:
+        bits = xp.astype(xp.reshape(taken, (rows, groups * m)), xp.uint8)
+    else:
+        b = lay.position_bits
+        bits = (xp.astype(kept, xp.uint8)[:, :, :, None] >> _arange(xp, b, x2, xp.uint8)) & 1
+        bits = xp.reshape(bits, (rows, groups * keep * b))
+    return values, _pack_bits(xp, bits, lay.row_bytes(cols))
 
 
-def decode_nm(xp: Any, arrays: dict, shape2: tuple[int, int], n: int, m: int) -> Array:
+def _kept_positions(xp: Any, packed: Array, shape2: tuple[int, int], lay: Any) -> Array:
+    """``(rows, groups, keep)`` int16: each kept value's position, ascending per group;
+    :class:`.shared.Violation` (row, group, positions) for the first group whose packed
+    field no encoder writes."""
     rows, cols = shape2
-    values, positions = arrays["values"], arrays["positions"]
-    keep = m - n
+    m, keep = lay.m, lay.keep
+    groups = cols // m
+    pos = _arange(xp, m, packed, xp.int16)  # positions fit int16, bits uint8
+    if lay.bitmask:
+        mask = xp.reshape(_unpack_bits(xp, packed, groups * m), (rows, groups, m)) == 1
+        bad = xp.sum(xp.astype(mask, xp.int16), axis=2) != keep
+        kept = xp.sort(xp.where(mask, pos, m + pos), axis=2)[:, :, :keep]
+    else:
+        b = lay.position_bits
+        bits = xp.reshape(_unpack_bits(xp, packed, groups * keep * b), (rows, groups, keep, b))
+        kept = xp.sum(bits << _arange(xp, b, packed, xp.uint8), axis=3, dtype=xp.int16)
+        bad = xp.any(kept >= m, axis=2)
+        if keep > 1:
+            bad = bad | xp.any(kept[:, :, 1:] <= kept[:, :, :-1], axis=2)
+    hit = _first(xp, bad) if rows * groups else None
+    if hit is not None:
+        r, g = hit
+        raise Violation(r, g, nm_group_positions(lambda j: int(packed[r, j]), g, lay))
+    return kept
+
+
+def decode_nm(xp: Any, arrays: dict, shape2: tuple[int, int], lay: Any) -> Array:
+    """The dense matrix; :class:`.shared.Violation` (row, group, positions) for the first group
+    whose packed positions no encoder writes."""
+    rows, cols = shape2
+    values = arrays["values"]
+    m, keep = lay.m, lay.keep
     groups = cols // m
     if keep == 0 or rows * cols == 0:
         return xp.zeros(shape2, dtype=values.dtype, device=device(values))
+    kept = xp.astype(_kept_positions(xp, arrays["packed_positions"], shape2, lay), xp.int64)
     base = _arange(xp, rows, values)[:, None, None] * cols + _arange(xp, groups, values)[None, :, None] * m
-    flat = base + xp.reshape(xp.astype(positions, xp.int64), (rows, groups, keep))
-    return _gather_decode(xp, xp.reshape(flat, (-1,)), xp.reshape(values, (-1,)), shape2)
+    return _gather_decode(xp, xp.reshape(base + kept, (-1,)), xp.reshape(values, (-1,)), shape2)
+
+
+def unpack_nm_positions(xp: Any, packed: Array, shape2: tuple[int, int], lay: Any) -> Array:
+    """Each kept value's position (uint8, rows x kept columns); :class:`.shared.Violation` as
+    :func:`decode_nm`."""
+    rows, cols = shape2
+    kept = _kept_positions(xp, packed, shape2, lay)
+    return xp.reshape(xp.astype(kept, xp.uint8), (rows, cols // lay.m * lay.keep))
 
 
 # -- bitmask ------------------------------------------------------------------------------
@@ -500,6 +564,20 @@ def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
         return xp.empty((rows, 2 * half // lay.cols_per_word), dtype=getattr(xp, lay.meta),
                         device=device(positions))
     return _pack_codes(xp, xp.astype(codes, xp.int32), lay)
+
+
+def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
+    """Meta in CUTLASS's order from a 2:4 result's ``packed_positions``, whose nibbles are the
+    4-bit codes; :class:`.shared.Violation` (row, group, code) for the first code no encoder
+    writes."""
+    rows, nbytes = packed.shape
+    if rows * nbytes == 0:
+        return xp.empty((rows, 2 * nbytes // lay.codes_per_word), dtype=getattr(xp, lay.meta),
+                        device=device(packed))
+    p = xp.astype(packed, xp.int32)
+    codes = xp.reshape(xp.stack((p & 15, p >> 4), axis=-1), (rows, 2 * nbytes))
+    cutlass_check_codes(xp, codes, lay)
+    return _pack_codes(xp, codes, lay)
 
 
 def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -20,6 +21,24 @@ class Violation(Exception):
         self.row = row
         self.group = group
         self.found = found
+
+
+def nm_group_positions(byte_at: Callable[[int], int], group: int, lay: Any) -> list[int]:
+    """What group ``group`` of a row of N:M ``packed_positions`` says: its positions, or
+    with ``lay.bitmask`` the positions its mask sets. ``byte_at(j)`` reads byte ``j`` of
+    the row. The slow path that words a corrupt group's error; ``lay`` is the format's
+    :class:`arraysparse.formats.nm.PackedLayout`."""
+    width = lay.field_bits
+    count = lay.m if lay.bitmask else lay.keep
+    start = group * lay.group_bits
+    fields = []
+    for f in range(count):
+        k = start + f * width
+        field = 0
+        for t in range(width):
+            field |= (byte_at((k + t) // 8) >> ((k + t) % 8) & 1) << t
+        fields.append(field)
+    return [i for i, bit in enumerate(fields) if bit] if lay.bitmask else fields
 
 
 def resolve_counts(less: list[int], equal: list[int], lo: list[int], hi: list[int], k: int) -> list[int]:

@@ -43,7 +43,7 @@ class SparseFormat(str, enum.Enum):
     BSR = "bsr"  #: indptr, indices (block columns), data (nblocks, r, c)
     ELL = "ell"  #: indices, data of shape (rows, width); padding index -1, value 0
     DIA = "dia"  #: offsets, data (ndiag, cols) with data[k, j] = A[j - offsets[k], j] (scipy's layout)
-    STRUCTURED_N_TO_M = "n:m"  #: values, positions of shape (rows, cols * (m - n) / m)
+    STRUCTURED_N_TO_M = "n:m"  #: values (rows, cols * (m - n) / m), packed_positions (rows, bytes) uint8
     STRUCTURED_2_TO_4 = "2:4"  #: N:M with n = 2, m = 4, plus the CUTLASS export
     BITMASK = "bitmask"  #: values (row-major non-zeros), bitmask (rows, ceil(cols / 8)) uint8
 
@@ -189,6 +189,35 @@ class SparseCompressionResult:
         """Library of the arrays (``"numpy"``, ``"torch"``, ...)."""
         return backend_name(next(iter(self._arrays.values())))
 
+    def positions(self) -> Array:
+        """Each kept value's position inside its group, for an N:M or 2:4 result.
+
+        The ``packed_positions`` array unpacked (its layout is in
+        :mod:`arraysparse.formats.nm`): uint8 of the shape of ``values``,
+        ``(rows, cols * (m - n) / m)``, ascending within each group, in the
+        result's library and device. For 2:4 (float32: 1:2) it is what
+        :func:`arraysparse.cutlass_meta_from_positions` takes.
+
+        Examples
+        --------
+        >>> import numpy as np, arraysparse as asp
+        >>> r = asp.compress(np.array([[0.0, 5.0, 0.0, 7.0, 1.0, 0.0, 0.0, 0.0]]), "2:4")
+        >>> r.values
+        array([[5., 7., 1., 0.]])
+        >>> r.positions()
+        array([[1, 3, 0, 2]], dtype=uint8)
+        >>> r.packed_positions  # 1 | 3 << 2, then (0 | 2 << 2) << 4
+        array([[141]], dtype=uint8)
+        """
+        from .nm import positions
+
+        if self.format not in (SparseFormat.STRUCTURED_N_TO_M, SparseFormat.STRUCTURED_2_TO_4):
+            msg = f"positions() is for N:M and 2:4 results; this one is {self.format}"
+            raise ValueError(msg)
+        arrays = dict(self._arrays)
+        xp = array_namespace(**arrays)
+        return positions(xp, arrays, dict(self._params), self.matrix_shape)
+
     # -- conversions --------------------------------------------------------------
     def to_dense(self, out: Array | None = None) -> Array:
         """The original array: same shape, dtype, library and device.
@@ -229,11 +258,13 @@ class SparseCompressionResult:
         """``(values, meta)`` in CUTLASS's 2:4 layout, as :func:`arraysparse.to_cutlass` of the dense matrix.
 
         For 2:4 results of float16, bfloat16 and int8 the values are reused and
-        only the positions are re-encoded (the padding rule of this format is
-        CUTLASS's); float32, which CUTLASS reads as 1:2, goes through the dense
-        matrix. The shape rules of :func:`arraysparse.to_cutlass` apply.
+        the packed positions, whose 4-bit groups are CUTLASS's codes, are only
+        reordered (the padding rule of this format is CUTLASS's); float32, which
+        CUTLASS reads as 1:2, goes through the dense matrix. The shape rules of
+        :func:`arraysparse.to_cutlass` apply.
         """
-        from .cutlass import cutlass_meta_from_positions, to_cutlass
+        from .cutlass import _check_dense_shape, _layout, _meta_from_two_four, to_cutlass
+        from .nm import _checked
 
         is_24 = self.format is SparseFormat.STRUCTURED_2_TO_4 or (
             self.format is SparseFormat.STRUCTURED_N_TO_M and (self._params["n"], self._params["m"]) == (2, 4)
@@ -246,12 +277,10 @@ class SparseCompressionResult:
             raise ValueError(msg)
         if "float32" in str(self.dtype):
             return to_cutlass(self.to_dense())
-        values = self._arrays["values"]
         # the dense-side shape and dtype checks, without building the dense matrix
-        from .cutlass import _check_dense_shape, _layout
-
         _check_dense_shape(_layout(self.dtype, "the result's dtype"), *self.shape, "the result")
-        return values, cutlass_meta_from_positions(self._arrays["positions"], self.dtype)
+        _checked(dict(self._arrays), dict(self._params), self.matrix_shape)
+        return self._arrays["values"], _meta_from_two_four(self._arrays["packed_positions"], self.dtype)
 
     def __repr__(self) -> str:
         params = "".join(f", {k}={v}" for k, v in self._params.items())

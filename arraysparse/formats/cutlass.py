@@ -54,11 +54,13 @@ bits; everywhere else the results are torch's, byte for byte.
 The simple layout ("positions")
 -------------------------------
 The N:M compressed format describes the same choice without the CUTLASS
-reordering: ``positions`` ``(rows, cols / 2)`` uint8 holds, for each kept
-value, its position inside its group: for 2:4, ``positions[i, 2g]`` and
-``positions[i, 2g + 1]`` are ``idx0 < idx1`` of group ``g`` (0..3); for
-float32 1:2, ``positions[i, g]`` is 0 or 1. :func:`cutlass_meta_from_positions`
-and :func:`positions_from_cutlass_meta` convert between the two.
+reordering. Unpacked (``result.positions()``; the result stores them packed,
+2 bits a position for 2:4, see :mod:`arraysparse.formats.nm`), ``positions``
+``(rows, cols / 2)`` uint8 holds, for each kept value, its position inside
+its group: for 2:4, ``positions[i, 2g]`` and ``positions[i, 2g + 1]`` are
+``idx0 < idx1`` of group ``g`` (0..3); for float32 1:2, ``positions[i, g]`` is
+0 or 1. :func:`cutlass_meta_from_positions` and
+:func:`positions_from_cutlass_meta` convert between the two.
 """
 
 from __future__ import annotations
@@ -321,7 +323,7 @@ def cutlass_meta_from_positions(positions: Array, /, dtype: Any) -> Array:
         ``(rows, cols / 2)`` integers: for 2:4, ``positions[i, 2g]`` and
         ``positions[i, 2g + 1]`` are the kept positions ``idx0 < idx1`` (0..3)
         of group ``g`` of row ``i``; for float32 (1:2), ``positions[i, g]`` is 0
-        or 1. This is the N:M compressed format's ``positions`` for 2:4 (1:2).
+        or 1. This is what ``positions()`` of an N:M result gives for 2:4 (1:2).
     dtype : dtype or str
         The dtype of the values (any library's, or its name): float16,
         bfloat16, int8 or float32. It fixes the meta dtype and layout.
@@ -366,6 +368,21 @@ def cutlass_meta_from_positions(positions: Array, /, dtype: Any) -> Array:
         want = "two positions 0 <= idx0 < idx1 <= 3" if lay.m == 4 else "a position 0 or 1"
         msg = f"positions hold {v.found} for row {v.row}, group {v.group}; each group needs {want}"
         raise ValueError(msg) from None
+
+
+def _meta_from_two_four(packed: Array, dtype: Any) -> Array:
+    """CUTLASS meta of a 2:4 result from its ``packed_positions`` directly: each nibble of a
+    2:4 stream is a group's code ``idx0 | idx1 << 2`` (:mod:`arraysparse.formats.nm`), so
+    only the CUTLASS order is left to apply. The shape rules are checked by the caller."""
+    from .nm import _bad_positions, packed_layout
+
+    xp = _compat.array_namespace(packed_positions=packed)
+    lay = _layout(dtype, "the result's dtype")
+    try:
+        return _backends.cutlass_pack_nm(xp, packed, lay)
+    except _backends.Violation as v:
+        found = _backends.Violation(v.row, v.group, [v.found & 3, v.found >> 2])
+        raise _bad_positions(found, packed_layout(2, 4)) from None
 
 
 def positions_from_cutlass_meta(meta: Array, /, dtype: Any, *, shape: tuple[int, int] | None = None) -> Array:
