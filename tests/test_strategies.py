@@ -851,3 +851,20 @@ def test_masks_nest_and_count_exactly(lib: Backend, strategy, data) -> None:
         if w.size:  # empty slices fail satisfies(): see test_empty_arrays
             assert mask.satisfies()
         assert mask.num_pruned == round(s * units) * per_unit
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (4, 6), (2, 3, 5)])
+@pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.5, 1.0, 3])
+def test_random_unstructured_equals_topk_of_its_scores(shape, sparsity):
+    """RandomPruning's unstructured shortcut (scores below k) is the top-k mask of its scores."""
+    w = np.ones(shape, np.float32)
+    size = int(np.prod(shape))
+    if isinstance(sparsity, int) and sparsity > size:
+        pytest.skip("count above the size")
+    pruned, mask = asp.RandomPruning(seed=3).prune(w, sparsity)
+    expected = asp.topk_mask(asp.random_scores(w, seed=3), sparsity)
+    assert np.array_equal(np.asarray(mask.mask), np.asarray(expected.mask))
+    assert mask.pattern == expected.pattern
+    assert np.array_equal(pruned, np.where(np.asarray(mask.mask), w, 0))
+    with pytest.raises(ValueError, match="sparsity"):
+        asp.RandomPruning(seed=3).prune(w, 1.5)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from ..patterns import SparsityPattern
+from .._compat import ensure_array
+from .._validation import prune_count
+from ..masks import PruningMask, apply_mask
+from ..patterns import PatternKind, SparsityPattern
 from ..scores import random_scores
 from .base import PruningStrategy, check_gradients
 
@@ -43,3 +47,22 @@ class RandomPruning(PruningStrategy):
         """Seeded random permutation of ``0 .. size-1``; ``gradients`` is checked, then unused."""
         check_gradients(weights, gradients)
         return random_scores(weights, seed=self.seed)
+
+    def prune(
+        self,
+        weights: Array,
+        target_sparsity: float | int | None = None,
+        gradients: Array | None = None,
+    ) -> tuple[Array, PruningMask]:
+        """Scores, mask and pruned copy in one call; ``weights`` is not modified.
+
+        Unstructured masks need no ranking: the scores are a permutation of
+        ``0 .. size-1``, so the ``k`` lowest are exactly the scores below ``k``
+        (the mask a top-k selection of them gives, in one comparison).
+        """
+        if self.pattern.kind is not PatternKind.UNSTRUCTURED or target_sparsity is None:
+            return super().prune(weights, target_sparsity, gradients)
+        scores = self.compute_importance_scores(weights, gradients)
+        count = prune_count(target_sparsity, math.prod(scores.shape))
+        mask = PruningMask(ensure_array(scores >= count), self.pattern)
+        return apply_mask(weights, mask), mask
