@@ -248,6 +248,6 @@ def _lowest_pruned(scores: np.ndarray, k: int) -> np.ndarray:
 def kernel_cache() -> tuple[Any, list[tuple[str, str, float]]]:
     """The on-disk cache directory of the kernels, and ``(kernel, signature, seconds)`` of
     every kernel this process compiled so far (a cache load is no compile)."""
-    from .._kernels.cpu._jit import cache_dir, compile_log
+    from .._kernels.cpu._jit import _writable_cache_dir, compile_log
 
-    return cache_dir(), compile_log.compiled
+    return _writable_cache_dir(), compile_log.compiled

@@ -22,6 +22,7 @@ signature and duration, so a user sees why a first call waits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -153,14 +154,24 @@ class _Locator(caching._CacheLocator):
 
     @classmethod
     def from_function(cls, py_func: Any, py_file: str) -> _Locator | None:
-        for path in (cache_dir(), Path(tempfile.gettempdir()) / f"arraysparse-{os.getuid()}" / cache_dir().name):
-            locator = cls(path, py_file)
-            try:
-                locator.ensure_cache_path()
-            except OSError:
-                continue
-            return locator
-        return None
+        path = _writable_cache_dir()
+        return None if path is None else cls(path, py_file)
+
+
+@functools.cache
+def _writable_cache_dir() -> Path | None:
+    """:func:`cache_dir`, else a per-user one under the temporary directory, whichever can be
+    written (tried once per process, not once per kernel); None if neither."""
+    for path in (cache_dir(), Path(tempfile.gettempdir()) / f"arraysparse-{os.getuid()}" / cache_dir().name):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=path).close()
+        except OSError:
+            continue
+        return path
+    log.warning("no writable cache directory for arraysparse's kernels (tried %s): they compile in every process",
+                cache_dir())
+    return None
 
 
 class _CacheImpl(caching.CompileResultCacheImpl):
@@ -180,8 +191,8 @@ def kernel(fn: Any = None, /, *, parallel: bool = False, inline: str = "never") 
         if inline == "never":
             try:
                 dispatcher._cache = _Cache(f)
-            except RuntimeError:  # no writable directory: compile in every process
-                log.warning("no writable cache directory for arraysparse's kernels (tried %s)", cache_dir())
+            except RuntimeError:  # no writable directory (said once): compile in every process
+                pass
         return dispatcher
 
     return decorate if fn is None else decorate(fn)
@@ -215,7 +226,7 @@ class _CompileLog(numba_event.Listener):
     """Logs each compile of an arraysparse kernel with its signature and duration."""
 
     def __init__(self) -> None:
-        self._started: dict[int, float] = {}
+        self._started: dict[tuple, float] = {}
         self.compiled: list[tuple[str, str, float]] = []
 
     @staticmethod
@@ -223,20 +234,27 @@ class _CompileLog(numba_event.Listener):
         dispatcher = ev.data.get("dispatcher") if isinstance(ev.data, dict) else None
         return dispatcher if getattr(dispatcher, "_arraysparse_kernel", False) else None
 
+    @staticmethod
+    def _key(ev: Any) -> tuple:
+        return id(ev.data["dispatcher"]), tuple(map(str, ev.data["args"]))
+
     def on_start(self, ev: Any) -> None:
         if self._ours(ev) is not None:
-            self._started[id(ev.data["dispatcher"]) ^ hash(tuple(map(str, ev.data["args"])))] = time.perf_counter()
+            self._started[self._key(ev)] = time.perf_counter()
 
     def on_end(self, ev: Any) -> None:
         dispatcher = self._ours(ev)
         if dispatcher is None:
             return
-        started = self._started.pop(id(dispatcher) ^ hash(tuple(map(str, ev.data["args"]))), None)
+        started = self._started.pop(self._key(ev), None)
         seconds = time.perf_counter() - started if started is not None else float("nan")
         name = f"{dispatcher.py_func.__module__.rsplit('.', 1)[-1]}.{dispatcher.py_func.__qualname__}"
         signature = ", ".join(map(str, ev.data["args"]))
         self.compiled.append((name, signature, seconds))
-        log.info("compiled %s(%s) in %.2f s (cached for later processes in %s)", name, signature, seconds, cache_dir())
+        log.info(
+            "compiled %s(%s) in %.2f s (cached for later processes in %s)",
+            name, signature, seconds, _writable_cache_dir(),
+        )
 
 
 compile_log = _CompileLog()

@@ -11,6 +11,10 @@ bits), which is exact.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+import numba
 import numpy as np
 from numba.extending import overload
 
@@ -58,6 +62,46 @@ def _key_constants(unsigned: type) -> tuple:
     return unsigned(0), unsigned(1), unsigned(1 << (width - 1)), absmask, unsigned(width - 1)
 
 
+@functools.cache
+def _key_functions(unsigned: type) -> dict[tuple[int, bool], Any]:
+    """The order key of each (mode, magnitude flag) for one width, as inlined jitted functions.
+
+    Branch-free in the data (random signs must not cost mispredictions); Numba
+    widens unsigned arithmetic to 64 bits, so every step casts back.
+    """
+    zero, one, sign, absmask, top = _key_constants(unsigned)
+
+    @numba.njit(inline="always")
+    def float_abs(b):
+        return unsigned((b & absmask) | sign)
+
+    @numba.njit(inline="always")
+    def float_signed(b):
+        c = b & unsigned(zero - unsigned(b != sign))  # -0.0 ranks equal to +0.0 (no phi: Numba warns)
+        return unsigned(c ^ unsigned(unsigned(zero - (c >> top)) | sign))
+
+    @numba.njit(inline="always")
+    def signed_abs(b):
+        neg = unsigned(zero - (b >> top))  # all ones where negative
+        return unsigned(unsigned(b ^ neg) + unsigned(neg & one))  # |MIN| fits
+
+    @numba.njit(inline="always")
+    def signed(b):
+        return unsigned(b ^ sign)
+
+    @numba.njit(inline="always")
+    def plain(b):
+        return unsigned(b)
+
+    return {
+        (FLOAT, True): float_abs,
+        (FLOAT, False): float_signed,
+        (SIGNED, True): signed_abs,
+        (SIGNED, False): signed,
+        (UNSIGNED, False): plain,
+    }
+
+
 def any_key(b, mode, use_abs):
     """Inside a kernel: the order key of bits ``b`` for a run-time key mode and magnitude flag."""
     raise NotImplementedError("any_key is only callable from a kernel")
@@ -65,23 +109,20 @@ def any_key(b, mode, use_abs):
 
 @overload(any_key, inline="always")
 def _ol_any_key(b, mode, use_abs):
-    unsigned = np.dtype(str(b)).type
-    zero, one, sign, absmask, top = _key_constants(unsigned)
+    f = _key_functions(np.dtype(str(b)).type)
+    float_abs, float_signed = f[FLOAT, True], f[FLOAT, False]
+    signed_abs, signed, plain = f[SIGNED, True], f[SIGNED, False], f[UNSIGNED, False]
 
     def key(b, mode, use_abs):
-        # branch-free in the data: random signs must not cost mispredictions
-        # numba widens unsigned arithmetic to 64 bits: cast back at every step
         if mode == FLOAT:
             if use_abs:
-                return unsigned((b & absmask) | sign)
-            c = b & unsigned(zero - unsigned(b != sign))  # -0.0 ranks equal to +0.0 (no phi: Numba warns)
-            return unsigned(c ^ unsigned(unsigned(zero - (c >> top)) | sign))
+                return float_abs(b)
+            return float_signed(b)
         if mode == SIGNED:
             if use_abs:
-                neg = unsigned(zero - (b >> top))  # all ones where negative
-                return unsigned(unsigned(b ^ neg) + unsigned(neg & one))  # |MIN| fits
-            return unsigned(b ^ sign)
-        return unsigned(b)
+                return signed_abs(b)
+            return signed(b)
+        return plain(b)
 
     return key
 
@@ -103,28 +144,8 @@ def order_key(b, kind):
 
 @overload(order_key, inline="always")
 def _ol_order_key(b, kind):
-    unsigned = np.dtype(str(b)).type
-    zero, one, sign, absmask, top = _key_constants(unsigned)
-    mode, use_abs = kind.value
-    if mode == FLOAT and use_abs:
-        return lambda b, kind: unsigned((b & absmask) | sign)
-    if mode == FLOAT:
-
-        def key(b, kind):
-            c = b & unsigned(zero - unsigned(b != sign))  # -0.0 ranks equal to +0.0 (no phi: Numba warns)
-            return unsigned(c ^ unsigned(unsigned(zero - (c >> top)) | sign))
-
-        return key
-    if mode == SIGNED and use_abs:
-
-        def key(b, kind):
-            neg = unsigned(zero - (b >> top))  # all ones where negative
-            return unsigned(unsigned(b ^ neg) + unsigned(neg & one))  # |MIN| fits
-
-        return key
-    if mode == SIGNED:
-        return lambda b, kind: unsigned(b ^ sign)
-    return lambda b, kind: unsigned(b)
+    f = _key_functions(np.dtype(str(b)).type)[kind.value]
+    return lambda b, kind: f(b)
 
 
 def infinity_keys(unsigned: type) -> tuple:

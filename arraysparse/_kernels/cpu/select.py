@@ -247,19 +247,17 @@ def _radix(kind, bits, mode, k, out, top) -> bool:
     n = bits.size
     nchunks = _chunks(n)
     shift = max(0, top - RADIX_BITS)
-    prefix, pmask = 0, 0
     ones = (1 << (bits.dtype.itemsize * 8)) - 1
+    hist, kmin, kmax = _histogram(bits, unsigned(0), unsigned(0), unsigned(shift), nchunks, kind)
+    if has_nan(unsigned, mode, kmin, kmax):
+        return True
+    if k == 0 or k == n:
+        out[:] = k == 0
+        return False
+    # every key shares the lowest key's bits from `top` up (none when `top` is the width)
+    pmask = ones ^ ((1 << top) - 1)
+    prefix = int(kmin) & pmask
     while True:
-        hist, kmin, kmax = _histogram(bits, unsigned(prefix), unsigned(pmask), unsigned(shift), nchunks, kind)
-        if pmask == 0:
-            if has_nan(unsigned, mode, kmin, kmax):
-                return True
-            if k == 0 or k == n:
-                out[:] = k == 0
-                return False
-            # every key agrees with the lowest from `top` up: that is the prefix above the digit
-            prefix = int(kmin) & (ones ^ ((1 << top) - 1)) if top < bits.dtype.itemsize * 8 else 0
-            pmask = ones ^ ((1 << top) - 1) if top < bits.dtype.itemsize * 8 else 0
         totals = hist.sum(axis=0)
         cumulative = np.cumsum(totals)
         bucket = int(np.searchsorted(cumulative, k))  # first bucket reaching k
@@ -273,6 +271,7 @@ def _radix(kind, bits, mode, k, out, top) -> bool:
             _keep_threshold(bits, unsigned(prefix), quota, equal, out, kind)
             return False
         shift = max(0, shift - RADIX_BITS)
+        hist = _histogram(bits, unsigned(prefix), unsigned(pmask), unsigned(shift), nchunks, kind)[0]
 
 
 def _solve_candidates(kind, idx, vals, mode, k, out, top) -> bool:
