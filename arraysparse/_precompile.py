@@ -132,7 +132,19 @@ def precompile(dtypes: Iterable[str] = ("float32", "float16"), *, progress: bool
         if d not in _DTYPES:
             msg = f"dtypes holds {d!r}; choose among {', '.join(_DTYPES)}"
             raise ValueError(msg)
-    out: TextIO | None = sys.stderr if progress is True else (progress or None)  # type: ignore[assignment]
+    if isinstance(progress, bool):
+        out: TextIO | None = sys.stderr if progress else None
+    elif callable(getattr(progress, "write", None)):
+        out = progress
+    else:
+        msg = f"progress must be True, False or a writable text file, got {progress!r}"
+        raise TypeError(msg)
+    if "bfloat16" in dtypes:
+        try:
+            import torch  # noqa: F401
+        except ModuleNotFoundError:
+            msg = "dtypes holds 'bfloat16', which precompile prepares through PyTorch; install torch first"
+            raise ModuleNotFoundError(msg) from None
     jobs = [(d, label, call) for d in dtypes for label, call in _jobs(d)]
     start = time.perf_counter()
     cache, compiled_log = kernel_cache()

@@ -147,3 +147,9 @@ def test_precompile_reports_progress() -> None:
 def test_precompile_rejects_unknown_dtype() -> None:
     with pytest.raises(ValueError, match="dtypes holds 'float8'"):
         asp.precompile(["float8"], progress=False)
+
+
+@pytest.mark.parametrize("progress", [1, "yes", object()])
+def test_precompile_rejects_unknown_progress(progress) -> None:
+    with pytest.raises(TypeError, match="progress must be True, False or a writable text file"):
+        asp.precompile(["float32"], progress=progress)

@@ -269,11 +269,9 @@ def encode_nm(xp: Any, x2: Array, lay: Any) -> tuple[Array, Array]:
     x3 = xp.reshape(x2, (rows, groups, m))
     nz = nonzero_mask(xp, x3)
     counts = xp.sum(xp.astype(nz, xp.int64), axis=2)
-    over = counts > keep
-    if bool(xp.any(over)):
-        flat = int(xp.argmax(xp.astype(xp.reshape(over, (-1,)), xp.int8)))
-        r, g = divmod(flat, groups)
-        raise Violation(r, g, int(xp.reshape(counts, (-1,))[flat]))
+    hit = _first(xp, counts > keep)
+    if hit is not None:
+        raise Violation(*hit, int(counts[hit]))
     # the non-zeros, then as many zeros as the group lacks in the order n, ..., m-1, 0, ..., n-1:
     # rolled by -n that order is ascending, and a running count ranks the zeros in it
     # (positions and ranks fit int16, bits uint8: the intermediates stay small)
@@ -349,23 +347,14 @@ def encode_bitmask(xp: Any, x2: Array) -> tuple[Array, Array, int]:
     nz = nonzero_mask(xp, x2)
     (flat,) = xp.nonzero(xp.reshape(nz, (-1,)))
     values = _take_flat(xp, x2, flat)
-    nbytes = (cols + 7) // 8
-    pad = nbytes * 8 - cols
-    b = xp.astype(nz, xp.uint8)
-    if pad:
-        b = xp.concat([b, xp.zeros((rows, pad), dtype=xp.uint8, device=device(x2))], axis=1)
-    weights = xp.astype(2 ** _arange(xp, 8, x2), xp.uint8)
-    bits = xp.sum(xp.reshape(b, (rows, nbytes, 8)) * weights, axis=2, dtype=xp.uint8)
+    bits = _pack_bits(xp, xp.astype(nz, xp.uint8), (cols + 7) // 8)
     return values, bits, values.shape[0]
 
 
 def decode_bitmask(xp: Any, arrays: dict, shape2: tuple[int, int]) -> Array:
     rows, cols = shape2
     values, bits = arrays["values"], arrays["bitmask"]
-    shifts = xp.astype(_arange(xp, 8, values), xp.uint8)
-    unpacked = (bits[:, :, None] >> shifts) & xp.asarray(1, dtype=xp.uint8)
-    # the width spelled out: -1 is ambiguous (and refused) when there are no rows
-    nz = xp.reshape(unpacked, (rows, bits.shape[1] * 8))[:, :cols] == 1
+    nz = _unpack_bits(xp, bits, cols) == 1
     (flat,) = xp.nonzero(xp.reshape(nz, (-1,)))
     return _gather_decode(xp, flat, values, shape2)
 

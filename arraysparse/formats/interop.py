@@ -112,7 +112,7 @@ def from_scipy(matrix: Any, /) -> SparseCompressionResult:
     shape = tuple(int(s) for s in matrix.shape)
     if fmt == "dia":
         return _canonical_dia(matrix, shape)
-    if fmt in ("csr", "csc", "bsr") and matrix.format == fmt:
+    if matrix.format in ("csr", "csc", "bsr"):
         data = np.asarray(matrix.data)
         block = tuple(matrix.blocksize) if fmt == "bsr" else None
         return _from_compressed(_compat.array_namespace(data=data), fmt, shape, np.asarray(matrix.indptr),
