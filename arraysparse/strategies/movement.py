@@ -101,6 +101,7 @@ class MovementPruning(PruningStrategy):
     def __init__(self, pattern: Any = None, *, ord: float = 2, scope: str = "layer") -> None:
         super().__init__(pattern, ord=ord)
         self.scope = check_scope(scope)
+        """For mappings: ``"layer"`` (every array pruned by the same fraction) or ``"global"``."""
         self.reset()
 
     # -- the accumulator ------------------------------------------------------
