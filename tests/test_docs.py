@@ -347,6 +347,18 @@ def test_block_runner_conventions(tmp_path) -> None:
         parse_blocks(page)
 
 
+@pytest.mark.parametrize("name", ["README.md", "CONTRIBUTING.md"])
+def test_repository_links_resolve(name: str) -> None:
+    """Relative links of the Markdown files outside the site point at files that exist."""
+    path = ROOT / name
+    if not path.exists():
+        pytest.skip(f"no {name}")
+    links = re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8"))
+    local = [link.split("#")[0] for link in links if not re.match(r"[a-z]+:", link) and not link.startswith("#")]
+    broken = [link for link in local if link and not (ROOT / link).exists()]
+    assert not broken, f"{name} links to missing files: {broken}"
+
+
 # -- the site ---------------------------------------------------------------------
 def test_site_builds_strict(tmp_path) -> None:
     """``mkdocs build --strict``: no warning (broken link, anchor, docstring, nav) anywhere."""
