@@ -2,7 +2,7 @@
 
 Python blocks
 -------------
-Every fenced block whose info string is ``python`` in ``README.md`` and in
+Every fenced block whose info string is ``python`` (or ``py``) in ``README.md`` and in
 ``docs/**/*.md`` (found by glob: a new page needs no registration here) is
 executed, in file order, in one namespace per file, as a reader pasting the
 blocks one after another would; the working directory is a fresh temporary
@@ -73,6 +73,7 @@ DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 #: Modules a block may need without saying so: arraysparse's own dependencies.
 REQUIRED = {"arraysparse", "numpy", "numba", "array_api_compat"}
 MARKER_KEYS = {"raises", "requires", "skip", "output"}
+PYTHON = {"python", "py", "python3"}  # info strings of the blocks that run
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\s]*)[^`]*$")
 _MARKER = re.compile(r"^\s*<!--\s*(?P<key>[\w-]+)\s*(?::\s*(?P<value>.*?))?\s*-->\s*$")
@@ -129,11 +130,11 @@ def parse_blocks(path: Path) -> list[Block]:
     for k, block in enumerate(blocks):
         if "output" in block.markers:
             before = blocks[k - 1] if k else None
-            if block.info != "text" or before is None or before.info != "python":
+            if block.info != "text" or before is None or before.info not in PYTHON:
                 msg = f"{block.name}: <!-- output --> marks a text block right after a python block"
                 raise AssertionError(msg)
             before.output = block
-        elif block.info == "python":
+        elif block.info in PYTHON:
             runnable.append(block)
     return runnable
 
