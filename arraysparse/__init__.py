@@ -23,6 +23,7 @@ from .formats import (
     to_scipy,
     to_torch,
 )
+from .io import load, save
 from .masks import (
     PruningMask,
     apply_mask,
@@ -124,6 +125,7 @@ __all__ = [
     "global_mask",
     "gradient_scores",
     "layer_masks",
+    "load",
     "magnitude_scores",
     "movement_scores",
     "nm_mask",
@@ -133,6 +135,7 @@ __all__ = [
     "random_mask",
     "random_scores",
     "round_counts",
+    "save",
     "snip_scores",
     "sparsegpt_prune",
     "structure_scores",
