@@ -714,3 +714,92 @@ def test_save_errors_name_the_entry_and_write_nothing(tmp_path):
     with pytest.raises(ValueError, match="like='cupy'"):
         asp.load(path, like="cupy")
     assert listing(tmp_path) == []
+
+
+# -- (C) compress_model / decompress_model -------------------------------------------------------------
+import re  # noqa: E402
+import warnings  # noqa: E402
+
+
+def model_of(kind: str, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    two_four = sparse_input(rng, (4, 8), "2:4", "float32")
+    odd = sparse_input(rng, (3, 6), "csr", "float32")  # 6 columns: 2:4 cannot take it
+    model = {"block": {"attn": {"weight": two_four, "bias": np.ones(4, np.float32)},
+                       "mlp": {"weight": odd}}, "step": 7, "norm.weight": np.ones(8, np.float32)}
+    if kind == "torch":
+        model = {"block": {k: {n: torch.from_numpy(a).bfloat16() for n, a in v.items()}
+                           for k, v in model["block"].items()},
+                 "step": 7, "norm.weight": torch.ones(8)}
+    return model
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_compress_model_selects_compresses_and_comes_back(kind):
+    model = model_of(kind)
+    out = asp.compress_model(model, "csr", exclude="*.bias", where=lambda n, a: a.ndim >= 2)
+    assert out["block"]["attn"]["weight"].format is asp.SparseFormat.CSR
+    assert out["block"]["mlp"]["weight"].format is asp.SparseFormat.CSR
+    assert out["block"]["attn"]["bias"] is model["block"]["attn"]["bias"]
+    assert out["norm.weight"] is model["norm.weight"] and out["step"] == 7
+    back = asp.decompress_model(out)
+    assert list(back) == list(model) and list(back["block"]) == ["attn", "mlp"]
+    for name in ("attn", "mlp"):
+        assert_identical(back["block"][name]["weight"], model["block"][name]["weight"])
+    only = asp.compress_model(model, "bitmask", include=["block.*.weight"])
+    assert isinstance(only["block"]["mlp"]["weight"], asp.SparseCompressionResult)
+    assert not isinstance(only["norm.weight"], asp.SparseCompressionResult)
+    again = asp.compress_model(only, "coo", include=re.compile(r"norm"))  # results already compressed pass through
+    assert again["block"]["mlp"]["weight"] is only["block"]["mlp"]["weight"]
+    assert again["norm.weight"].format is asp.SparseFormat.COO
+
+
+def test_compress_model_errors_name_the_tensor_or_leave_it_dense():
+    model = model_of("numpy")
+    with pytest.raises(ValueError, match=r"tensor 'block.mlp.weight': m=4 must divide the length 6"):
+        asp.compress_model(model, "2:4", where=lambda n, a: a.ndim >= 2)
+    out = asp.compress_model(model, "2:4", where=lambda n, a: a.ndim >= 2, on_error="dense")
+    assert out["block"]["attn"]["weight"].format is asp.SparseFormat.STRUCTURED_2_TO_4
+    assert out["block"]["mlp"]["weight"] is model["block"]["mlp"]["weight"]
+    with pytest.warns(UserWarning, match=r"tensor 'block.mlp.weight' left dense: m=4 must divide"):
+        asp.compress_model(model, "2:4", include="block.*.weight", on_error="warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        asp.compress_model(model, "csr", on_error="warn")
+    for kwargs, error, match in [
+        ({"on_error": "skip"}, ValueError, "on_error='skip' must be one of"),
+        ({"block": (2, 2)}, ValueError, "block=\\(2, 2\\) does not apply to format csr"),
+        ({"blocks": 2}, TypeError, "blocks=2 is not a format parameter"),
+        ({"include": "*.wieght"}, ValueError, "include pattern '\\*.wieght' matches no array"),
+        ({"exclude": [3]}, TypeError, "exclude entries must be glob strings"),
+        ({"where": "a.ndim > 1"}, TypeError, "where must be a callable"),
+    ]:
+        with pytest.raises(error, match=match):
+            asp.compress_model(model, "csr", **{"on_error": "dense", **kwargs})
+    for fmt, match in [("bsr", "needs block"), ("n:m", "needs n and m")]:
+        with pytest.raises(ValueError, match=match):
+            asp.compress_model(model, fmt, on_error="dense")
+    with pytest.raises(TypeError, match="model must be a mapping"):
+        asp.compress_model([np.ones(2)], "csr")
+
+
+@settings(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cols=st.lists(st.sampled_from([1, 4, 6, 8, 12]), min_size=1, max_size=5), kind=st.sampled_from(INPUTS),
+       fmt=st.sampled_from(["2:4", "bsr", "ell"]), suffix=st.sampled_from(SUFFIXES), seed=st.integers(0, 99))
+def test_compress_save_load_decompress_law(tmp_path, cols, kind, fmt, suffix, seed):
+    """compress_model -> save -> load -> decompress_model gives the model back, bit for bit."""
+    rng = np.random.default_rng(seed)
+    model = {f"layer{i}": {"weight": on(kind, sparse_input(rng, (2, c), "2:4" if c % 4 == 0 else "csr", "float32")),
+                           "bias": on(kind, np.ones(2, np.float32))} for i, c in enumerate(cols)}
+    params = {"block": (2, 4)} if fmt == "bsr" else {}
+    packed = asp.compress_model(model, fmt, exclude="*.bias", on_error="dense", **params)
+    for i, c in enumerate(cols):
+        takes = fmt == "ell" or c % 4 == 0
+        assert isinstance(packed[f"layer{i}"]["weight"], asp.SparseCompressionResult) == takes
+    path = asp.save(fresh(tmp_path) / f"m{suffix}", packed)
+    like = "torch" if kind == "torch" else "numpy"
+    back = asp.decompress_model(asp.load(path, like=like))
+    assert list(back) == list(model)
+    for name, layer in model.items():
+        for key, a in layer.items():
+            assert_identical(back[name][key], expected(a, like))
