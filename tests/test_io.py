@@ -803,3 +803,18 @@ def test_compress_save_load_decompress_law(tmp_path, cols, kind, fmt, suffix, se
     for name, layer in model.items():
         for key, a in layer.items():
             assert_identical(back[name][key], expected(a, like))
+
+
+# -- docs ---------------------------------------------------------------------------------------------
+def test_persistence_docs_run_as_written(monkeypatch, tmp_path):
+    """Every python block of docs/persistence.md runs, in order, in one namespace."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "persistence.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 8
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for i, block in enumerate(blocks):
+        try:
+            exec(compile(block, f"docs/persistence.md block {i + 1}", "exec"), namespace)
+        except Exception as e:  # noqa: BLE001 - name the block
+            raise AssertionError(f"block {i + 1} of docs/persistence.md failed: {e!r}\n{block}") from e
