@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import arraysparse as asp
-from arraysparse.io import CheckpointWriter, TensorInfo, open_checkpoint, write_checkpoint
+from arraysparse.io import CheckpointWriter, ModelWriter, TensorInfo, open_checkpoint, write_checkpoint
 from arraysparse.model import ModelMask
 
 SUFFIXES = [".safetensors", ".npz"]
@@ -754,6 +754,52 @@ def test_save_errors_name_the_entry_and_write_nothing(tmp_path):
     with pytest.raises(ValueError, match="like='cupy'"):
         asp.load(path, like="cupy")
     assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_model_writer_streams_what_save_writes(tmp_path, suffix):
+    model = nested_model(np.random.default_rng(2))
+    with ModelWriter(tmp_path / f"w{suffix}", metadata={"k": "v"}) as w:
+        for key, value in model.items():
+            w.add(key, value)
+    asp.save(tmp_path / f"s{suffix}", model, metadata={"k": "v"})
+    for like in ("numpy", "torch"):
+        assert_same_tree(asp.load(tmp_path / f"w{suffix}", like=like), model, like)
+    with open_checkpoint(tmp_path / f"w{suffix}") as a, open_checkpoint(tmp_path / f"s{suffix}") as b:
+        assert dict(a.metadata) == dict(b.metadata) and list(a) == list(b)
+    files = listing(tmp_path)
+    with pytest.raises(ValueError, match="already written"), ModelWriter(tmp_path / f"x{suffix}") as w:
+        w.add(("a", "b"), np.ones(2))
+        w.add("a", np.ones(2))
+    with pytest.raises(ValueError, match="already written"), ModelWriter(tmp_path / f"x{suffix}") as w:
+        w.add("a", {"b": np.ones(2)})
+        w.add(("a", "c"), np.ones(2))
+    with pytest.raises(TypeError, match="key must be"), ModelWriter(tmp_path / f"x{suffix}") as w:
+        w.add(("a", 3), np.ones(2))
+    with pytest.raises(TypeError, match=r"model\['n'\] is a int"), ModelWriter(tmp_path / f"x{suffix}") as w:
+        w.add("w", np.ones(2))
+        w.add("n", 3)
+    assert listing(tmp_path) == files
+
+
+def test_model_writer_compresses_a_checkpoint_tensor_by_tensor(tmp_path):
+    """The CLI's path: open a checkpoint lazily, compress each 2-D tensor, write as it goes."""
+    rng = np.random.default_rng(3)
+    src = {f"layer{i}.weight": sparse_input(rng, (64, 64), "2:4", "float32") for i in range(6)}
+    src["norm.weight"] = np.ones(64, np.float32)
+    write_checkpoint(tmp_path / "src.safetensors", src)
+    tracemalloc.start()
+    with open_checkpoint(tmp_path / "src.safetensors") as ckpt, ModelWriter(tmp_path / "out.safetensors") as w:
+        for name in ckpt:
+            a = ckpt[name]
+            w.add(name, asp.compress(a, "2:4") if a.ndim == 2 else a)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2 * 64 * 64 * 4 + (1 << 20)
+    back = asp.decompress_model(asp.load(tmp_path / "out.safetensors"))
+    assert list(back) == list(src)
+    for name, a in src.items():
+        assert_identical(back[name], a)
 
 
 # -- (C) compress_model / decompress_model -------------------------------------------------------------

@@ -399,19 +399,31 @@ class CheckpointWriter:
 
     def add(self, name: str, array: Array, /) -> None:
         """Append one array under ``name`` (NumPy, ml_dtypes, dense CPU torch, CPU JAX)."""
-        if not self._open:
-            msg = f"the writer of {str(self.path)!r} is already committed or aborted"
-            raise ValueError(msg)
+        self._check_open()
         _check_name(name, self._names)
         dtype, bits = _bits_of(name, array, self.path)
         self._writer.add(name, dtype, bits)
 
-    def commit(self) -> Path:
-        """Write the file and put it in place; returns its path."""
+    def add_bits(self, name: str, dtype: str, bits: np.ndarray, /) -> None:
+        """Append a tensor given as ``(dtype, bits)``, as :meth:`Checkpoint.bits` and
+        :func:`arraysparse.io._dtypes.host_bits` give it: copied without converting."""
+        self._check_open()
+        _check_name(name, self._names)
+        check_not_source(self.path, source_of(bits), f"tensor {name!r}")
+        self._writer.add(name, dtype, bits)
+
+    def _check_open(self) -> None:
         if not self._open:
             msg = f"the writer of {str(self.path)!r} is already committed or aborted"
             raise ValueError(msg)
+
+    def commit(self, *, metadata: Mapping[str, str] | None = None) -> Path:
+        """Write the file and put it in place; returns its path. ``metadata`` adds to the
+        metadata given at the start (for what is known only at the end, such as a count)."""
+        self._check_open()
+        extra = _check_metadata(metadata)
         self._open = False
+        self._writer.metadata.update(extra)
         self._writer.commit()
         return self.path
 
@@ -557,8 +569,7 @@ def _stream(dest: Path, pairs: Iterable[Any], meta: dict[str, str], *, raw: bool
                 msg = f"items must yield (name, array) pairs, got {type(pair).__name__}"
                 raise TypeError(msg) from None
             if raw:  # (dtype, bits) of a checkpoint: no conversion
-                _check_name(name, w._names)
-                w._writer.add(name, *value)
+                w.add_bits(name, *value)
             else:
                 w.add(name, value)
             del pair, value  # let the array go before the iterator makes the next one
