@@ -391,6 +391,7 @@ class CheckpointWriter:
 
     def __init__(self, path: str | os.PathLike, /, *, metadata: Mapping[str, str] | None = None):
         self.path = destination(path)
+        """The destination file (it appears there on :meth:`commit`)."""
         suffix = _suffix(self.path)
         meta = _check_metadata(metadata)
         self._names: set[str] = set()

@@ -66,6 +66,7 @@ __all__ = ["LAYOUT", "ModelWriter", "load", "save"]
 
 #: The layout version this arraysparse writes, and the newest it reads.
 LAYOUT = 1
+"""The version of the file layout this release writes; load() refuses a newer one."""
 PREFIX = "arraysparse."
 #: The arrays of each format, as compress() names them.
 FORMAT_ARRAYS: dict[SparseFormat, tuple[str, ...]] = {
@@ -315,6 +316,7 @@ class ModelWriter:
 
     @property
     def path(self) -> Path:
+        """The destination file (it appears there on :meth:`commit`)."""
         return self._writer.path
 
     def add(self, key: str | Sequence[str], value: Any, /) -> None:
