@@ -1,9 +1,36 @@
-"""What every backend shares: the signal of a pattern violation and the global selection's tie walk."""
+"""What every backend shares: the signal of a pattern violation, the global selection's input and tie walk."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+Array = Any
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The arrays a global selection reads: in memory, or fetched afresh on every pass.
+
+    ``fetch(i)`` gives array ``i`` (a streamed model reads it from its file
+    each time, so one array is in memory at a time); ``arrays`` holds them
+    all when they are in memory already (then ``fetch`` is its ``__getitem__``).
+    ``names`` name the arrays in errors; ``sizes`` and ``dtypes`` are known
+    without fetching.
+    """
+
+    names: list[str]
+    sizes: list[int]
+    dtypes: list[Any]
+    fetch: Callable[[int], Array]
+    arrays: list[Array] | None = None
+
+    @classmethod
+    def of(cls, arrays: list[Array], names: list[str]) -> Stream:
+        """The stream of arrays in memory."""
+        return cls(names, [math.prod(a.shape) for a in arrays], [a.dtype for a in arrays], arrays.__getitem__, arrays)
 
 
 class Violation(Exception):

@@ -124,23 +124,47 @@ class KeySource:
     widened copy, when one is needed, lives only while the caller holds it.
     Arrays whose bits are a view of their data are processed together in one
     kernel launch; the others one at a time, so at most one copy exists.
+
+    Built over arrays in memory (``KeySource(arrays)``) or streamed
+    (:meth:`streamed`): then ``fetch(i)`` gives array ``i`` afresh on every
+    pass (from a memory-mapped file, say) and nothing outlives its use, so a
+    pass holds one array (and its keys) at a time.
     """
 
-    def __init__(self, arrays: Sequence[np.ndarray]):
-        self.arrays = list(arrays)
-        spaces = {_key_space(a.dtype) for a in self.arrays}
-        self.as_float64 = len(spaces) > 1
-        width = 8 if self.as_float64 or not spaces else next(iter(spaces))[0]
-        self.unsigned = np.uint32 if width == 4 else np.uint64
-        self.sizes = [a.size for a in self.arrays]
+    def __init__(self, arrays: Sequence[np.ndarray], *, like: KeySource | None = None):
+        self._init([a.dtype for a in arrays], [a.size for a in arrays], list(arrays).__getitem__, like)
         self.direct = [
-            not self.as_float64 and a.dtype not in _WIDEN and a.flags.c_contiguous for a in self.arrays
+            not self.as_float64 and a.dtype not in _WIDEN and a.flags.c_contiguous for a in arrays
         ]
+
+    @classmethod
+    def streamed(
+        cls, dtypes: Sequence[np.dtype], sizes: Sequence[int], fetch: Callable[[int], np.ndarray]
+    ) -> KeySource:
+        """Arrays fetched one at a time, never batched nor kept between passes."""
+        src = cls.__new__(cls)
+        src._init(dtypes, sizes, fetch, None)
+        src.direct = [False] * len(src.sizes)
+        return src
+
+    def _init(self, dtypes: Sequence[np.dtype], sizes: Sequence[int], fetch: Callable, like: KeySource | None) -> None:
+        if like is None:
+            spaces = {_key_space(d) for d in dtypes}
+            self.as_float64 = len(spaces) > 1
+            width = 8 if self.as_float64 or not spaces else next(iter(spaces))[0]
+            self.unsigned = np.uint32 if width == 4 else np.uint64
+        else:  # the key space of a larger source (a streamed model's), for one of its arrays
+            self.as_float64, self.unsigned = like.as_float64, like.unsigned
+        self.fetch = fetch
+        self.sizes = [int(n) for n in sizes]
         self._loaded: dict[tuple[int, ...], tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self.sizes)
 
     def values(self, i: int) -> np.ndarray:
         """Array ``i`` flattened, in the dtype its keys come from (ranks like the keys)."""
-        flat = np.ravel(self.arrays[i])
+        flat = np.ravel(self.fetch(i))
         return flat.astype(np.float64) if self.as_float64 else flat
 
     def bits(self, i: int) -> tuple[np.ndarray, int]:
@@ -148,7 +172,7 @@ class KeySource:
 
     def groups(self, indices: Iterable[int] | None = None, *, batch: bool = True) -> list[list[int]]:
         """Non-empty arrays of ``indices`` in launch groups: the views together, the rest alone."""
-        chosen = [i for i in (range(len(self.arrays)) if indices is None else indices) if self.sizes[i]]
+        chosen = [i for i in (range(len(self)) if indices is None else indices) if self.sizes[i]]
         together = [i for i in chosen if batch and self.direct[i]]
         alone = [[i] for i in chosen if not (batch and self.direct[i])]
         return ([together] if together else []) + alone
@@ -159,7 +183,7 @@ class KeySource:
         alive while a kernel reads them.
 
         Views are kept for the next pass (they hold no copy); a group holding a
-        widened copy is built afresh each time.
+        widened copy, or a streamed array, is built afresh each time.
         """
         key = tuple(group)
         if key in self._loaded:
@@ -208,7 +232,7 @@ def find_threshold(
     digit = CLAMP_DIGIT_BITS if per_array else DIGIT_BITS
     nbins = 1 << digit
     dmask = unsigned(nbins - 1)
-    count = len(src.arrays)
+    count = len(src)
     kmin = np.zeros(count, dtype=unsigned)
     kmax = np.zeros(count, dtype=unsigned)
     base = np.zeros(count if per_array else 1, np.int64)
