@@ -183,12 +183,12 @@ def global_cut(xp: ModuleType, source: Stream, k: int, lo: list[int], hi: list[i
     they are streamed). The second phase is the cut's
     ``keep(i, array) -> (keep, pruned, unclamped)``, called for each array in
     order with the same data (``unclamped``: its count before the bounds),
-    or ``keep_all()`` for a source in memory. Requires
+    or ``keep_all()`` for a source in memory. The backend is the one of
+    ``source.probe``. Requires
     ``sum(lo) <= k <= sum(hi)``; ``source.names`` name the arrays in the
     error NaN values raise.
     """
-    first = source.arrays[0] if source.arrays is not None else source.fetch(0)
-    if _choose(first) == "host":
+    if _choose(source.probe) == "host":
 
         def on_nan(i: int, count: int) -> None:
             _raise_nan(source.names[i], count)

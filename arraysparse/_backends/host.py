@@ -116,7 +116,10 @@ class GlobalCut:
             self.src = gs.KeySource(self.hosts)
         else:
             self.hosts = None
-            dtypes = [host_dtype(d) for d in source.dtypes]
+            if source.dtypes is None:  # one read learns what the arrays rank as
+                dtypes = [self._fetch(i).dtype for i in range(len(source.sizes))]
+            else:
+                dtypes = [host_dtype(d) for d in source.dtypes]
             self.src = gs.KeySource.streamed(dtypes, source.sizes, self._fetch)
         sizes = self.src.sizes
         n = len(sizes)

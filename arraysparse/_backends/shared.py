@@ -16,21 +16,24 @@ class Stream:
 
     ``fetch(i)`` gives array ``i`` (a streamed model reads it from its file
     each time, so one array is in memory at a time); ``arrays`` holds them
-    all when they are in memory already (then ``fetch`` is its ``__getitem__``).
-    ``names`` name the arrays in errors; ``sizes`` and ``dtypes`` are known
-    without fetching.
+    all when they are in memory already. ``names`` name the arrays in
+    errors; ``sizes`` are known without fetching, and so are ``dtypes``
+    unless ``None`` (then one read learns them). ``probe`` is an array of the
+    arrays' library and device (the first one, say), which chooses the backend.
     """
 
     names: list[str]
     sizes: list[int]
-    dtypes: list[Any]
+    dtypes: list[Any] | None
     fetch: Callable[[int], Array]
+    probe: Array
     arrays: list[Array] | None = None
 
     @classmethod
     def of(cls, arrays: list[Array], names: list[str]) -> Stream:
         """The stream of arrays in memory."""
-        return cls(names, [math.prod(a.shape) for a in arrays], [a.dtype for a in arrays], arrays.__getitem__, arrays)
+        sizes = [math.prod(a.shape) for a in arrays]
+        return cls(names, sizes, [a.dtype for a in arrays], arrays.__getitem__, arrays[0], arrays)
 
 
 class Violation(Exception):
