@@ -95,10 +95,12 @@ class Source:
 
     @classmethod
     def of_mapping(cls, model: Mapping, what: str) -> Source:
-        specs_of = getattr(model, "specs", None)
-        if callable(specs_of):  # an open checkpoint: shapes and dtypes from its header
-            specs = {n: Spec(tuple(int(d) for d in s.shape), s.dtype) for n, s in specs_of().items()}
-            return cls(list(specs), specs, model.__getitem__, what, getattr(model, "metadata", None))
+        from ..io import Checkpoint
+
+        if isinstance(model, Checkpoint):  # shapes and dtypes from the headers, nothing read
+            infos = {n: model.info(n) for n in model}
+            specs = {n: Spec(tuple(i.shape), _dtype_of(i.dtype)) for n, i in infos.items()}
+            return cls(list(specs), specs, model.__getitem__, what, model.metadata)
         values: dict[str, Any] = {}
         _walk(model, "", values)
         if not values:
@@ -117,6 +119,16 @@ class Source:
             return v if is_array_api_obj(v) else np.asarray(v)
 
         return cls(list(values), specs, load, what)
+
+
+def _dtype_of(name: str) -> Any:
+    """The NumPy dtype of a dtype name of :mod:`arraysparse.io` (``"bfloat16"``: ml_dtypes')."""
+    try:
+        return np.dtype(name)
+    except TypeError:
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, name))
 
 
 def _walk(level: Mapping, prefix: str, out: dict[str, Any]) -> None:

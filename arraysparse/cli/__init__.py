@@ -58,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     try:
         return int(args.run(args) or 0)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as SIGPIPE would
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (InputError, ValueError, TypeError, OSError, KeyError) as e:
         _fail(args.command, e)
         return EXIT_INPUT
@@ -127,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scope", choices=("global", "layer"),
         help="one threshold over all pruned tensors (unstructured only), or each tensor to its own "
-        "sparsity (default: global for unstructured magnitude and random pruning, else layer)",
+        "sparsity (default: global for unstructured magnitude pruning, else layer)",
     )
     p.add_argument(
         "--include", action="append", metavar="GLOB",

@@ -24,9 +24,9 @@ def strategy_of(args: argparse.Namespace, pattern: SparsityPattern) -> PruningSt
 
 
 def default_scope(strategy: str, pattern: SparsityPattern) -> str:
-    """Global for unstructured magnitude and random pruning; every other case prunes layer by layer."""
-    unstructured = pattern.kind is PatternKind.UNSTRUCTURED
-    return "global" if unstructured and strategy in ("magnitude", "random") else "layer"
+    """Global for unstructured magnitude pruning; every other case prunes layer by layer (random
+    scores are a permutation per tensor, which ranks no two tensors fairly against each other)."""
+    return "global" if pattern.kind is PatternKind.UNSTRUCTURED and strategy == "magnitude" else "layer"
 
 
 def target_sparsity(sparsity: float | None, pattern: SparsityPattern) -> float | None:
