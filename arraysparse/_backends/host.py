@@ -111,9 +111,13 @@ class GlobalCut:
         self.source = source
         self.magnitude = magnitude
         self.on_nan = on_nan
+        self.half = None if source.arrays is not None else _half_kind(source.dtypes)
         if source.arrays is not None:
             self.hosts: list[np.ndarray] | None = [host_view(a, widen=True) for a in source.arrays]
             self.src = gs.KeySource(self.hosts)
+        elif self.half is not None:  # 16-bit floats: 16-bit keys, one read finds the threshold
+            self.hosts = None
+            self.src = gs.KeySource.halves(self.half, source.sizes, self._fetch, magnitude, on_nan)
         else:
             self.hosts = None
             if source.dtypes is None:  # one read learns what the arrays rank as
@@ -153,7 +157,11 @@ class GlobalCut:
         self.own = [self.pruned[i] != c for i, c in enumerate(counts)]  # clamped: its own top-k
 
     def _fetch(self, i: int) -> np.ndarray:
-        return host_view(self.source.fetch(i), widen=True)
+        return self._view(self.source.fetch(i))
+
+    def _view(self, x: Array) -> np.ndarray:
+        """What the key source reads: the raw bits of 16-bit floats, else values widened to rank."""
+        return host_view(x) if self.half is not None else host_view(x, widen=True)
 
     def _nan_in(self, i: int) -> None:
         h = self.hosts[i] if self.hosts is not None else self._fetch(i)
@@ -194,8 +202,8 @@ class GlobalCut:
             msg = f"the arrays of a global cut come in order: expected array {self.next}, got {i}"
             raise ValueError(msg)
         self.next += 1
-        h = host_view(x, widen=True)
-        one = self._gs.KeySource([h], like=self.src)
+        h = self._view(x)
+        one = self.src.single(h, i)
         if self.own[i]:
             keep = self._own_topk(one, 0, i)
             pruned, unclamped = self.pruned[i], self.unclamped[i]
@@ -224,6 +232,16 @@ class GlobalCut:
             out.append((wrap(keep.reshape(hosts[i].shape), a), pruned, unclamped))
         self.next = len(arrays)
         return out
+
+
+def _half_kind(dtypes: list[Any] | None) -> str | None:
+    """``"float16"`` or ``"bfloat16"`` when every dtype is that 16-bit float (NumPy's, ml_dtypes'
+    or torch's), else None."""
+    if not dtypes:
+        return None
+    names = {getattr(d, "name", None) or str(d).removeprefix("torch.") for d in dtypes}
+    kind = names.pop() if len(names) == 1 else None
+    return kind if kind in ("float16", "bfloat16") else None
 
 
 # -- calibration --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import numpy as np
 from array_api_compat import is_array_api_obj
 
 from .. import _backends
-from .._compat import array_namespace
+from .._compat import array_namespace, device
 from .._validation import prune_count
 from ..masks import PruningMask, create_mask
 from ..patterns import PatternKind, SparsityPattern
@@ -513,15 +513,20 @@ class _Pruner:
         pool, source = self.pool, self.source
         reads = _Reads(self.bar, len(pool))
 
-        def fetch(i: int) -> Array:
-            reads.at(i)
-            return self.scores(pool[i], source.load(pool[i]))
-
         names = [f"{source.what}[{n!r}]" for n in pool]
         probe = source.load(pool[0])
+        unread = [probe]  # the probe is the first read's first tensor: not read twice
+
+        def fetch(i: int) -> Array:
+            reads.at(i)
+            w = unread.pop() if unread and i == 0 else source.load(pool[i])
+            return self.scores(pool[i], w)
+
         xp = array_namespace(**{names[0]: probe})
+        empty = xp.empty((0,), dtype=probe.dtype, device=device(probe))  # the library and device, no data held
         dtypes = [source.specs[n].dtype for n in pool] if self.magnitude else None  # scores: learnt by a read
-        stream = _backends.Stream(names, [source.specs[n].size for n in pool], dtypes, fetch, probe)
+        stream = _backends.Stream(names, [source.specs[n].size for n in pool], dtypes, fetch, empty)
+        del probe
         return _backends.global_cut(xp, stream, self.k, self.lo, self.hi, magnitude=self.magnitude)
 
     def items(self, records: list[LayerReport]) -> Iterator[tuple[str, Array]]:
