@@ -23,6 +23,7 @@ from .formats import (
     to_scipy,
     to_torch,
 )
+from .io import load, save
 from .masks import (
     PruningMask,
     apply_mask,
@@ -37,6 +38,8 @@ from .model import (
     LayerReport,
     ModelMask,
     ModelReport,
+    compress_model,
+    decompress_model,
     flatten_model,
     global_mask,
     layer_masks,
@@ -114,8 +117,10 @@ __all__ = [
     "block_mask",
     "block_scores",
     "compress",
+    "compress_model",
     "create_mask",
     "cutlass_meta_from_positions",
+    "decompress_model",
     "flatten_model",
     "from_cupyx",
     "from_cutlass",
@@ -125,6 +130,7 @@ __all__ = [
     "global_mask",
     "gradient_scores",
     "layer_masks",
+    "load",
     "magnitude_scores",
     "movement_scores",
     "nm_mask",
@@ -135,6 +141,7 @@ __all__ = [
     "random_mask",
     "random_scores",
     "round_counts",
+    "save",
     "snip_scores",
     "sparsegpt_prune",
     "structure_scores",

@@ -471,3 +471,335 @@ def test_checkpoint_argument_errors(tmp_path):
     with pytest.raises(KeyError):
         ckpt["nope"]
     assert safetensors.torch.load_file(p) == {}
+
+
+# -- (B) save / load -------------------------------------------------------------------------------
+import copy  # noqa: E402
+import pickle  # noqa: E402
+
+import arraysparse as asp  # noqa: E402
+from arraysparse.model import ModelMask  # noqa: E402
+
+FORMATS = ["coo", "csr", "csc", "bsr", "ell", "dia", "n:m", "2:4", "bitmask"]
+RESULT_DTYPES = ["float32", "float64", "float16", "bfloat16", "int8", "int32", "uint8", "bool", "complex64",
+                 "complex128"]
+#: CPU inputs: NumPy (ml_dtypes for bfloat16), read-only NumPy, torch.
+INPUTS = ["numpy", "numpy_readonly", "torch"]
+
+
+def sparse_input(rng, shape, fmt: str, dtype: str) -> np.ndarray:
+    """A matrix with zeros; for the N:M formats 2:4-valid (so 4:8 and 1:4 hold too)."""
+    rows = shape[0]
+    x = rng.integers(1, 5, size=(rows, int(np.prod(shape[1:])))).astype(np.float64)
+    x *= rng.choice([-1, 1], size=x.shape)
+    if fmt in ("n:m", "2:4"):  # on the 2-D view, as the formats group it
+        x = np.asarray(asp.nm_mask(np.abs(x), 2, 4).apply(x))
+    x = x.reshape(shape)
+    x[rng.random(shape) < 0.3] = 0
+    if dtype == "bool":
+        return x != 0
+    if dtype.startswith("uint"):
+        x = np.abs(x)
+    return x.astype(NUMPY_DTYPES[dtype])
+
+
+def on(kind: str, x: np.ndarray):
+    if kind == "numpy":
+        return x
+    if kind == "numpy_readonly":
+        x = x.copy()
+        x.flags.writeable = False
+        return x
+    if x.dtype == ml_dtypes.bfloat16:
+        return torch.from_numpy(x.view(np.int16).copy()).view(torch.bfloat16)
+    return torch.from_numpy(x.copy())
+
+
+def format_params(fmt: str, draw, rows: int) -> dict:
+    if fmt == "bsr":
+        return {"block": draw(st.sampled_from([(1, 1), (1, 4)] + ([(2, 2)] if rows % 2 == 0 else [])))}
+    if fmt == "n:m":
+        return draw(st.sampled_from([{"n": 2, "m": 4}, {"n": 4, "m": 8}, {"n": 1, "m": 4}]))
+    if fmt == "ell":
+        return draw(st.sampled_from([{}, {"width": 20}]))
+    return {}
+
+
+def assert_same_result(got, want, like: str) -> None:
+    assert isinstance(got, asp.SparseCompressionResult)
+    assert got.format is want.format
+    assert got.shape == want.shape
+    assert dict(got.params) == dict(want.params)
+    assert list(got.arrays) == list(want.arrays)
+    assert str(got.dtype).removeprefix("torch.") == str(want.dtype).removeprefix("torch.")
+    assert got.nnz == want.nnz
+    for name, a in want.arrays.items():
+        assert_identical(got.arrays[name], expected(a, like))
+    if like == "torch":
+        assert all(isinstance(a, torch.Tensor) for a in got.arrays.values())
+        assert isinstance(got.dtype, torch.dtype)
+    else:
+        assert all(isinstance(a, np.ndarray) for a in got.arrays.values())
+        assert isinstance(got.dtype, np.dtype)
+    assert np.array_equal(bits(got.to_dense()), bits(expected(want.to_dense(), like)))
+
+
+@st.composite
+def results(draw):
+    fmt = draw(st.sampled_from(FORMATS))
+    dtype = draw(st.sampled_from(RESULT_DTYPES))
+    kind = draw(st.sampled_from(INPUTS))
+    rows = draw(st.sampled_from([0, 1, 2, 4, 6]))
+    cols = draw(st.sampled_from([8, 16]))
+    rank3 = draw(st.booleans())
+    shape = (rows, 2, cols // 2) if rank3 else (rows, cols)
+    x = sparse_input(np.random.default_rng(draw(st.integers(0, 2**16))), shape, fmt, dtype)
+    return asp.compress(on(kind, x), fmt, **format_params(fmt, draw, rows)), kind
+
+
+@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=results(), suffix=st.sampled_from(SUFFIXES))
+def test_save_load_round_trips_every_format_input_and_dtype(tmp_path, case, suffix):
+    r, kind = case
+    path = fresh(tmp_path) / f"r{suffix}"
+    asp.save(path, r, metadata={"note": "x"})
+    assert_same_result(asp.load(path), r, "numpy")
+    if kind == "torch":
+        assert_same_result(asp.load(path, like="torch"), r, "torch")
+    with open_checkpoint(path) as ckpt:
+        assert list(ckpt) == list(r.arrays)  # a lone result's tensors are its array names
+        assert ckpt.metadata["note"] == "x"
+        assert ckpt.metadata["arraysparse.content"] == "result"
+
+
+@settings(deadline=None, max_examples=40)
+@given(case=results())
+def test_results_pickle_and_deepcopy(case):
+    r, kind = case
+    for back in (pickle.loads(pickle.dumps(r)), copy.deepcopy(r)):
+        assert_same_result(back, r, "torch" if kind == "torch" else "numpy")
+        assert back.dtype == r.dtype
+        with pytest.raises(TypeError):
+            back.arrays["data"] = None  # still read-only
+        with pytest.raises(TypeError):
+            back.params["n"] = 3
+    deep = copy.deepcopy(r)
+    first = next(iter(r.arrays))
+    assert not np.shares_memory(bits(deep.arrays[first]), bits(r.arrays[first])) or r.arrays[first].size == 0 or (
+        isinstance(r.arrays[first], torch.Tensor))
+
+
+def test_saving_keeps_bfloat16_from_every_library(tmp_path):
+    x = sparse_input(np.random.default_rng(1), (4, 8), "2:4", "float32")
+    for source in (torch.from_numpy(x).bfloat16(), x.astype(ml_dtypes.bfloat16)):
+        r = asp.compress(source, "2:4")
+        asp.save(tmp_path / "b.safetensors", r)
+        back = asp.load(tmp_path / "b.safetensors")
+        assert back.dtype == np.dtype(ml_dtypes.bfloat16)
+        assert back.values.dtype == ml_dtypes.bfloat16
+        t = asp.load(tmp_path / "b.safetensors", like="torch")
+        assert t.dtype == torch.bfloat16 and t.values.dtype == torch.bfloat16
+        assert torch.equal(t.to_dense(), torch.from_numpy(x).bfloat16())
+        assert safetensors.torch.load_file(tmp_path / "b.safetensors")["values"].dtype == torch.bfloat16
+
+
+def nested_model(rng):
+    w = sparse_input(rng, (4, 8), "2:4", "float32")
+    return {
+        "encoder": {
+            "layer.0": {"weight": asp.compress(torch.from_numpy(w).bfloat16(), "2:4"), "bias": torch.zeros(4)},
+            "layer.1": {"weight": asp.compress(w, "csr"), "bias": np.ones(4, np.float16),
+                        "mask": asp.nm_mask(np.abs(w), 2, 4)},
+        },
+        "head.weight": asp.compress(w.astype(ml_dtypes.bfloat16), "bsr", block=(2, 4)),
+        "empty": {},
+        "scale": np.float64(0.5),
+    }
+
+
+def assert_same_tree(got, want, like):
+    assert isinstance(got, dict) and list(got) == list(want)
+    for k, v in want.items():
+        if isinstance(v, asp.SparseCompressionResult):
+            assert_same_result(got[k], v, like)
+        elif isinstance(v, asp.PruningMask):
+            assert got[k].pattern == v.pattern
+            assert np.array_equal(np.asarray(got[k].mask), np.asarray(v.mask))
+        elif isinstance(v, dict):
+            assert_same_tree(got[k], v, like)
+        else:
+            assert_identical(got[k], expected(v, like))
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_save_load_nested_models(tmp_path, suffix):
+    model = nested_model(np.random.default_rng(0))
+    path = asp.save(tmp_path / f"m{suffix}", model)
+    for like in ("numpy", "torch"):
+        assert_same_tree(asp.load(path, like=like), model, like)
+    with open_checkpoint(path) as ckpt:
+        assert "encoder.layer.0.bias" in ckpt and "encoder.layer.0.weight.values" in ckpt
+        assert "head.weight.indptr" in ckpt
+        entries = json.loads(ckpt.metadata["arraysparse.entries"])
+        assert entries[0]["path"] == ["encoder", "layer.0", "weight"]
+        assert entries[0]["dtype"] == "bfloat16" and entries[0]["format"] == "2:4"
+        assert ckpt.metadata["arraysparse.layout"] == "1"
+        assert ckpt.metadata["arraysparse.version"] == asp.__version__
+    if suffix == ".safetensors":  # the dense tensors keep their state_dict names for any reader
+        plain = safetensors.torch.load_file(path)
+        assert torch.equal(plain["encoder.layer.0.bias"], torch.zeros(4))
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_save_load_model_masks(tmp_path, suffix):
+    model = {"fc": {"w": torch.arange(1.0, 25.0).reshape(4, 6)}, "conv": torch.arange(1.0, 17.0).reshape(2, 8)}
+    _, mm = asp.prune_model(model, 0.5)
+    layer = asp.layer_masks({"a": np.arange(1.0, 17.0).reshape(2, 8)}, 0.5,
+                            pattern=asp.SparsityPattern.n_m(2, 4))
+    for masks in (mm, layer):
+        path = asp.save(tmp_path / f"mm{suffix}", masks)
+        back = asp.load(path)
+        assert isinstance(back, ModelMask)
+        assert list(back) == list(masks)
+        assert [tuple(r.__dict__.values()) for r in back.report] == [tuple(r.__dict__.values()) for r in masks.report]
+        for name in masks:
+            assert back[name].pattern == masks[name].pattern
+            assert np.array_equal(np.asarray(back[name].mask), np.asarray(masks[name].mask))
+        assert isinstance(asp.load(path, like="torch")[next(iter(masks))].mask, torch.Tensor)
+        again = pickle.loads(pickle.dumps(masks))
+        assert str(again.report) == str(masks.report)
+
+
+def test_load_refuses_foreign_newer_and_inconsistent_files(tmp_path):
+    plain = tmp_path / "plain.safetensors"
+    safetensors.torch.save_file({"w": torch.ones(2)}, plain)
+    with pytest.raises(ValueError, match="plain.safetensors.*not an arraysparse file.*open_checkpoint"):
+        asp.load(plain)
+    r = asp.compress(np.eye(3), "csr")
+    path = asp.save(tmp_path / "r.safetensors", r)
+    with open_checkpoint(path) as ckpt:
+        meta = dict(ckpt.metadata)
+        arrays = {n: ckpt[n].copy() for n in ckpt}
+    newer = tmp_path / "newer.safetensors"
+    write_checkpoint(newer, arrays, metadata={**meta, "arraysparse.layout": "7", "arraysparse.version": "9.0"})
+    with pytest.raises(ValueError, match="layout 7 by arraysparse 9.0.*reads layouts up to 1: upgrade"):
+        asp.load(newer)
+    broken = tmp_path / "broken.safetensors"
+    entries = json.loads(meta["arraysparse.entries"])
+    cases = [
+        ({**meta, "arraysparse.entries": "[{"}, arrays, "not a JSON list"),
+        ({**meta, "arraysparse.content": "soup"}, arrays, "content"),
+        ({**meta, "arraysparse.entries": json.dumps([{**entries[0], "format": "ell"}])}, arrays, "has arrays"),
+        ({**meta, "arraysparse.entries": json.dumps([{**entries[0], "dtype": "int8"}])}, arrays, "dtype int8"),
+        (meta, {**arrays, "stray": np.ones(1)}, "belong to no entry"),
+        (meta, {k: v for k, v in arrays.items() if k != "data"}, "does not hold"),
+    ]
+    for metadata, tensors, match in cases:
+        write_checkpoint(broken, tensors, metadata=metadata)
+        with pytest.raises(ValueError, match=match):
+            asp.load(broken)
+
+
+def test_save_errors_name_the_entry_and_write_nothing(tmp_path):
+    path = tmp_path / "m.safetensors"
+    with pytest.raises(TypeError, match=r"model\['a'\]\['n'\] is a int"):
+        asp.save(path, {"a": {"w": np.ones(2), "n": 3}})
+    with pytest.raises(ValueError, match=r"model\['a.b'\] and model\['a'\]\['b'\] would both be stored as the tensor 'a.b'|"
+                                         r"model\['a'\]\['b'\] and model\['a.b'\]"):
+        asp.save(path, {"a.b": np.ones(1), "a": {"b": np.ones(1)}})
+    with pytest.raises(ValueError, match="reserved"):
+        asp.save(path, {"w": np.ones(1)}, metadata={"arraysparse.layout": "2"})
+    with pytest.raises(TypeError, match="obj must be a SparseCompressionResult"):
+        asp.save(path, [np.ones(1)])
+    with pytest.raises(ValueError, match="like='cupy'"):
+        asp.load(path, like="cupy")
+    assert listing(tmp_path) == []
+
+
+# -- (C) compress_model / decompress_model -------------------------------------------------------------
+import re  # noqa: E402
+import warnings  # noqa: E402
+
+
+def model_of(kind: str, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    two_four = sparse_input(rng, (4, 8), "2:4", "float32")
+    odd = sparse_input(rng, (3, 6), "csr", "float32")  # 6 columns: 2:4 cannot take it
+    model = {"block": {"attn": {"weight": two_four, "bias": np.ones(4, np.float32)},
+                       "mlp": {"weight": odd}}, "step": 7, "norm.weight": np.ones(8, np.float32)}
+    if kind == "torch":
+        model = {"block": {k: {n: torch.from_numpy(a).bfloat16() for n, a in v.items()}
+                           for k, v in model["block"].items()},
+                 "step": 7, "norm.weight": torch.ones(8)}
+    return model
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_compress_model_selects_compresses_and_comes_back(kind):
+    model = model_of(kind)
+    out = asp.compress_model(model, "csr", exclude="*.bias", where=lambda n, a: a.ndim >= 2)
+    assert out["block"]["attn"]["weight"].format is asp.SparseFormat.CSR
+    assert out["block"]["mlp"]["weight"].format is asp.SparseFormat.CSR
+    assert out["block"]["attn"]["bias"] is model["block"]["attn"]["bias"]
+    assert out["norm.weight"] is model["norm.weight"] and out["step"] == 7
+    back = asp.decompress_model(out)
+    assert list(back) == list(model) and list(back["block"]) == ["attn", "mlp"]
+    for name in ("attn", "mlp"):
+        assert_identical(back["block"][name]["weight"], model["block"][name]["weight"])
+    only = asp.compress_model(model, "bitmask", include=["block.*.weight"])
+    assert isinstance(only["block"]["mlp"]["weight"], asp.SparseCompressionResult)
+    assert not isinstance(only["norm.weight"], asp.SparseCompressionResult)
+    again = asp.compress_model(only, "coo", include=re.compile(r"norm"))  # results already compressed pass through
+    assert again["block"]["mlp"]["weight"] is only["block"]["mlp"]["weight"]
+    assert again["norm.weight"].format is asp.SparseFormat.COO
+
+
+def test_compress_model_errors_name_the_tensor_or_leave_it_dense():
+    model = model_of("numpy")
+    with pytest.raises(ValueError, match=r"tensor 'block.mlp.weight': m=4 must divide the length 6"):
+        asp.compress_model(model, "2:4", where=lambda n, a: a.ndim >= 2)
+    out = asp.compress_model(model, "2:4", where=lambda n, a: a.ndim >= 2, on_error="dense")
+    assert out["block"]["attn"]["weight"].format is asp.SparseFormat.STRUCTURED_2_TO_4
+    assert out["block"]["mlp"]["weight"] is model["block"]["mlp"]["weight"]
+    with pytest.warns(UserWarning, match=r"tensor 'block.mlp.weight' left dense: m=4 must divide"):
+        asp.compress_model(model, "2:4", include="block.*.weight", on_error="warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        asp.compress_model(model, "csr", on_error="warn")
+    for kwargs, error, match in [
+        ({"on_error": "skip"}, ValueError, "on_error='skip' must be one of"),
+        ({"block": (2, 2)}, ValueError, "block=\\(2, 2\\) does not apply to format csr"),
+        ({"blocks": 2}, TypeError, "blocks=2 is not a format parameter"),
+        ({"include": "*.wieght"}, ValueError, "include pattern '\\*.wieght' matches no array"),
+        ({"exclude": [3]}, TypeError, "exclude entries must be glob strings"),
+        ({"where": "a.ndim > 1"}, TypeError, "where must be a callable"),
+    ]:
+        with pytest.raises(error, match=match):
+            asp.compress_model(model, "csr", **{"on_error": "dense", **kwargs})
+    for fmt, match in [("bsr", "needs block"), ("n:m", "needs n and m")]:
+        with pytest.raises(ValueError, match=match):
+            asp.compress_model(model, fmt, on_error="dense")
+    with pytest.raises(TypeError, match="model must be a mapping"):
+        asp.compress_model([np.ones(2)], "csr")
+
+
+@settings(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cols=st.lists(st.sampled_from([1, 4, 6, 8, 12]), min_size=1, max_size=5), kind=st.sampled_from(INPUTS),
+       fmt=st.sampled_from(["2:4", "bsr", "ell"]), suffix=st.sampled_from(SUFFIXES), seed=st.integers(0, 99))
+def test_compress_save_load_decompress_law(tmp_path, cols, kind, fmt, suffix, seed):
+    """compress_model -> save -> load -> decompress_model gives the model back, bit for bit."""
+    rng = np.random.default_rng(seed)
+    model = {f"layer{i}": {"weight": on(kind, sparse_input(rng, (2, c), "2:4" if c % 4 == 0 else "csr", "float32")),
+                           "bias": on(kind, np.ones(2, np.float32))} for i, c in enumerate(cols)}
+    params = {"block": (2, 4)} if fmt == "bsr" else {}
+    packed = asp.compress_model(model, fmt, exclude="*.bias", on_error="dense", **params)
+    for i, c in enumerate(cols):
+        takes = fmt == "ell" or c % 4 == 0
+        assert isinstance(packed[f"layer{i}"]["weight"], asp.SparseCompressionResult) == takes
+    path = asp.save(fresh(tmp_path) / f"m{suffix}", packed)
+    like = "torch" if kind == "torch" else "numpy"
+    back = asp.decompress_model(asp.load(path, like=like))
+    assert list(back) == list(model)
+    for name, layer in model.items():
+        for key, a in layer.items():
+            assert_identical(back[name][key], expected(a, like))

@@ -131,6 +131,12 @@ class SparseCompressionResult:
         self._params = MappingProxyType(dict(params or {}))
         self._nnz = nnz
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # the arrays and params live in read-only mapping proxies, which do not pickle:
+        # rebuild from plain dicts (deepcopy goes this way too, copying the arrays)
+        args = (self.format.value, self.shape, self.dtype, dict(self._arrays), dict(self._params), self._nnz)
+        return _rebuild_result, args
+
     # -- content ----------------------------------------------------------------
     @property
     def arrays(self) -> Mapping[str, Array]:
@@ -291,6 +297,13 @@ class SparseCompressionResult:
             f"nnz={self.nnz}, sparsity={self.sparsity:.3g}, nbytes={self.nbytes}, "
             f"dense_nbytes={self.dense_nbytes}, ratio={self.compression_ratio:.3g}x; {arrays})"
         )
+
+
+def _rebuild_result(
+    format: str, shape: tuple[int, ...], dtype: Any, arrays: dict, params: dict, nnz: int | None
+) -> SparseCompressionResult:
+    """Unpickle a :class:`SparseCompressionResult` (see its ``__reduce__``)."""
+    return SparseCompressionResult(format, shape, dtype, arrays, params, nnz=nnz)
 
 
 def _nbytes(a: Array) -> int:

@@ -19,5 +19,6 @@ fsync, rename) and ``_dtypes`` (dtype names and tags, arrays to bytes and back).
 """
 
 from .checkpoint import Checkpoint, CheckpointWriter, TensorInfo, open_checkpoint, write_checkpoint
+from .results import load, save
 
-__all__ = ["Checkpoint", "CheckpointWriter", "TensorInfo", "open_checkpoint", "write_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointWriter", "TensorInfo", "load", "open_checkpoint", "save", "write_checkpoint"]

@@ -502,6 +502,32 @@ def write_checkpoint(
     return _stream(dest, items, meta, raw=False)
 
 
+def write_prepared(
+    path: str | os.PathLike, prepared: Iterable[tuple[str, str, np.ndarray]], metadata: Mapping[str, str] | None
+) -> Path:
+    """Write ``(name, dtype, bits)`` triples (from :func:`._dtypes.host_bits`) to a checkpoint:
+    the writers' way in for callers that hold the arrays already (save / load)."""
+    dest = destination(path)
+    suffix = _suffix(dest)
+    seen: set[str] = set()
+    triples = list(prepared)
+    for name, _, bits in triples:
+        _check_name(name, seen)
+        check_not_source(dest, source_of(bits), f"tensor {name!r}")
+    if suffix == ".safetensors":
+        write_planned(dest, [(n, d, tuple(b.shape), _constant(b)) for n, d, b in triples], metadata)
+        return dest
+    writer = NpzWriter(dest, metadata)
+    try:
+        for name, dtype, bits in triples:
+            writer.add(name, dtype, bits)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    return dest
+
+
 def _fetch(ckpt: Checkpoint, name: str) -> Any:
     return lambda: ckpt.bits(name)[1]
 
