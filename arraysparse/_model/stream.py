@@ -456,7 +456,7 @@ def prune_checkpoint(
 
 def _check_not_input(src: Any, dst: Any) -> None:
     """``dst`` must not be ``src`` (or a file inside a ``src`` directory): the input is never overwritten."""
-    if src is dst:
+    if src is dst and not isinstance(src, (str, os.PathLike)):
         msg = "dst is src: the input is never overwritten; give another output"
         raise ValueError(msg)
     if not isinstance(src, (str, os.PathLike)) or not isinstance(dst, (str, os.PathLike)):

@@ -15,6 +15,7 @@ matplotlib, the plots of ``arraysparse plot``.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import time
@@ -205,6 +206,9 @@ def _run(root: Path, plots: bool, progress: bool, out: Callable[[str], None]) ->
     report = table(results, dense_acc, len(data.y_test))
     for line in report.splitlines():
         out(line)
+    if plots and importlib.util.find_spec("matplotlib") is None:
+        out("(plots skipped: they need matplotlib, pip install 'arraysparse[cli]')")
+        plots = False
     if plots:
         files += [str(p) for p in draw(results, paths, root / "plots")]
     results_path = root / "results.json"
