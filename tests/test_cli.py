@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import tomllib
 import arraysparse as asp
 from arraysparse.cli import main
 from arraysparse.cli._inspect import tensor_stats
+from arraysparse.demo import MODEL_PATH
 from arraysparse.io import open_checkpoint, write_checkpoint
 from arraysparse.strategies.wanda import wanda_scores
 
@@ -334,6 +336,13 @@ def test_cli_demo(tmp_path):
         assert {p.name for p in (tmp_path / "demo" / "plots").iterdir()} == {
             "sparsity.png", "masks.png", "nm_occupancy.png"}
     print(f"demo subprocess: {seconds:.1f} s")
+    # every row is the command it prints: the same checkpoint, byte for byte
+    for i, row in enumerate(results["results"]):
+        out = tmp_path / f"again{i}.safetensors"
+        argv = shlex.split(row["command"].replace("MODEL", str(MODEL_PATH)).replace("OUT", str(out)))
+        assert argv[:2] == ["arraysparse", "prune"]
+        assert main([*argv[1:], "-q"]) == 0, row["command"]
+        assert digest(out) == digest(Path(row["path"])), row["label"]
 
 
 def test_cli_start_up_imports_nothing_heavy(sources, tmp_path):

@@ -52,8 +52,11 @@ class TensorStats:
 
     @property
     def best(self) -> tuple[str, int]:
-        """The smallest way to store it: a format, or ``"dense"``."""
-        return min([("dense", self.nbytes), *self.formats.items()], key=lambda kv: kv[1])
+        """The smallest way to store it: a format, or ``"dense"`` (ties: dense, then N:M, which
+        sparse tensor cores read, then the others)."""
+        order = [("dense", self.nbytes), *((f, b) for f, b in self.formats.items() if ":" in f),
+                 *((f, b) for f, b in self.formats.items() if ":" not in f)]
+        return min(order, key=lambda kv: kv[1])
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -18,6 +18,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -101,6 +102,8 @@ class Result:
     nbytes: dict[str, int] = field(default_factory=dict)  # "dense", "csr", "bitmask", "2:4", "best"
     best_format: str = "dense"
     path: str = ""
+    #: The ``arraysparse prune`` arguments that write this checkpoint from the shipped model (MODEL, OUT).
+    command: str = ""
 
 
 def calibration_files(model: dict, x: np.ndarray, out: Path) -> dict[str, Path]:
@@ -200,7 +203,10 @@ def _run(root: Path, plots: bool, progress: bool, out: Callable[[str], None]) ->
             calibration=calib[v.calibration] if v.calibration else None, progress=progress,
         )
         acc, sparsity, nbytes, best = measure(path, data)
-        results.append(Result(v.label, v.options, acc, sparsity, nbytes, best, str(path)))
+        options = v.options if not v.calibration else v.options.replace(
+            f"--calibration {v.calibration}", f"--calibration {shlex.quote(str(calib[v.calibration]))}")
+        command = f"arraysparse prune MODEL OUT {options}"
+        results.append(Result(v.label, v.options, acc, sparsity, nbytes, best, str(path), command))
         paths[v.label] = path
     files = [str(p) for p in (*paths.values(), *calib.values())]
     report = table(results, dense_acc, len(data.y_test))
@@ -220,8 +226,10 @@ def _run(root: Path, plots: bool, progress: bool, out: Callable[[str], None]) ->
     out("")
     out(f"Wrote {len(files)} files under {root}/ in {seconds:.1f} s: pruned checkpoints in checkpoints/, "
         f"calibration statistics in calibration/, results.json" + (", plots in plots/" if plots else "") + ".")
-    out(f"Each row is one command, e.g. 'arraysparse prune {MODEL_PATH.name} out.safetensors {results[1].options}' "
-        f"(the model: {MODEL_PATH}).")
+    out(f"Each row is one command (MODEL = {MODEL_PATH}):")
+    width = max(len(r.label) for r in results)
+    for r in results:
+        out(f"  {r.label.ljust(width)}  {r.command.replace('OUT', 'out.safetensors')}")
     return {"dense_accuracy": dense_acc, "results": results, "files": files, "seconds": seconds}
 
 
