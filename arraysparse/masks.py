@@ -114,23 +114,28 @@ class PruningMask:
 
     @property
     def pattern(self) -> SparsityPattern:
+        """The :class:`~arraysparse.SparsityPattern` the mask follows (see :meth:`satisfies`)."""
         return self._pattern
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Shape of the mask, that of the array it prunes."""
         return tuple(self._mask.shape)
 
     @property
     def size(self) -> int:
+        """Number of values under the mask."""
         return math.prod(self.shape)
 
     @property
     def num_kept(self) -> int:
+        """Number of values kept (``True``); counted on the mask's device, returned as an int."""
         xp = array_namespace(mask=self._mask)
         return int(xp.sum(xp.astype(self._mask, xp.int64))) if self.size else 0
 
     @property
     def num_pruned(self) -> int:
+        """Number of values pruned (``False``): ``size - num_kept``."""
         return self.size - self.num_kept
 
     @property

@@ -25,17 +25,24 @@ class LayerReport:
     """
 
     name: str
+    """Flat layer name (levels joined with ``"."``)."""
     shape: tuple[int, ...]
+    """Shape of the layer's array."""
     size: int
+    """Number of values in the layer."""
     pruned: int
+    """Number of values pruned."""
     rule: str
+    """Why the layer got its mask (see above)."""
 
     @property
     def kept(self) -> int:
+        """Number of values kept: ``size - pruned``."""
         return self.size - self.pruned
 
     @property
     def sparsity(self) -> float:
+        """Fraction of the layer pruned (0.0 for an empty layer)."""
         return self.pruned / self.size if self.size else 0.0
 
 
@@ -44,14 +51,17 @@ class ModelReport(list):
 
     @property
     def size(self) -> int:
+        """Number of values over all layers."""
         return sum(r.size for r in self)
 
     @property
     def pruned(self) -> int:
+        """Number of values pruned over all layers."""
         return sum(r.pruned for r in self)
 
     @property
     def sparsity(self) -> float:
+        """Fraction of all values pruned, excluded layers included (0.0 when empty)."""
         size = self.size
         return self.pruned / size if size else 0.0
 
@@ -136,6 +146,7 @@ class ModelMask(Mapping[str, PruningMask]):
 
     @property
     def num_pruned(self) -> int:
+        """Number of values pruned over all layers."""
         return self._report.pruned
 
     @property
