@@ -69,7 +69,7 @@ def keep_density(keep: np.ndarray, cells: int = CELLS) -> np.ndarray:
     >>> import numpy as np
     >>> from arraysparse.cli._plots import keep_density
     >>> keep_density(np.array([[True, False, True, True]]), cells=2)
-    array([[0.5, 1. ]])
+    array([[0.5, 1. ]], dtype=float32)
     """
     rows, cols = keep.shape
     fr, fc = max(1, math.ceil(rows / cells)), max(1, math.ceil(cols / cells))

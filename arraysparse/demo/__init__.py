@@ -38,16 +38,25 @@ import numpy as np
 __all__ = ["DATA_PATH", "MODEL_PATH", "DemoData", "load_data", "load_model", "run_demo"]
 
 _HERE = Path(__file__).resolve().parent
-#: The shipped model.
 MODEL_PATH = _HERE / "digits_mlp.safetensors"
-#: The shipped calibration and test digits.
+"""The shipped model: the network's float32 weights and biases, flat names (``fc1.weight``, ...)."""
 DATA_PATH = _HERE / "digits_data.npz"
+"""The shipped digits: ``x_calib``, ``x_test``, ``y_test`` (uint8), ``mean`` and ``std`` (float64)."""
 
 
 @dataclass(frozen=True)
 class DemoData:
-    """Standardised digits (float32): ``x_calib`` (the training split, for calibration),
-    ``x_test`` and ``y_test`` (held out)."""
+    """The shipped digits, standardised as in training.
+
+    Attributes
+    ----------
+    x_calib : numpy.ndarray
+        The 1,347 training digits, ``(1347, 64)`` float32: calibration inputs.
+    x_test : numpy.ndarray
+        The 450 held-out digits, ``(450, 64)`` float32.
+    y_test : numpy.ndarray
+        Their labels, int64.
+    """
 
     x_calib: np.ndarray
     x_test: np.ndarray
