@@ -172,6 +172,17 @@ def test_prune_checkpoint_reads_each_tensor(dtype, scope, reads):
     assert all(same(out[n], pruned[n]) for n in data)
 
 
+def test_prune_checkpoint_progress_bars(sources, capsys):
+    """progress=True: a tqdm bar per read of the model (threshold reads, then the write)."""
+    pytest.importorskip("tqdm")
+    out = {}
+    asp.prune_checkpoint(sources["file"], out, 0.5, progress=True)
+    err = capsys.readouterr().err
+    assert "global threshold, read 1" in err and "global threshold, read 2" in err and "prune and write" in err
+    asp.prune_checkpoint(sources["file"], out, 0.5, progress=False)
+    assert capsys.readouterr().err == ""
+
+
 def test_prune_checkpoint_reference_backend():
     """Arrays no kernel takes (array-api-strict) stream through the standard-only selection."""
     xps = pytest.importorskip("array_api_strict")
