@@ -10,9 +10,10 @@ tensor and its pruned copy, whatever the size of the model:
 * ``scope="global"`` runs the selection of :func:`~arraysparse.model.global_mask`
   through the backend seam (:func:`arraysparse._backends.global_cut`) in two
   phases: the threshold is found by counting key digits tensor by tensor
-  (each digit level a read of the pooled tensors; 16-bit digits, so one read
-  for bfloat16, two for float16 / float32, four for float64), then a last
-  read builds each tensor's mask against that one threshold and writes it.
+  (each 16-bit digit level a read of the pooled tensors: one read when they
+  are all bfloat16 or all float16, two for float32, four for float64), then
+  a last read builds each tensor's mask against that one threshold and
+  writes it.
   The masks are those of ``prune_model`` on the whole model in memory, bit
   for bit: same count, same ties.
 """
@@ -69,13 +70,19 @@ class Source:
 
     def __init__(
         self, names: list[str], specs: dict[str, Spec], load: Callable[[str], Array], what: str,
-        metadata: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None, close: Callable[[], None] | None = None,
     ):
         self.names = names
         self.specs = specs
         self._load = load
         self.what = what
         self.metadata = dict(metadata) if metadata else None
+        self._close = close
+
+    def close(self) -> None:
+        """Release the files this source opened (none for a mapping it was given)."""
+        if self._close is not None:
+            self._close()
 
     def load(self, name: str) -> Array:
         """The data of ``name``, read now (an array of the source's library)."""
@@ -87,7 +94,10 @@ class Source:
         if isinstance(src, (str, os.PathLike)):
             from ..io import open_checkpoint
 
-            return cls.of_mapping(open_checkpoint(src), str(src))
+            ckpt = open_checkpoint(src)
+            source = cls.of_mapping(ckpt, str(src))
+            source._close = ckpt.close
+            return source
         if not isinstance(src, Mapping):
             msg = f"{what} must be a checkpoint path or a mapping of names to arrays, got {type(src).__name__}"
             raise TypeError(msg)
@@ -99,7 +109,7 @@ class Source:
 
         if isinstance(model, Checkpoint):  # shapes and dtypes from the headers, nothing read
             infos = {n: model.info(n) for n in model}
-            specs = {n: Spec(tuple(i.shape), _dtype_of(i.dtype)) for n, i in infos.items()}
+            specs = {n: Spec(tuple(i.shape), _dtype_of(i.dtype, what)) for n, i in infos.items()}
             return cls(list(specs), specs, model.__getitem__, what, model.metadata)
         values: dict[str, Any] = {}
         _walk(model, "", values)
@@ -121,13 +131,16 @@ class Source:
         return cls(list(values), specs, load, what)
 
 
-def _dtype_of(name: str) -> Any:
+def _dtype_of(name: str, what: str) -> Any:
     """The NumPy dtype of a dtype name of :mod:`arraysparse.io` (``"bfloat16"``: ml_dtypes')."""
     try:
         return np.dtype(name)
     except TypeError:
-        import ml_dtypes
-
+        try:
+            import ml_dtypes
+        except ImportError:
+            msg = f"{what} holds {name} tensors, which NumPy reads with ml_dtypes: pip install 'arraysparse[cli]'"
+            raise TypeError(msg) from None
         return np.dtype(getattr(ml_dtypes, name))
 
 
@@ -210,7 +223,7 @@ class _Plan:
     labels: dict[str, str]  # the report's rule of every tensor
 
 
-def _plan(source: Source, include: Patterns, exclude: Patterns, overrides: Any, sparsity: Any) -> _Plan:
+def _plan(source: Source, include: Patterns, exclude: Patterns, overrides: Any) -> _Plan:
     names = source.names
     included = _pattern_list(include, "include")
     rules = name_rules(names, exclude, overrides)  # every pattern must match some tensor
@@ -253,6 +266,13 @@ class _Calibration:
     def __init__(self, calibration: Any, strategy: PruningStrategy, plan: _Plan, source: Source):
         self.source = Source.open(calibration, "calibration")
         self.what = self.source.what
+        try:
+            self._check(strategy, plan, source)
+        except BaseException:
+            self.source.close()
+            raise
+
+    def _check(self, strategy: PruningStrategy, plan: _Plan, source: Source) -> None:
         hessian = isinstance(strategy, SparseGPTPruning)
         kind = "Hessian" if hessian else "input norms"
         for name in plan.pruned:
@@ -302,8 +322,9 @@ def prune_checkpoint(
     scores and its pruned copy in memory at a time. ``scope="layer"`` reads
     every tensor once; ``scope="global"`` finds the one threshold by
     counting key digits tensor by tensor (one read of the pooled tensors per
-    16-bit digit of their keys: one for bfloat16, two for float16 and
-    float32), then reads them once more to mask and write.
+    16-bit digit of their keys: one when they are all bfloat16 or all
+    float16, two for float32, four for float64), then reads them once more to
+    mask and write.
 
     Parameters
     ----------
@@ -316,7 +337,8 @@ def prune_checkpoint(
         Where the pruned checkpoint goes: a path, written atomically by
         :func:`arraysparse.io.write_checkpoint` (format from the suffix; an
         interrupted run leaves nothing), or a mutable mapping (a zarr group,
-        a dict) that receives one tensor at a time. Never ``src`` itself.
+        a dict) that receives one tensor at a time (an error leaves it with
+        the tensors given so far). Never ``src`` itself.
     sparsity : float or int, optional
         Fraction (or count) of the pruned values: of the pool with
         ``scope="global"``, of each tensor with ``scope="layer"``. ``None``
@@ -423,24 +445,21 @@ def prune_checkpoint(
         raise TypeError(msg)
 
     source = Source.open(src, "src")
-    plan = _plan(source, include, exclude, overrides, sparsity)
-    calib = None
-    data_aware = isinstance(strategy, (WandaPruning, SparseGPTPruning))
-    if data_aware and (calibration is not None or not strategy.is_calibrated):
-        if calibration is None:
-            msg = f"{type(strategy).__name__} needs calibration statistics: pass calibration= (a path or a mapping)"
-            raise ValueError(msg)
-        calib = _Calibration(calibration, strategy, plan, source)
-    elif calibration is not None:
-        msg = f"calibration= is for WandaPruning and SparseGPTPruning, not {type(strategy).__name__}"
-        raise ValueError(msg)
-
+    calib: _Calibration | None = None
     bar = _Progress(progress)
-    records: list[LayerReport] = []
-    pruner = _Pruner(source, plan, strategy, pattern, sparsity, scope, calib, min_sparsity, max_sparsity, bar)
-    if metadata is None:
-        metadata = source.metadata
     try:
+        plan = _plan(source, include, exclude, overrides)
+        data_aware = isinstance(strategy, (WandaPruning, SparseGPTPruning))
+        if data_aware and (calibration is not None or not strategy.is_calibrated):
+            if calibration is None:
+                msg = f"{type(strategy).__name__} needs calibration statistics: pass calibration= (a path or a mapping)"
+                raise ValueError(msg)
+            calib = _Calibration(calibration, strategy, plan, source)
+        elif calibration is not None:
+            msg = f"calibration= is for WandaPruning and SparseGPTPruning, not {type(strategy).__name__}"
+            raise ValueError(msg)
+        records: list[LayerReport] = []
+        pruner = _Pruner(source, plan, strategy, pattern, sparsity, scope, calib, min_sparsity, max_sparsity, bar)
         items = pruner.items(records)
         if isinstance(dst, MutableMapping):
             for name, value in items:
@@ -448,9 +467,12 @@ def prune_checkpoint(
         else:
             from ..io import write_checkpoint
 
-            write_checkpoint(dst, items, metadata=metadata)
+            write_checkpoint(dst, items, metadata=source.metadata if metadata is None else metadata)
     finally:
         bar.close()
+        if calib is not None:
+            calib.source.close()
+        source.close()
     return ModelReport(records)
 
 
