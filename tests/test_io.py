@@ -7,10 +7,14 @@ must fail with the file named and nothing written; writes are atomic.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import pickle
+import re
 import struct
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import ml_dtypes
@@ -24,7 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from arraysparse.io import CheckpointWriter, TensorInfo, open_checkpoint, write_checkpoint
+import arraysparse as asp
+from arraysparse.io import CheckpointWriter, ModelWriter, TensorInfo, open_checkpoint, write_checkpoint
+from arraysparse.model import ModelMask
 
 SUFFIXES = [".safetensors", ".npz"]
 #: Every dtype a checkpoint stores, by canonical name (NumPy's or ml_dtypes').
@@ -329,6 +335,9 @@ def test_malformed_headers_are_named(tmp_path, header, data, match):
     with pytest.raises(ValueError, match=match) as err:
         open_checkpoint(path)
     assert "bad.safetensors" in str(err.value)
+    with pytest.raises(ValueError, match=match):  # copying it writes nothing
+        write_checkpoint(tmp_path / "copy.npz", open_checkpoint(path))
+    assert listing(tmp_path) == ["bad.safetensors"]
 
 
 def test_truncated_and_garbage_files(tmp_path):
@@ -400,10 +409,46 @@ def test_a_failed_write_leaves_the_destination_and_no_temporary_file(tmp_path, s
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_killed_writer_leaves_the_destination(tmp_path, suffix):
+    """SIGKILL mid-write: the destination is as it was; at most a hidden temporary file remains."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / f"model{suffix}"
+    write_checkpoint(path, {"old": np.ones(3)})
+    before = path.read_bytes()
+    code = (
+        "import sys, time, numpy as np\n"
+        "from arraysparse.io import write_checkpoint\n"
+        "def items():\n"
+        "    for i in range(1000):\n"
+        "        yield f'a{i}', np.zeros(1 << 16)\n"
+        "        if i == 3:\n"
+        "            print('writing', flush=True)\n"
+        "        time.sleep(0.01)\n"
+        f"write_checkpoint({str(path)!r}, items())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env)
+    assert proc.stdout.readline().strip() == b"writing"
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert path.read_bytes() == before
+    leftovers = [n for n in listing(tmp_path) if n != path.name]
+    assert all(n.startswith(f".{path.name}.") and n.endswith(".tmp") for n in leftovers), leftovers
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
 def test_writing_over_the_file_being_read_is_refused(tmp_path, suffix):
     path = tmp_path / f"m{suffix}"
     write_checkpoint(path, {"w": np.arange(3.0), "v": np.ones(2)})
     before = path.read_bytes()
+    saved = asp.save(tmp_path / f"saved{suffix}", {"w": np.arange(3.0)})
+    with pytest.raises(ValueError, match="tensor 'w' is read from .* the file being written"):
+        asp.save(saved, asp.load(saved))
     with open_checkpoint(path) as ckpt:
         with pytest.raises(ValueError, match="being written"):
             write_checkpoint(path, ckpt)
@@ -412,7 +457,7 @@ def test_writing_over_the_file_being_read_is_refused(tmp_path, suffix):
         with pytest.raises(ValueError, match="being written"):
             write_checkpoint(path, {"w": ckpt["w"][1:]})
     assert path.read_bytes() == before
-    assert listing(tmp_path) == [path.name]
+    assert listing(tmp_path) == sorted([path.name, saved.name])
 
 
 def test_streaming_writer_holds_about_one_array(tmp_path):
@@ -474,11 +519,6 @@ def test_checkpoint_argument_errors(tmp_path):
 
 
 # -- (B) save / load -------------------------------------------------------------------------------
-import copy  # noqa: E402
-import pickle  # noqa: E402
-
-import arraysparse as asp  # noqa: E402
-from arraysparse.model import ModelMask  # noqa: E402
 
 FORMATS = ["coo", "csr", "csc", "bsr", "ell", "dia", "n:m", "2:4", "bitmask"]
 RESULT_DTYPES = ["float32", "float64", "float16", "bfloat16", "int8", "int32", "uint8", "bool", "complex64",
@@ -716,9 +756,53 @@ def test_save_errors_name_the_entry_and_write_nothing(tmp_path):
     assert listing(tmp_path) == []
 
 
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_model_writer_streams_what_save_writes(tmp_path, suffix):
+    model = nested_model(np.random.default_rng(2))
+    with ModelWriter(tmp_path / f"w{suffix}", metadata={"k": "v"}) as w:
+        for key, value in model.items():
+            w.add(key, value)
+    asp.save(tmp_path / f"s{suffix}", model, metadata={"k": "v"})
+    for like in ("numpy", "torch"):
+        assert_same_tree(asp.load(tmp_path / f"w{suffix}", like=like), model, like)
+    with open_checkpoint(tmp_path / f"w{suffix}") as a, open_checkpoint(tmp_path / f"s{suffix}") as b:
+        assert dict(a.metadata) == dict(b.metadata) and list(a) == list(b)
+    files = listing(tmp_path)
+    with pytest.raises(ValueError, match="already written"), ModelWriter(tmp_path / f"x{suffix}") as w:
+        w.add(("a", "b"), np.ones(2))
+        w.add("a", np.ones(2))
+    with pytest.raises(ValueError, match="already written"), ModelWriter(tmp_path / f"x{suffix}") as w:
+        w.add("a", {"b": np.ones(2)})
+        w.add(("a", "c"), np.ones(2))
+    with pytest.raises(TypeError, match="key must be"), ModelWriter(tmp_path / f"x{suffix}") as w:
+        w.add(("a", 3), np.ones(2))
+    with pytest.raises(TypeError, match=r"model\['n'\] is a int"), ModelWriter(tmp_path / f"x{suffix}") as w:
+        w.add("w", np.ones(2))
+        w.add("n", 3)
+    assert listing(tmp_path) == files
+
+
+def test_model_writer_compresses_a_checkpoint_tensor_by_tensor(tmp_path):
+    """The CLI's path: open a checkpoint lazily, compress each 2-D tensor, write as it goes."""
+    rng = np.random.default_rng(3)
+    src = {f"layer{i}.weight": sparse_input(rng, (64, 64), "2:4", "float32") for i in range(6)}
+    src["norm.weight"] = np.ones(64, np.float32)
+    write_checkpoint(tmp_path / "src.safetensors", src)
+    tracemalloc.start()
+    with open_checkpoint(tmp_path / "src.safetensors") as ckpt, ModelWriter(tmp_path / "out.safetensors") as w:
+        for name in ckpt:
+            a = ckpt[name]
+            w.add(name, asp.compress(a, "2:4") if a.ndim == 2 else a)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2 * 64 * 64 * 4 + (1 << 20)
+    back = asp.decompress_model(asp.load(tmp_path / "out.safetensors"))
+    assert list(back) == list(src)
+    for name, a in src.items():
+        assert_identical(back[name], a)
+
+
 # -- (C) compress_model / decompress_model -------------------------------------------------------------
-import re  # noqa: E402
-import warnings  # noqa: E402
 
 
 def model_of(kind: str, seed: int = 0) -> dict:
@@ -803,3 +887,18 @@ def test_compress_save_load_decompress_law(tmp_path, cols, kind, fmt, suffix, se
     for name, layer in model.items():
         for key, a in layer.items():
             assert_identical(back[name][key], expected(a, like))
+
+
+# -- docs ---------------------------------------------------------------------------------------------
+def test_persistence_docs_run_as_written(monkeypatch, tmp_path):
+    """Every python block of docs/persistence.md runs, in order, in one namespace."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "persistence.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 8
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for i, block in enumerate(blocks):
+        try:
+            exec(compile(block, f"docs/persistence.md block {i + 1}", "exec"), namespace)
+        except Exception as e:  # noqa: BLE001 - name the block
+            raise AssertionError(f"block {i + 1} of docs/persistence.md failed: {e!r}\n{block}") from e

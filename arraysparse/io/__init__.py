@@ -11,7 +11,8 @@ Two layers, each in its own module:
   :class:`~arraysparse.SparseCompressionResult`, a whole compressed model
   (a nested mapping of results and dense arrays) or a
   :class:`~arraysparse.model.ModelMask`, on top of the checkpoint layer,
-  with the layout described in the metadata (``docs/persistence.md``).
+  with the layout described in the metadata (``docs/persistence.md``);
+  :class:`ModelWriter` writes a model one entry at a time.
 
 The private modules hold the file formats: ``_safetensors`` (strict header
 checks, mapped reads, the writers), ``_npz``, ``_atomic`` (temporary file,
@@ -19,6 +20,15 @@ fsync, rename) and ``_dtypes`` (dtype names and tags, arrays to bytes and back).
 """
 
 from .checkpoint import Checkpoint, CheckpointWriter, TensorInfo, open_checkpoint, write_checkpoint
-from .results import load, save
+from .results import ModelWriter, load, save
 
-__all__ = ["Checkpoint", "CheckpointWriter", "TensorInfo", "load", "open_checkpoint", "save", "write_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointWriter",
+    "ModelWriter",
+    "TensorInfo",
+    "load",
+    "open_checkpoint",
+    "save",
+    "write_checkpoint",
+]

@@ -194,6 +194,25 @@ def write_bits(f: BinaryIO, bits: np.ndarray, *, chunk: int = 1 << 24) -> int:
     return nbytes
 
 
+def read_into(f: BinaryIO, out: np.ndarray, offset: int) -> None:
+    """Fill the C-contiguous array ``out`` with the file's bytes from ``offset`` (``pread``: the
+    kernel writes the pages, which is much cheaper than faulting in a fresh array and copying)."""
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    fd = f.fileno()
+    while view.nbytes:
+        chunk = view[: 1 << 30]
+        if hasattr(os, "preadv"):
+            n = os.preadv(fd, [chunk], offset)
+        else:  # pragma: no cover - Windows
+            f.seek(offset)
+            n = f.readinto(chunk)
+        if not n:
+            msg = f"unexpected end of {getattr(f, 'name', 'the file')!r} at byte {offset}"
+            raise ValueError(msg)
+        view = view[n:]
+        offset += n
+
+
 def copy_range(src: BinaryIO, dst: BinaryIO, offset: int, count: int, *, buffer: int = 1 << 23) -> None:
     """Append ``count`` bytes of ``src`` from ``offset`` to ``dst`` (at its position).
 

@@ -29,7 +29,7 @@ from typing import BinaryIO
 import numpy as np
 
 from . import _dtypes
-from ._atomic import AtomicFile, register_source
+from ._atomic import AtomicFile, read_into, register_source
 from ._safetensors import CARRIED_KEY
 
 METADATA = "__metadata__"
@@ -159,14 +159,19 @@ class NpzReader:
         except (ValueError, zipfile.BadZipFile, EOFError, OSError) as e:
             raise _fail(self.path, f"member {info.filename!r}: {e}") from None
 
-    def bits(self, name: str) -> np.ndarray:
-        """The bits of array ``name``, read-only: mapped (stored members) or decompressed."""
+    def bits(self, name: str, *, copy: bool = False) -> np.ndarray:
+        """The bits of array ``name``: a read-only view of the mapped file (stored members), or with
+        ``copy`` a new writable array read from it; compressed members are decompressed."""
         m = self.records[name]
         if self._file is None:
             msg = f"{str(self.path)!r} is closed"
             raise ValueError(msg)
         if m.data_offset is None:
             a = self._decompress(m.info)
+        elif copy:
+            a = np.empty(m.shape[::-1] if m.fortran else m.shape, m.file_dtype)
+            read_into(self._file, a, m.data_offset)
+            return a.T if m.fortran else a
         elif math.prod(m.shape) == 0:
             a = np.empty(m.shape, m.file_dtype)
         else:
@@ -175,8 +180,23 @@ class NpzReader:
             a = flat.reshape(m.shape[::-1]).T if m.fortran else flat.reshape(m.shape)
             if m.data_offset % max(1, m.file_dtype.alignment):
                 a = a.copy()
-        a.flags.writeable = False
+        a.flags.writeable = copy
         return a
+
+    def read_into(self, name: str, out: np.ndarray) -> bool:
+        """Read array ``name``'s bytes into the C-contiguous ``out``; False where it cannot
+        (compressed or Fortran-ordered members)."""
+        m = self.records[name]
+        if self._file is None:
+            msg = f"{str(self.path)!r} is closed"
+            raise ValueError(msg)
+        nbytes = math.prod(m.shape) * m.file_dtype.itemsize
+        if m.data_offset is None or m.fortran or m.file_dtype.byteorder == ">" or not out.flags.c_contiguous:
+            return False
+        if out.size * out.dtype.itemsize != nbytes:
+            return False
+        read_into(self._file, out, m.data_offset)
+        return True
 
     def _mapping(self) -> mmap.mmap:
         if self._map is None:

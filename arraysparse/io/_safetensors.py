@@ -46,7 +46,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from . import _dtypes
-from ._atomic import AtomicFile, copy_range, register_source, write_all, write_bits
+from ._atomic import AtomicFile, copy_range, read_into, register_source, write_all, write_bits
 
 #: Largest header read (safetensors' own limit): a corrupt length cannot make us read gigabytes.
 MAX_HEADER = 100_000_000
@@ -215,11 +215,16 @@ class SafetensorsReader:
             raise
         self._map: mmap.mmap | None = None
 
-    def bits(self, name: str) -> np.ndarray:
-        """The bits of tensor ``name`` (see :mod:`._dtypes`): a read-only view of the mapped file."""
+    def bits(self, name: str, *, copy: bool = False) -> np.ndarray:
+        """The bits of tensor ``name`` (see :mod:`._dtypes`): a read-only view of the mapped file,
+        or with ``copy`` a new writable array read from the file."""
         r = self.records[name]
         dtype = _dtypes.bits_dtype(r.dtype).newbyteorder("<")
         start = self._data_start + r.begin
+        if copy:
+            a = np.empty(r.shape, dtype)
+            read_into(self._open_file(), a, start)
+            return a
         if r.nbytes == 0:
             a = np.empty(r.shape, dtype)
         else:
@@ -229,12 +234,23 @@ class SafetensorsReader:
         a.flags.writeable = False
         return a
 
+    def read_into(self, name: str, out: np.ndarray) -> bool:
+        """Read tensor ``name``'s bytes into the C-contiguous ``out`` (its bits view); True when done."""
+        r = self.records[name]
+        if not out.flags.c_contiguous or out.size * out.dtype.itemsize != r.nbytes:
+            return False
+        read_into(self._open_file(), out, self._data_start + r.begin)
+        return True
+
+    def _open_file(self) -> BinaryIO:
+        if self._file is None:
+            msg = f"{str(self.path)!r} is closed"
+            raise ValueError(msg)
+        return self._file
+
     def _mapping(self) -> mmap.mmap:
         if self._map is None:
-            if self._file is None:
-                msg = f"{str(self.path)!r} is closed"
-                raise ValueError(msg)
-            fd = self._file.fileno()
+            fd = self._open_file().fileno()
             self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
             register_source(self._map, self.path)
         return self._map

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,18 +120,29 @@ class Checkpoint(Mapping[str, Array]):
         except KeyError:
             raise KeyError(name) from None
 
-    def bits(self, name: str) -> tuple[str, np.ndarray]:
-        """``(dtype, bits)`` of a tensor: its bytes as a NumPy array, whatever the dtype (for copying
-        tensors between files without converting them)."""
+    def bits(self, name: str, *, copy: bool = False) -> tuple[str, np.ndarray]:
+        """``(dtype, bits)`` of a tensor: its bytes as a NumPy array whatever the dtype (the item's
+        unsigned integer for bfloat16 and the like), for copying tensors between files without
+        converting them. A read-only view of the file, or with ``copy`` a new writable array."""
         reader = self._reader(name)
         if self._closed:
             msg = f"checkpoint {str(self._path)!r} is closed"
             raise ValueError(msg)
-        return reader.records[name].dtype, reader.bits(name)
+        return reader.records[name].dtype, reader.bits(name, copy=copy)
 
     def __getitem__(self, name: str) -> Array:
-        dtype, bits = self.bits(name)
-        return _dtypes.from_bits(bits, dtype, self._like, what=f"tensor {name!r} of {str(self._path)!r}")
+        what = f"tensor {name!r} of {str(self._path)!r}"
+        if self._like == "torch" and sys.byteorder == "little" and not self._closed:
+            # read straight into a new tensor: no mapped pages faulted in, no second copy
+            reader = self._reader(name)
+            r = reader.records[name]
+            import torch
+
+            out = torch.empty(tuple(r.shape), dtype=_dtypes.torch_dtype(r.dtype, what=what))
+            if reader.read_into(name, _dtypes.host_bits(out, what=what)[1]):
+                return out
+        dtype, bits = self.bits(name, copy=self._like == "torch")
+        return _dtypes.from_bits(bits, dtype, self._like, what=what)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._index)
@@ -387,19 +399,31 @@ class CheckpointWriter:
 
     def add(self, name: str, array: Array, /) -> None:
         """Append one array under ``name`` (NumPy, ml_dtypes, dense CPU torch, CPU JAX)."""
-        if not self._open:
-            msg = f"the writer of {str(self.path)!r} is already committed or aborted"
-            raise ValueError(msg)
+        self._check_open()
         _check_name(name, self._names)
         dtype, bits = _bits_of(name, array, self.path)
         self._writer.add(name, dtype, bits)
 
-    def commit(self) -> Path:
-        """Write the file and put it in place; returns its path."""
+    def add_bits(self, name: str, dtype: str, bits: np.ndarray, /) -> None:
+        """Append a tensor given as ``(dtype, bits)``, as :meth:`Checkpoint.bits` and
+        :func:`arraysparse.io._dtypes.host_bits` give it: copied without converting."""
+        self._check_open()
+        _check_name(name, self._names)
+        check_not_source(self.path, source_of(bits), f"tensor {name!r}")
+        self._writer.add(name, dtype, bits)
+
+    def _check_open(self) -> None:
         if not self._open:
             msg = f"the writer of {str(self.path)!r} is already committed or aborted"
             raise ValueError(msg)
+
+    def commit(self, *, metadata: Mapping[str, str] | None = None) -> Path:
+        """Write the file and put it in place; returns its path. ``metadata`` adds to the
+        metadata given at the start (for what is known only at the end, such as a count)."""
+        self._check_open()
+        extra = _check_metadata(metadata)
         self._open = False
+        self._writer.metadata.update(extra)
         self._writer.commit()
         return self.path
 
@@ -545,8 +569,8 @@ def _stream(dest: Path, pairs: Iterable[Any], meta: dict[str, str], *, raw: bool
                 msg = f"items must yield (name, array) pairs, got {type(pair).__name__}"
                 raise TypeError(msg) from None
             if raw:  # (dtype, bits) of a checkpoint: no conversion
-                _check_name(name, w._names)
-                w._writer.add(name, *value)
+                w.add_bits(name, *value)
             else:
                 w.add(name, value)
+            del pair, value  # let the array go before the iterator makes the next one
     return dest

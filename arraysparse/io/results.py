@@ -1,5 +1,9 @@
 """save / load: compressed arrays, compressed models and model masks in a checkpoint file.
 
+:func:`save` writes an object held in memory; :class:`ModelWriter` writes a
+model entry by entry (each array to the file as it comes); :func:`load`
+reads either back.
+
 What a file holds
 -----------------
 :func:`save` writes a ``.safetensors`` or ``.npz`` checkpoint
@@ -45,7 +49,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +60,9 @@ from ..formats.base import SparseCompressionResult, SparseFormat
 from ..masks import PruningMask
 from ..patterns import PatternKind, SparsityPattern
 from . import _dtypes
-from .checkpoint import open_checkpoint, write_prepared
+from .checkpoint import CheckpointWriter, open_checkpoint, write_prepared
 
-__all__ = ["LAYOUT", "load", "save"]
+__all__ = ["LAYOUT", "ModelWriter", "load", "save"]
 
 #: The layout version this arraysparse writes, and the newest it reads.
 LAYOUT = 1
@@ -133,33 +137,26 @@ def save(path: str | os.PathLike, obj: Any, /, *, metadata: Mapping[str, str] | 
            [1., 0., 3.]])
     """
     meta = _user_metadata(metadata)
-    entries: list[dict[str, Any]] = []
     tensors: list[tuple[str, str, np.ndarray]] = []
-    owner: dict[str, str] = {}
+    layout = _Layout(lambda name, dtype, bits: tensors.append((name, dtype, bits)))
     if isinstance(obj, SparseCompressionResult):
         content = "result"
-        _add_result(entries, tensors, owner, [], obj, "obj")
+        layout.result([], obj, "obj")
     elif _is_model_mask(obj):
         content = "model_mask"
         for rec in obj.report:
-            entry = _add_mask(entries, tensors, owner, [rec.name], obj[rec.name], f"obj[{rec.name!r}]")
+            entry = layout.mask([rec.name], obj[rec.name], f"obj[{rec.name!r}]")
             entry.update(rule=rec.rule, pruned=int(rec.pruned))
     elif isinstance(obj, Mapping):
         content = "model"
-        _add_tree(entries, tensors, owner, [], obj)
+        layout.tree([], obj)
     else:
         msg = (
             "obj must be a SparseCompressionResult, a mapping of names to results / arrays / masks, "
             f"or a ModelMask; got {type(obj).__name__}"
         )
         raise TypeError(msg)
-    meta.update({
-        PREFIX + "layout": str(LAYOUT),
-        PREFIX + "version": _version(),
-        PREFIX + "content": content,
-        PREFIX + "entries": json.dumps(entries, separators=(",", ":")),
-    })
-    return write_prepared(path, tensors, meta)
+    return write_prepared(path, tensors, {**meta, **layout.metadata(content)})
 
 
 def _user_metadata(metadata: Any) -> dict[str, str]:
@@ -188,31 +185,40 @@ def _where(path: list[str]) -> str:
     return "model" + "".join(f"[{k!r}]" for k in path)
 
 
-def _tensor(tensors: list, owner: dict[str, str], name: str, value: Array, what: str) -> tuple[str, tuple[int, ...]]:
-    if name in owner:
-        msg = f"{what} and {owner[name]} would both be stored as the tensor {name!r}; rename one of them"
-        raise ValueError(msg)
-    dtype, bits = _dtypes.host_bits(value, what=what)
-    owner[name] = what
-    tensors.append((name, dtype, bits))
-    return dtype, tuple(int(s) for s in bits.shape)
+class _Layout:
+    """The entries of a file being written; each array goes to ``sink(name, dtype, bits)`` as it comes."""
 
+    def __init__(self, sink: Callable[[str, str, np.ndarray], None]):
+        self.sink = sink
+        self.entries: list[dict[str, Any]] = []
+        self.owner: dict[str, str] = {}
 
-def _add_tree(entries: list, tensors: list, owner: dict[str, str], path: list[str], tree: Mapping) -> None:
-    if not tree and path:
-        entries.append({"path": path, "kind": "mapping"})
-    for key, value in tree.items():
-        if not isinstance(key, str) or not key:
-            msg = f"model keys must be non-empty str; {_where(path)} has the key {key!r}"
-            raise TypeError(msg)
-        here = [*path, key]
-        what = _where(here)
+    def metadata(self, content: str) -> dict[str, str]:
+        return {
+            PREFIX + "layout": str(LAYOUT),
+            PREFIX + "version": _version(),
+            PREFIX + "content": content,
+            PREFIX + "entries": json.dumps(self.entries, separators=(",", ":")),
+        }
+
+    def tensor(self, name: str, value: Array, what: str) -> tuple[str, tuple[int, ...]]:
+        if name in self.owner:
+            msg = f"{what} and {self.owner[name]} would both be stored as the tensor {name!r}; rename one of them"
+            raise ValueError(msg)
+        dtype, bits = _dtypes.host_bits(value, what=what)
+        self.sink(name, dtype, bits)
+        self.owner[name] = what
+        return dtype, tuple(int(s) for s in bits.shape)
+
+    def value(self, path: list[str], value: Any) -> None:
+        """One entry of a model: a result, a mask, a sub-mapping or a dense array."""
+        what = _where(path)
         if isinstance(value, SparseCompressionResult):
-            _add_result(entries, tensors, owner, here, value, what)
+            self.result(path, value, what)
         elif isinstance(value, PruningMask):
-            _add_mask(entries, tensors, owner, here, value, what)
+            self.mask(path, value, what)
         elif isinstance(value, Mapping):
-            _add_tree(entries, tensors, owner, here, value)
+            self.tree(path, value)
         else:
             scalar = (str, bytes, int, float, complex, bool, type(None), list, tuple)
             if isinstance(value, scalar) and not isinstance(value, np.generic):  # NumPy scalars: 0-d arrays
@@ -221,42 +227,127 @@ def _add_tree(entries: list, tensors: list, owner: dict[str, str], path: list[st
                     "SparseCompressionResult and PruningMask only"
                 )
                 raise TypeError(msg)
-            dtype, shape = _tensor(tensors, owner, ".".join(here), value, what)
-            entries.append({"path": here, "kind": "dense", "tensor": ".".join(here), "dtype": dtype,
-                            "shape": list(shape)})
+            dtype, shape = self.tensor(".".join(path), value, what)
+            self.entries.append({"path": path, "kind": "dense", "tensor": ".".join(path), "dtype": dtype,
+                                 "shape": list(shape)})
+
+    def tree(self, path: list[str], tree: Mapping) -> None:
+        if not tree and path:
+            self.entries.append({"path": path, "kind": "mapping"})
+        for key, value in tree.items():
+            if not isinstance(key, str) or not key:
+                msg = f"model keys must be non-empty str; {_where(path)} has the key {key!r}"
+                raise TypeError(msg)
+            self.value([*path, key], value)
+
+    def result(self, path: list[str], r: SparseCompressionResult, what: str) -> None:
+        names = {}
+        for array_name, a in r.arrays.items():
+            tensor = ".".join([*path, array_name])
+            self.tensor(tensor, a, f"{what} ({r.format}) array {array_name!r}")
+            names[array_name] = tensor
+        try:
+            params = json.loads(json.dumps(dict(r.params)))
+        except TypeError:
+            msg = f"{what} has parameters {dict(r.params)} that are not ints and tuples; they cannot be saved"
+            raise TypeError(msg) from None
+        self.entries.append({
+            "path": path, "kind": "sparse", "format": r.format.value, "shape": list(r.shape),
+            "dtype": _dtypes.name_of(r.dtype, what=what), "params": params,
+            "nnz": getattr(r, "_nnz", None), "backend": r.backend, "arrays": names,
+        })
+
+    def mask(self, path: list[str], m: PruningMask, what: str) -> dict[str, Any]:
+        _, bits = _dtypes.host_bits(m.mask, what=what)
+        packed = np.packbits(bits.reshape(-1), bitorder="little")
+        tensor = ".".join(path)
+        self.tensor(tensor, packed, what)
+        p = m.pattern
+        pattern = {"kind": p.kind.value, "axis": p.axis, "block": list(p.block) if p.block else None,
+                   "n": p.n, "m": p.m}
+        entry = {"path": path, "kind": "mask", "tensor": tensor, "shape": list(m.shape), "pattern": pattern,
+                 "backend": backend_name(m.mask)}
+        self.entries.append(entry)
+        return entry
 
 
-def _add_result(entries: list, tensors: list, owner: dict[str, str], path: list[str],
-                r: SparseCompressionResult, what: str) -> None:
-    names = {}
-    for array_name, a in r.arrays.items():
-        tensor = ".".join([*path, array_name])
-        _tensor(tensors, owner, tensor, a, f"{what} ({r.format}) array {array_name!r}")
-        names[array_name] = tensor
-    try:
-        params = json.loads(json.dumps(dict(r.params)))
-    except TypeError:
-        msg = f"{what} has parameters {dict(r.params)} that are not ints and tuples; they cannot be saved"
-        raise TypeError(msg) from None
-    entries.append({
-        "path": path, "kind": "sparse", "format": r.format.value, "shape": list(r.shape),
-        "dtype": _dtypes.name_of(r.dtype, what=what), "params": params,
-        "nnz": getattr(r, "_nnz", None), "backend": r.backend, "arrays": names,
-    })
+class ModelWriter:
+    """Save a model one entry at a time: what :func:`save` writes for a mapping, in about one entry's memory.
 
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.safetensors`` or ``.npz`` file (written atomically, as by :func:`save`).
+    metadata : mapping of str to str, optional
+        Your own entries (keys must not start with ``"arraysparse."``).
 
-def _add_mask(entries: list, tensors: list, owner: dict[str, str], path: list[str], m: PruningMask,
-              what: str) -> dict[str, Any]:
-    dtype, bits = _dtypes.host_bits(m.mask, what=what)
-    packed = np.packbits(bits.reshape(-1), bitorder="little")
-    tensor = ".".join(path)
-    _tensor(tensors, owner, tensor, packed, what)
-    p = m.pattern
-    pattern = {"kind": p.kind.value, "axis": p.axis, "block": list(p.block) if p.block else None, "n": p.n, "m": p.m}
-    entry = {"path": path, "kind": "mask", "tensor": tensor, "shape": list(m.shape), "pattern": pattern,
-             "backend": backend_name(m.mask)}
-    entries.append(entry)
-    return entry
+    Notes
+    -----
+    :meth:`add` takes a key (one level: a dotted name such as ``"fc.weight"``
+    stays one key, as in a state_dict) or a sequence of keys (a nested
+    path), and a value as :func:`save` takes them in a model. Each array is
+    handed to a :class:`~arraysparse.io.CheckpointWriter` at once, so a
+    model can be compressed and written tensor by tensor; the layout's
+    metadata is written on :meth:`commit`. :func:`load` gives the model back
+    as nested dicts. As a context manager it commits on a clean exit and
+    aborts (leaving the destination as it was) on an exception.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os, arraysparse as asp
+    >>> from arraysparse.io import ModelWriter
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+    >>> with ModelWriter(path) as w:
+    ...     for name in ("fc1.weight", "fc2.weight"):
+    ...         w.add(name, asp.compress(np.eye(4), "csr"))
+    ...     w.add(("head", "bias"), np.zeros(4))
+    >>> back = asp.load(path)
+    >>> list(back), back["head"]
+    (['fc1.weight', 'fc2.weight', 'head'], {'bias': array([0., 0., 0., 0.])})
+    """
+
+    def __init__(self, path: str | os.PathLike, /, *, metadata: Mapping[str, str] | None = None):
+        meta = _user_metadata(metadata)
+        self._writer = CheckpointWriter(path, metadata=meta)
+        self._layout = _Layout(self._writer.add_bits)
+        self._taken: set[tuple[str, ...]] = set()
+        self._inner: set[tuple[str, ...]] = set()
+
+    @property
+    def path(self) -> Path:
+        return self._writer.path
+
+    def add(self, key: str | Sequence[str], value: Any, /) -> None:
+        """Write one entry: a SparseCompressionResult, an array, a PruningMask or a mapping of them."""
+        path = [key] if isinstance(key, str) else list(key) if isinstance(key, Sequence) else None
+        if not path or not all(isinstance(k, str) and k for k in path):
+            msg = f"key must be a non-empty str or a sequence of them, got {key!r}"
+            raise TypeError(msg)
+        here = tuple(path)
+        clash = here in self._taken or here in self._inner or any(here[:i] in self._taken for i in range(1, len(here)))
+        if clash:
+            msg = f"key {key!r} is already written (or sits inside, or above, an entry already written)"
+            raise ValueError(msg)
+        self._layout.value(path, value)
+        self._taken.add(here)
+        self._inner.update(here[:i] for i in range(1, len(here)))
+
+    def commit(self) -> Path:
+        """Write the layout's metadata, and put the file in place; returns its path."""
+        return self._writer.commit(metadata=self._layout.metadata("model"))
+
+    def abort(self) -> None:
+        """Drop everything written; the destination is left as it was."""
+        self._writer.abort()
+
+    def __enter__(self) -> ModelWriter:
+        return self
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
 
 
 # -- load -----------------------------------------------------------------------------
