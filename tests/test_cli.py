@@ -320,6 +320,14 @@ def test_cli_compress_and_decompress_round_trip(sources, tmp_path):
     loaded = asp.load(packed)
     assert isinstance(loaded[WEIGHTS[0]], asp.SparseCompressionResult)  # flat names, as in the checkpoint
     assert isinstance(loaded["layers.0.attn.bias"], np.ndarray)  # 1-D: left dense
+    with open_checkpoint(pruned) as ckpt:  # what compress_model gives in process, array for array
+        expected = asp.compress_model(ckpt, "2:4", where=lambda name, a: a.ndim >= 2 and a.dtype.kind == "f")
+        for name, value in expected.items():
+            if isinstance(value, asp.SparseCompressionResult):
+                assert loaded[name].format == value.format and loaded[name].shape == value.shape
+                assert all(same(loaded[name].arrays[k], value.arrays[k]) for k in value.arrays)
+            else:
+                assert same(loaded[name], value)
     r = cli("decompress", packed, back)
     assert r.returncode == 0, r.stderr
     with open_checkpoint(pruned) as a, open_checkpoint(back) as b:

@@ -1,17 +1,19 @@
 """``arraysparse compress`` / ``decompress``: a checkpoint to a compressed checkpoint and back.
 
-``compress`` reads the source lazily (memory-mapped) and compresses the
-selected tensors with :func:`arraysparse.compress_model`; the compressed
-model is written by :func:`arraysparse.save` (its layout, readable by
-:func:`arraysparse.load`), which needs every compressed tensor before it
-writes, so the compressed model is held in memory once. ``decompress``
-maps the compressed file (:func:`arraysparse.load`) and writes the dense
-tensors one at a time (:func:`arraysparse.io.write_checkpoint`).
+Both stream. ``compress`` reads the source lazily (memory-mapped), compresses
+each selected tensor (:func:`arraysparse.compress_model` on that one tensor:
+its checks and its errors) and hands it to an
+:class:`arraysparse.io.ModelWriter`, which writes the layout
+:func:`arraysparse.save` writes (readable by :func:`arraysparse.load`) one
+entry at a time. ``decompress`` maps the compressed file
+(:func:`arraysparse.load`) and writes the dense tensors one at a time
+(:func:`arraysparse.io.write_checkpoint`).
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import math
 import os
 from collections.abc import Iterator
@@ -21,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from ..formats import SparseCompressionResult
-from ..io import load, open_checkpoint, save, write_checkpoint
+from ..io import ModelWriter, load, open_checkpoint, write_checkpoint
 from ..model import compress_model, flatten_model
-from . import InputError
+from . import InputError, progress_wanted
 
 Array = Any
 
@@ -33,13 +35,6 @@ def _check_output(src: str, dst: str) -> None:
     if a == b or (a.is_dir() and a in b.parents):
         msg = f"the output {dst!r} is the input {src!r}; the input is never overwritten"
         raise InputError(msg)
-
-
-def _is_weight(name: str, a: Array) -> bool:
-    """The default selection: floating-point tensors of rank >= 2 (biases and norms stay dense)."""
-    kind = getattr(a.dtype, "kind", "")
-    floating = kind == "f" or "float" in str(a.dtype)
-    return floating and a.ndim >= 2
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -70,20 +65,57 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def run_compress(args: argparse.Namespace) -> int:
     _check_output(args.src, args.dst)
     params = _params(args)
+    compressed = total = dense_bytes = stored = 0
     with open_checkpoint(args.src) as ckpt:
-        where = None if args.include else _is_weight
-        packed = compress_model(ckpt, args.format, include=args.include, exclude=args.exclude, where=where, **params)
+        chosen = _chosen(ckpt, args.include, args.exclude)
         meta = {k: v for k, v in ckpt.metadata.items() if not k.startswith("arraysparse.")}
-        save(args.dst, packed, metadata=meta or None)
+        with ModelWriter(args.dst, metadata=meta or None) as writer:
+            for name in _with_progress(list(ckpt), args):
+                value = ckpt[name]
+                total += 1
+                if name in chosen:
+                    value = compress_model({name: value}, args.format, **params)[name]
+                    compressed += 1
+                    dense_bytes += value.dense_nbytes
+                    stored += value.nbytes
+                writer.add(name, value)
+                del value
     if not args.quiet:
-        flat = flatten_model(packed)
-        done = [v for v in flat.values() if isinstance(v, SparseCompressionResult)]
-        dense = sum(v.dense_nbytes for v in done)
-        stored = sum(v.nbytes for v in done)
-        size = os.path.getsize(args.dst) if os.path.isfile(args.dst) else 0
-        print(f"wrote {args.dst} ({size} bytes): {len(done)} of {len(flat)} tensors in {args.format}, "
-              f"{dense} -> {stored} bytes ({dense / stored if stored else math.inf:.2f}x)")
+        size = os.path.getsize(args.dst)
+        ratio = dense_bytes / stored if stored else math.inf
+        print(f"wrote {args.dst} ({size} bytes): {compressed} of {total} tensors in {args.format}, "
+              f"{dense_bytes} -> {stored} bytes ({ratio:.2f}x)")
     return 0
+
+
+def _chosen(ckpt: Any, include: list[str] | None, exclude: list[str] | None) -> set[str]:
+    """The tensors to compress: those ``include`` matches (default: floating-point tensors of rank
+    >= 2) that ``exclude`` does not; a pattern that matches no tensor is an error."""
+    names = list(ckpt)
+    for what, patterns in (("--include", include or []), ("--exclude", exclude or [])):
+        for p in patterns:
+            if not any(fnmatch.fnmatchcase(n, p) for n in names):
+                msg = f"{what} {p!r} matches no tensor of {ckpt.path}"
+                raise InputError(msg)
+    chosen = set()
+    for n in names:
+        info = ckpt.info(n)
+        if include:
+            picked = any(fnmatch.fnmatchcase(n, p) for p in include)
+        else:
+            picked = "float" in info.dtype and len(info.shape) >= 2
+        if picked and not any(fnmatch.fnmatchcase(n, p) for p in exclude or []):
+            chosen.add(n)
+    return chosen
+
+
+def _with_progress(names: list[str], args: argparse.Namespace) -> Iterator[str]:
+    if not progress_wanted(args):
+        yield from names
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(names, desc="compress", unit="tensor", leave=False)
 
 
 def run_decompress(args: argparse.Namespace) -> int:
