@@ -364,6 +364,24 @@ def test_cli_demo(tmp_path):
         assert digest(out) == digest(Path(row["path"])), row["label"]
 
 
+def test_demo_build_remakes_the_shipped_files(tmp_path):
+    """The script that made the shipped model and digits makes them again (same digits; same weights
+    here, close anywhere: another BLAS may round the training's sums differently)."""
+    pytest.importorskip("sklearn")
+    from arraysparse.demo import DATA_PATH, load_model
+    from arraysparse.demo.build import build
+
+    model_path, data_path, acc = build(tmp_path)
+    with np.load(data_path) as new, np.load(DATA_PATH) as shipped:
+        assert sorted(new) == sorted(shipped) and all(same(new[k], shipped[k]) for k in new)
+    new_model, shipped_model = load_model(model_path), load_model(MODEL_PATH)
+    for layer, params in shipped_model.items():
+        for key, value in params.items():
+            np.testing.assert_allclose(new_model[layer][key], value, rtol=1e-4, atol=1e-5)
+    with open_checkpoint(MODEL_PATH) as ckpt:
+        assert f"test accuracy {acc:.4f}" in ckpt.metadata["arraysparse.demo"]
+
+
 def test_cli_start_up_imports_nothing_heavy(sources, tmp_path):
     """Parsing and a quiet prune load neither matplotlib, tqdm nor torch."""
     code = textwrap.dedent(f"""
