@@ -183,6 +183,25 @@ def test_prune_checkpoint_progress_bars(sources, capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16])
+def test_prune_checkpoint_refuses_nan_and_sources_that_change(dtype):
+    rng = np.random.default_rng(4)
+    data = {f"w{i}": rng.standard_normal((16, 32)).astype(dtype) for i in range(3)}
+    data["w1"][2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"src\['w1'\] contains 1 NaN"):
+        asp.prune_checkpoint(data, {}, 0.5)
+    data["w1"][2, 3] = 1.0
+
+    class Drifting(Counted):  # another value on every read
+        def __array__(self, dtype=None, copy=None):
+            super().__array__()
+            return self.a * (1 + self.reads[self.name])
+
+    count = dict.fromkeys(data, 0)
+    with pytest.raises(ValueError, match="changed between the passes"):
+        asp.prune_checkpoint({n: Drifting(a, count, n) for n, a in data.items()}, {}, 0.5)
+
+
 def test_prune_checkpoint_reference_backend():
     """Arrays no kernel takes (array-api-strict) stream through the standard-only selection."""
     xps = pytest.importorskip("array_api_strict")
