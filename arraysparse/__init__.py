@@ -98,6 +98,7 @@ from .model import (
     flatten_model,
     global_mask,
     layer_masks,
+    prune_checkpoint,
     prune_model,
     unflatten_model,
 )
@@ -190,6 +191,7 @@ __all__ = [
     "nm_mask",
     "positions_from_cutlass_meta",
     "precompile",
+    "prune_checkpoint",
     "prune_model",
     "random_mask",
     "random_scores",

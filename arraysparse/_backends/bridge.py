@@ -65,6 +65,18 @@ def host_view(x: Array, *, widen: bool = False) -> np.ndarray | None:
     return None
 
 
+def host_dtype(dtype: Any) -> np.dtype:
+    """The dtype of ``host_view(x, widen=True)`` for an ``x`` of ``dtype`` (NumPy's, the
+    ``ml_dtypes`` ones or torch's), known without the array: what a streamed array will rank as."""
+    if type(dtype).__module__.split(".")[0] == "torch":
+        import torch
+
+        return np.dtype(np.float32) if dtype == torch.bfloat16 else torch.empty(0, dtype=dtype).numpy().dtype
+    d = np.dtype(dtype)
+    ml = _compat.ml_dtype(d)
+    return np.dtype(ml.wide) if ml is not None else d.newbyteorder("=")
+
+
 def _numpy_view(x: np.ndarray, widen: bool = False) -> np.ndarray:
     a = np.asarray(x)
     ml = _compat.ml_dtype(a.dtype)
