@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io._atomic import AtomicFile
 from ..masks import PruningMask
 
 Array = Any
@@ -50,14 +50,8 @@ def _figure_class() -> Any:
 def save(fig: Any, path: Path) -> Path:
     """Write ``fig`` as a PNG atomically (a temporary file in the same directory, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with AtomicFile(path) as out:
+        fig.savefig(out.file, format="png", dpi=100)
     return path
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..io import write_checkpoint
+from ..io._atomic import AtomicFile
 from .mlp import FULL, Config, Data, accuracy, split_digits, standardisation, train_dense
 
 HERE = Path(__file__).resolve().parent
@@ -46,17 +46,11 @@ def build(out_dir: str | os.PathLike = HERE, config: Config = FULL) -> tuple[Pat
                             f"{config.epochs} epochs); test accuracy {acc:.4f}",
     })
     data_path = out / "digits_data.npz"
-    fd, tmp = tempfile.mkstemp(prefix=".digits_data.", suffix=".npz", dir=out)
-    os.close(fd)
-    try:
+    with AtomicFile(data_path) as f:
         np.savez_compressed(
-            tmp, x_calib=x_train.astype(np.uint8), x_test=x_test.astype(np.uint8), y_test=y_test.astype(np.uint8),
+            f.file, x_calib=x_train.astype(np.uint8), x_test=x_test.astype(np.uint8), y_test=y_test.astype(np.uint8),
             mean=mean, std=std,
         )
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make a package file only its builder can read
-        os.replace(tmp, data_path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return model_path, data_path, acc
 
 
