@@ -11,8 +11,10 @@ backend         arrays                              implementation
 ``host``        NumPy, dense CPU torch              Numba kernels: :mod:`.host`,
                                                     :mod:`.host_formats`, on the views of
                                                     :mod:`.bridge` (no copy)
-``cuda``        CuPy, torch on CUDA                 slot, not written: CUDA kernels through
-                                                    :func:`.bridge.device_view` (DLPack)
+``cuda``        CuPy, dense torch on CUDA (with     CUDA kernels: :mod:`.cuda`, on the views
+                CuPy installed)                     of :func:`.bridge.device_view` (DLPack,
+                                                    no copy); jobs without a kernel run the
+                                                    reference on the device
 ``dask``        dask arrays                         slot, not written: blockwise over the
                                                     other backends
 ``reference``   everything else (JAX,               standard-only: :mod:`.reference`,
@@ -20,7 +22,8 @@ backend         arrays                              implementation
 ==============  ==================================  =========================================
 
 A job whose inputs the chosen backend cannot take (complex128 formats on the
-host, empty norms) runs the reference. Nothing outside this package imports
+host or the device, empty norms) or that has no CUDA kernel (ELL, DIA,
+SparseGPT, calibration) runs the reference. Nothing outside this package imports
 a kernel module; the kernel modules load on a job's first use.
 
 NaN scores raise here, with their count, whichever implementation ran
@@ -38,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .._compat import isdtype
-from . import bridge, host, host_formats, reference, reference_formats
+from . import bridge, cuda, host, host_formats, reference, reference_formats
 from .shared import Violation
 
 __all__ = [
@@ -90,7 +93,7 @@ Array = Any
 #: standard-only ``"reference"``.
 _SLOTS: dict[str, Callable[[Array], bool] | None] = {
     "host": bridge.is_host,
-    "cuda": None,  # CuPy and torch-CUDA arrays, through bridge.device_view; kernels in _kernels/cuda
+    "cuda": bridge.is_device,
     "dask": None,  # dask arrays, blockwise over the backend of their chunks
 }
 
@@ -115,8 +118,11 @@ def _raise_nan(name: str, count: int) -> None:
 # -- NaN count, selection, norms ------------------------------------------------------------
 def count_nan(xp: ModuleType, x: Array) -> int:
     """Number of NaN values in ``x`` (0 for integer dtypes)."""
-    if _choose(x) == "host":
+    backend = _choose(x)
+    if backend == "host":
         return host.count_nan(x)
+    if backend == "cuda":
+        return cuda.count_nan(x)
     return reference.count_nan(xp, x)
 
 
@@ -125,8 +131,11 @@ def topk_keep(xp: ModuleType, x: Array, n_prune: int, *, magnitude: bool, name: 
 
     ``name`` names ``x`` in the error NaN values raise.
     """
-    if _choose(x) == "host":
+    backend = _choose(x)
+    if backend == "host":
         keep, nans = host.topk_keep(x, n_prune, magnitude)
+    elif backend == "cuda":
+        keep, nans = cuda.topk_keep(x, n_prune, magnitude)
     else:
         nans = reference.count_nan(xp, x)
         keep = None if nans else reference.topk_keep(xp, x, n_prune, magnitude)
@@ -137,8 +146,11 @@ def topk_keep(xp: ModuleType, x: Array, n_prune: int, *, magnitude: bool, name: 
 
 def nm_keep(xp: ModuleType, x: Array, n: int, m: int, axis: int, *, magnitude: bool, name: str) -> Array:
     """Keep-mask with ``n`` zeros in each group of ``m`` along ``axis`` (ties: lower position first)."""
-    if _choose(x) == "host":
+    backend = _choose(x)
+    if backend == "host":
         keep, nans = host.nm_keep(x, n, m, axis, magnitude)
+    elif backend == "cuda":
+        keep, nans = cuda.nm_keep(x, n, m, axis, magnitude)
     else:
         nans = reference.count_nan(xp, x)
         keep = None if nans else reference.nm_keep(xp, x, n, m, axis, magnitude)

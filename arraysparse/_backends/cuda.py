@@ -1,0 +1,120 @@
+"""The CUDA backend: CuPy arrays and CUDA torch tensors through the CUDA kernels, on their device.
+
+Each job opens a :func:`session` on the device of its arrays (the caller's
+device and stream current: torch's current stream for torch tensors, CuPy's
+for CuPy arrays), views the arrays through :func:`.bridge.device_view`
+(DLPack, no copy; bfloat16 as its 16-bit words), runs a launch plan of
+:mod:`arraysparse._kernels.cuda.plans` and hands the results back with
+:func:`.bridge.wrap_device` in the caller's library, dtype and device. Nothing
+goes through the host but the counts a plan reads back to size its outputs
+(and the NaN count every selection reports).
+
+The seam (:mod:`arraysparse._backends`) sends a job here only when its arrays
+are device arrays and a kernel exists for it (:func:`supports_values`); the
+jobs without one (ELL, DIA, SparseGPT, calibration) run the standard-only
+code on the device. Importing this module imports neither CuPy nor a kernel
+module.
+
+The test suite replaces :func:`session` with one whose device is the host
+emulation of the kernels (:mod:`arraysparse._kernels.cuda.emulate`), so this
+module, the plans and the kernels run end to end on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from . import bridge
+
+Array = Any
+
+_UNSIGNED = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
+
+
+def dtype_name(x: Array) -> str:
+    """``x``'s dtype by name, the same for every library (``"bfloat16"``, ``"float32"``, ``"bool"``)."""
+    return str(x.dtype).removeprefix("torch.")
+
+
+def supports_values(x: Array) -> bool:
+    """Whether the kernels move ``x``'s items (at most 8 bytes: complex128 runs the reference)."""
+    return getattr(x.dtype, "itemsize", 0) <= bridge.MAX_ITEMSIZE
+
+
+class Session:
+    """One job on one device: the launch device, the way in and the way out."""
+
+    def __init__(self, dev: Any, view: Callable[[Array], Any], wrap: Callable[..., Array]):
+        self.dev = dev
+        self._view = view
+        self._wrap = wrap
+
+    @property
+    def xp(self) -> Any:
+        return self.dev.xp
+
+    def bits(self, x: Array) -> Any:
+        """``x`` on the device as C-contiguous unsigned integers of its item width (a view
+        where it is contiguous already)."""
+        v = self.xp.ascontiguousarray(self._view(x))
+        return v.view(_UNSIGNED[v.dtype.itemsize])
+
+    def array(self, x: Array) -> Any:
+        """``x`` (an index or byte array of a result) on the device, C-contiguous."""
+        return self.xp.ascontiguousarray(self._view(x))
+
+    def back(self, a: Any, like: Array, dtype: Any = None) -> Array:
+        """A plan's result as an array of ``like``'s library (``dtype`` reinterprets the bits)."""
+        return self._wrap(a, like, dtype)
+
+
+@contextmanager
+def session(x: Array) -> Iterator[Session]:
+    """The session of a job on ``x``'s device (replaced by the tests' emulated one)."""
+    from .._kernels.cuda import loader
+
+    with loader.session(x) as dev:
+        yield Session(dev, bridge.device_view, bridge.wrap_device)
+
+
+def _keys(x: Array, magnitude: bool) -> Any:
+    from .._kernels.cuda.plans import Keys
+
+    return Keys.of(dtype_name(x), magnitude)
+
+
+def _as_3d(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
+
+
+# -- NaN count, selection -----------------------------------------------------------------
+def count_nan(x: Array) -> int:
+    """Number of NaN values in ``x`` (0 for integer dtypes)."""
+    from .._kernels.cuda import plans
+
+    if not dtype_name(x).startswith(("float", "bfloat")):
+        return 0
+    with session(x) as s:
+        return plans.nan_count(s.dev, s.bits(x), _keys(x, False))
+
+
+def topk_keep(x: Array, n_prune: int, magnitude: bool) -> tuple[Array, int]:
+    """``(keep, nan_count)``: the keep-mask pruning ``n_prune`` smallest values."""
+    from .._kernels.cuda import plans
+
+    with session(x) as s:
+        keep, nans = plans.topk_keep(s.dev, s.bits(x), n_prune, _keys(x, magnitude))
+        return s.back(keep.reshape(tuple(x.shape)), x), nans
+
+
+def nm_keep(x: Array, n: int, m: int, axis: int, magnitude: bool) -> tuple[Array, int]:
+    """``(keep, nan_count)``: ``n`` zeros in each group of ``m`` along ``axis``."""
+    from .._kernels.cuda import plans
+
+    with session(x) as s:
+        bits = s.bits(x)
+        keep, nans = plans.nm_keep(s.dev, bits, _as_3d(tuple(x.shape), axis), n, m, _keys(x, magnitude))
+        return s.back(keep.reshape(tuple(x.shape)), x), nans

@@ -1,0 +1,137 @@
+"""The CUDA backend behind the seam.
+
+Without a GPU the backend runs end to end on the host emulation of its
+kernels: the seam is told to send host arrays to the ``cuda`` slot and the
+backend's session is given the emulated device with the host's views, so the
+public functions go through ``_backends/cuda.py``, the launch plans and the
+kernel sources, and must answer exactly as the CPU kernels do. On a GPU
+(``pytest -m cuda``) the same comparisons run on CuPy and CUDA torch arrays.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+import arraysparse as asp
+from arraysparse import _backends
+from arraysparse._backends import bridge, cuda
+from tests.cuda_emulation import emulator
+
+
+@pytest.fixture
+def on_emulated_cuda(monkeypatch):
+    """Call it to route host arrays through the CUDA backend on the emulated device."""
+
+    def enable():
+        dev = emulator()
+
+        @contextmanager
+        def session(x):
+            yield cuda.Session(dev, bridge.host_view, bridge.wrap)
+
+        monkeypatch.setitem(_backends._SLOTS, "host", None)
+        monkeypatch.setitem(_backends._SLOTS, "cuda", bridge.is_host)
+        monkeypatch.setattr(cuda, "session", session)
+        return dev
+
+    return enable
+
+
+def test_import_and_cpu_use_never_load_cupy_or_the_cuda_kernels():
+    code = (
+        "import sys, numpy as np, arraysparse as asp\n"
+        "x = np.arange(64, dtype=np.float32).reshape(8, 8)\n"
+        "asp.nm_mask(x, 2, 4); asp.topk_mask(x, 0.5); asp.compress(x, 'csr')\n"
+        "bad = [m for m in sys.modules if m == 'cupy' or m.startswith(('cupy.', 'arraysparse._kernels.cuda'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_host_arrays_are_not_device_arrays():
+    torch = pytest.importorskip("torch")
+    assert not bridge.is_device(np.zeros(3))
+    assert not bridge.is_device(torch.zeros(3))
+    assert bridge.device_view(np.zeros(3)) is None
+    assert _backends._choose(np.zeros(3)) == "host"
+
+
+def test_masks_through_the_cuda_backend(on_emulated_cuda):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((48, 64)).astype(np.float32)
+    wt = torch.from_numpy(rng.standard_normal((16, 48))).to(torch.bfloat16)
+    expect = [
+        asp.nm_mask(w, 2, 4, magnitude=True).mask,
+        asp.nm_mask(w, 20, 48, axis=0).mask,
+        asp.topk_mask(w, 0.5, magnitude=True).mask,
+        asp.nm_mask(wt, 4, 8).mask,
+        asp.topk_mask(wt, 0.3).mask,
+    ]
+    dev = on_emulated_cuda()
+    got = [
+        asp.nm_mask(w, 2, 4, magnitude=True).mask,
+        asp.nm_mask(w, 20, 48, axis=0).mask,
+        asp.topk_mask(w, 0.5, magnitude=True).mask,
+        asp.nm_mask(wt, 4, 8).mask,
+        asp.topk_mask(wt, 0.3).mask,
+    ]
+    assert dev.launches  # the kernels ran
+    for e, g in zip(expect, got):
+        assert type(e) is type(g)
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(e))
+
+
+def test_nan_scores_raise_with_their_count_on_the_cuda_backend(on_emulated_cuda):
+    on_emulated_cuda()
+    s = np.ones((8, 16), np.float32)
+    s[2, 3] = s[5, 9] = np.nan
+    with pytest.raises(ValueError, match="2 NaN"):
+        asp.topk_mask(s, 0.5)
+    with pytest.raises(ValueError, match="2 NaN"):
+        asp.nm_mask(s, 2, 4)
+
+
+def _gpu_reason():
+    try:
+        import cupy
+
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # noqa: BLE001 - no cupy, driver or device
+        return f"no CUDA device for cupy ({type(e).__name__})"
+    return None
+
+
+gpu = pytest.mark.skipif(_gpu_reason() is not None, reason=str(_gpu_reason()))
+
+
+@pytest.mark.cuda
+@gpu
+@pytest.mark.parametrize("lib", ["cupy", "torch"])
+def test_gpu_masks_equal_the_cpu_kernels(lib):
+    import cupy
+
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((256, 512)).astype(np.float32)
+
+    def dev(a):
+        if lib == "cupy":
+            return cupy.asarray(a)
+        import torch
+
+        return torch.from_numpy(a).cuda()
+
+    def host(a):
+        return cupy.asnumpy(a) if lib == "cupy" else a.cpu().numpy()
+
+    for fn in (
+        lambda a: asp.nm_mask(a, 2, 4, magnitude=True).mask,
+        lambda a: asp.nm_mask(a, 100, 256).mask,
+        lambda a: asp.topk_mask(a, 0.5, magnitude=True).mask,
+    ):
+        np.testing.assert_array_equal(host(fn(dev(w))), fn(w))

@@ -1,0 +1,180 @@
+"""The CUDA kernels, without a GPU: every instance compiles with NVRTC, and every plan run on
+the host emulation equals the CPU kernels bit for bit.
+
+The emulation runs each plan exactly as a GPU would (grids, blocks, scratch,
+scans); the inputs are small but sized to take every launch path: several
+blocks with a partial last one, the register and the block N:M kernels,
+ties across chunks, NaN, empty and degenerate counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arraysparse._backends import host
+from arraysparse._kernels.cuda import instances, nvrtc, plans
+from tests.cuda_emulation import emulator, keys_of, launched
+
+ARCHS = ("sm_80", "sm_90")
+
+
+# -- NVRTC: every source and instance compiles for sm_80 and sm_90 --------------------------
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("source", sorted(instances.INSTANCES))
+def test_nvrtc_compiles_every_instance(source, arch):
+    try:
+        nvrtc.version()
+    except nvrtc.NvrtcUnavailable as e:
+        pytest.skip(str(e))
+    done = nvrtc.compile_cached(source, arch)
+    assert done.cubin_bytes > 0
+    assert set(done.lowered) == set(instances.INSTANCES[source])
+    assert all(low.startswith("_Z") for low in done.lowered.values())
+
+
+def test_every_source_is_registered_and_shipped():
+    sources = {p.name for p in instances.DIRECTORY.glob("*.cu")}
+    assert sources == set(instances.INSTANCES)
+    for source in sources:
+        assert "#include" not in instances.source_text(source)  # NVRTC has no headers to find
+
+
+def test_an_unlisted_instance_is_refused():
+    dev = emulator()
+    with pytest.raises(KeyError, match="not listed"):
+        dev.launch("nm.cu", "asp::nm_keep_small<unsigned int, 64>", 1, 32, ())
+
+
+def test_a_wrong_argument_type_is_caught_before_the_launch():
+    dev = emulator()
+    x = np.zeros(4, np.uint32)
+    count = np.zeros(1, np.uint64)
+    with pytest.raises(TypeError, match="argument 1 is a 8-byte value"):
+        dev.launch("select.cu", "asp::nan_count<unsigned int>", 1, 32, (x, np.int32(4), np.uint32(0), count))
+    with pytest.raises(TypeError, match="points to 4-byte items"):
+        dev.launch("select.cu", "asp::nan_count<unsigned int>", 1, 32, (x.view(np.uint16), np.int64(4), np.uint32(0), count))
+
+
+# -- N:M keep mask ------------------------------------------------------------------------
+def _nm_case(x, n, m, axis, magnitude):
+    dev = emulator()
+    ax = axis % x.ndim
+    shape = tuple(x.shape)
+    bits, keys = keys_of(x, magnitude)
+    s3 = (int(np.prod(shape[:ax])), shape[ax], int(np.prod(shape[ax + 1 :])))
+    keep, nans = plans.nm_keep(dev, bits.reshape(shape), s3, n, m, keys)
+    ref, ref_nans = host.nm_keep(x, n, m, ax, magnitude)
+    np.testing.assert_array_equal(keep, np.asarray(ref))
+    assert nans == ref_nans
+    return dev
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis", "n", "m", "dtype"),
+    [
+        ((40, 64), -1, 2, 4, np.float32),  # the register kernel over several blocks (2560 / 4 groups)
+        ((5, 30, 7), 1, 3, 5, np.float64),  # m not a power of two, groups along an inner axis
+        ((9, 96), -1, 16, 32, np.int16),  # MAXM = 32
+        ((6, 48), 0, 1, 3, np.uint8),  # axis 0
+        ((3, 200, 2), 1, 70, 100, np.float32),  # the block kernel, inner axis, partial warp of a group
+        ((4, 600), -1, 299, 300, np.int64),  # the block kernel, 64-bit keys, block wider than a pass
+        ((2, 4, 8), -1, 0, 8, np.float32),  # nothing pruned
+        ((2, 4, 8), -1, 8, 8, np.float32),  # everything pruned
+        ((0, 8), -1, 2, 4, np.float32),  # empty
+    ],
+)
+def test_nm_keep_equals_cpu(shape, axis, n, m, dtype):
+    rng = np.random.default_rng(sum(shape) + n + m)
+    x = (rng.standard_normal(shape) * 40).astype(dtype)
+    if x.size:
+        x.reshape(-1)[::3] = x.reshape(-1)[0]  # ties inside groups
+    _nm_case(x, n, m, axis, True)
+    _nm_case(x, n, m, axis, False)
+
+
+def test_nm_keep_ties_and_signed_zeros():
+    x = np.array([[0.0, -0.0, 1.0, -1.0, 2.0, 2.0, -2.0, 2.0] * 4], np.float32)
+    _nm_case(x, 2, 4, -1, True)
+    _nm_case(x, 2, 4, -1, False)
+    _nm_case(np.tile(x, (1, 5)), 20, 40, -1, True)  # the block kernel
+
+
+def test_nm_keep_half_precision():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal((16, 64)).astype(np.float32)
+    _nm_case(v.astype(np.float16), 2, 4, -1, True)
+    _nm_case(torch.from_numpy(v).to(torch.bfloat16), 3, 8, -1, False)
+    _nm_case(torch.from_numpy(np.repeat(v, 2, axis=1)).to(torch.bfloat16), 40, 64, -1, True)
+
+
+@pytest.mark.parametrize("m", [4, 64])
+def test_nm_keep_counts_nan(m):
+    x = np.random.default_rng(0).standard_normal((8, 128)).astype(np.float32)
+    x[1, 5] = x[7, 100] = np.nan
+    dev = _nm_case(x, m // 2, m, -1, True)
+    assert "asp::nan_count" in launched(dev)
+
+
+# -- NaN count ----------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_nan_count(dtype):
+    dev = emulator()
+    x = np.random.default_rng(1).standard_normal(9000).astype(dtype)
+    x[[0, 17, 4096, 8999]] = np.nan
+    x[5] = -np.nan
+    x[6] = np.inf
+    x[7] = -np.inf
+    bits, keys = keys_of(x, False)
+    assert plans.nan_count(dev, bits, keys) == 5
+
+
+# -- exact top-k --------------------------------------------------------------------------
+def _topk_case(x, k, magnitude):
+    dev = emulator()
+    bits, keys = keys_of(x, magnitude)
+    keep, nans = plans.topk_keep(dev, bits, k, keys)
+    ref, ref_nans = host.topk_keep(x, k, magnitude)
+    assert nans == ref_nans
+    if not nans:
+        np.testing.assert_array_equal(keep.reshape(np.shape(ref)), np.asarray(ref))
+    return dev
+
+
+@pytest.mark.parametrize(
+    ("n", "dtype", "k"),
+    [
+        (10000, np.float32, 5000),  # three chunks, the last partial; three levels of 11, 11, 10 bits
+        (9001, np.float16, 4500),  # 16-bit keys: two levels
+        (12345, np.int8, 6000),  # one level, heavy ties across every chunk
+        (5000, np.float64, 1),  # six levels
+        (7000, np.uint16, 6999),
+        (4097, np.int32, 2048),
+        (64, np.float32, 0),
+        (64, np.float32, 64),
+    ],
+)
+def test_topk_keep_equals_cpu(n, dtype, k):
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * 50).astype(dtype)
+    x[::5] = x[0]
+    _topk_case(x, k, True)
+    _topk_case(x, k, False)
+
+
+def test_topk_ties_span_chunks():
+    # one value everywhere but a few: the cut falls inside the run of equal keys, whose
+    # quota is split across chunks (one chunk prunes some, later ones none)
+    x = np.full(3 * plans.CHUNK + 77, 1.5, np.float32)
+    x[[3, 9000, 12000]] = [0.5, 2.5, -0.0]
+    for k in (1, 2, plans.CHUNK + 5, 2 * plans.CHUNK, x.size - 1):
+        _topk_case(x, k, False)
+
+
+def test_topk_counts_nan_and_bfloat16():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(2).standard_normal(5000).astype(np.float32)
+    x[[1, 2, 4999]] = np.nan
+    _topk_case(x, 2500, True)
+    _topk_case(torch.from_numpy(np.random.default_rng(4).standard_normal(6000)).to(torch.bfloat16), 3000, True)
