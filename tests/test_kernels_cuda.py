@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arraysparse._backends import host
+from arraysparse._backends import Counted, host, host_formats
+from arraysparse._kernels.cpu.sparse import value_bits
 from arraysparse._kernels.cuda import instances, nvrtc, plans
 from tests.cuda_emulation import emulator, keys_of, launched
 
@@ -145,12 +146,12 @@ def _topk_case(x, k, magnitude):
 @pytest.mark.parametrize(
     ("n", "dtype", "k"),
     [
-        (10000, np.float32, 5000),  # three chunks, the last partial; three levels of 11, 11, 10 bits
-        (9001, np.float16, 4500),  # 16-bit keys: two levels
-        (12345, np.int8, 6000),  # one level, heavy ties across every chunk
-        (5000, np.float64, 1),  # six levels
-        (7000, np.uint16, 6999),
-        (4097, np.int32, 2048),
+        (5000, np.float32, 2500),  # several chunks, the last partial; three levels of 11, 11, 10 bits
+        (3001, np.float16, 1500),  # 16-bit keys: two levels
+        (4321, np.int8, 2000),  # one level, heavy ties across every chunk
+        (2000, np.float64, 1),  # six levels
+        (3000, np.uint16, 2999),
+        (1025, np.int32, 512),
         (64, np.float32, 0),
         (64, np.float32, 64),
     ],
@@ -167,7 +168,7 @@ def test_topk_ties_span_chunks():
     # one value everywhere but a few: the cut falls inside the run of equal keys, whose
     # quota is split across chunks (one chunk prunes some, later ones none)
     x = np.full(3 * plans.CHUNK + 77, 1.5, np.float32)
-    x[[3, 9000, 12000]] = [0.5, 2.5, -0.0]
+    x[[3, 2000, 3000]] = [0.5, 2.5, -0.0]
     for k in (1, 2, plans.CHUNK + 5, 2 * plans.CHUNK, x.size - 1):
         _topk_case(x, k, False)
 
@@ -178,3 +179,114 @@ def test_topk_counts_nan_and_bfloat16():
     x[[1, 2, 4999]] = np.nan
     _topk_case(x, 2500, True)
     _topk_case(torch.from_numpy(np.random.default_rng(4).standard_normal(6000)).to(torch.bfloat16), 3000, True)
+
+
+# -- CSR, COO, CSC, BSR, bitmask ----------------------------------------------------------
+
+
+def _sparse_matrix(shape, dtype, density, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 30).astype(dtype)
+    x[rng.random(shape) >= density] = 0
+    if np.dtype(dtype).kind == "f" and x.size > 8:
+        x.reshape(-1)[1] = -0.0  # a zero
+        x.reshape(-1)[2] = np.nan  # a non-zero
+    return x
+
+
+def _bits_and_mask(x):
+    u, mask = value_bits(np.ascontiguousarray(x))
+    return u, int(mask)
+
+
+def _stored(u, nz):
+    """What a decoder gives back: the stored bits, zeros (-0.0 included) as +0."""
+    return np.where((u & u.dtype.type(nz)) != 0, u, u.dtype.type(0))
+
+
+SPARSE_CASES = [
+    ((23, 130), np.float32, 0.3),  # several chunks, the last partial, rows across chunks
+    ((3, 1100), np.float16, 0.05),  # a row longer than a chunk
+    ((40, 40), np.int8, 0.9),
+    ((33, 17), np.float64, 0.5),
+    ((3, 5), np.uint16, 0.0),  # nothing stored
+    ((0, 7), np.float32, 0.5),
+    ((6, 0), np.float32, 0.5),
+]
+
+
+@pytest.mark.parametrize(("shape", "dtype", "density"), SPARSE_CASES)
+@pytest.mark.parametrize("index", ["int32", "int64"])
+def test_csr_coo_equal_cpu(shape, dtype, density, index):
+    dev = emulator()
+    x = _sparse_matrix(shape, dtype, density)
+    u, nz = _bits_and_mask(x)
+    chunks = plans.chunk_count(dev, u, nz)
+    nnz, state = host_formats.count_rows(x)
+    assert chunks.nnz == nnz
+    for coo in (False, True):
+        got = plans.encode_csr(dev, u, nz, chunks, index, coo)
+        want = host_formats.encode_csr(Counted("host", nnz, state), index, coo=coo)
+        for g, w in zip(got, want):
+            assert g.dtype == np.asarray(w).view(g.dtype).dtype
+            np.testing.assert_array_equal(g, np.asarray(w).view(g.dtype))
+        fmt = "coo" if coo else "csr"
+        arrays = dict(zip(("row", "col", "data") if coo else ("indptr", "indices", "data"), got))
+        np.testing.assert_array_equal(plans.decode_compressed(dev, fmt, arrays, shape, u.dtype), _stored(u, nz))
+
+
+@pytest.mark.parametrize(("shape", "dtype", "density"), [*SPARSE_CASES, ((600, 3), np.float32, 0.4)])
+def test_csc_equals_cpu(shape, dtype, density):
+    dev = emulator()
+    x = _sparse_matrix(shape, dtype, density, seed=1)
+    u, nz = _bits_and_mask(x)
+    chunks = plans.csc_count(dev, u, nz)
+    nnz, state = host_formats.count_cols(x)
+    assert chunks.nnz == nnz
+    got = plans.encode_csc(dev, u, nz, chunks, "int32")
+    want = host_formats.encode_csc(Counted("host", nnz, state), "int32")
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, np.asarray(w).view(g.dtype))
+    arrays = dict(zip(("indptr", "indices", "data"), got))
+    np.testing.assert_array_equal(plans.decode_compressed(dev, "csc", arrays, shape, u.dtype), _stored(u, nz))
+
+
+@pytest.mark.parametrize(
+    ("shape", "block", "dtype", "density"),
+    [
+        ((64, 96), (4, 4), np.float32, 0.02),  # most blocks empty
+        ((8, 1200), (2, 1), np.float16, 0.3),  # 4800 flags: several chunks of the compaction
+        ((30, 20), (5, 10), np.int64, 0.05),
+        ((16, 16), (16, 16), np.float32, 0.0),
+        ((0, 8), (2, 2), np.float32, 0.5),
+    ],
+)
+def test_bsr_equals_cpu(shape, block, dtype, density):
+    dev = emulator()
+    x = _sparse_matrix(shape, dtype, density, seed=2)
+    u, nz = _bits_and_mask(x)
+    blocks = plans.count_blocks(dev, u, nz, block)
+    nnz, state = host_formats.count_blocks(x, *block)
+    assert blocks.chunks.nnz == nnz
+    got = plans.encode_bsr(dev, u, blocks, "int64")
+    want = host_formats.encode_bsr(Counted("host", nnz, state), "int64")
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, np.asarray(w).view(g.dtype))
+    arrays = dict(zip(("indptr", "indices", "data"), got))
+    br, bc = block
+    kept = (_stored(u, nz) != 0).reshape(shape[0] // br, br, shape[1] // bc, bc).any(axis=(1, 3))
+    whole = np.repeat(np.repeat(kept, br, axis=0), bc, axis=1)  # blocks are kept whole
+    np.testing.assert_array_equal(plans.decode_bsr(dev, arrays, shape, u.dtype), np.where(whole, u, 0))
+
+
+@pytest.mark.parametrize(("shape", "dtype", "density"), [*SPARSE_CASES, ((9, 13), np.uint8, 0.5)])
+def test_bitmask_equals_cpu(shape, dtype, density):
+    dev = emulator()
+    x = _sparse_matrix(shape, dtype, density, seed=3)
+    u, nz = _bits_and_mask(x)
+    values, mask, nnz = plans.encode_bitmask(dev, u, nz)
+    want_values, want_mask, want_nnz = host_formats.encode_bitmask(x)
+    assert nnz == want_nnz
+    np.testing.assert_array_equal(values, np.asarray(want_values).view(values.dtype))
+    np.testing.assert_array_equal(mask, want_mask)
+    np.testing.assert_array_equal(plans.decode_bitmask(dev, values, mask, shape), _stored(u, nz))

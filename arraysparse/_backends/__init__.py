@@ -268,62 +268,68 @@ class Counted:
 
 
 def _formats_backend(x: Array) -> str:
-    """The backend of a format job on ``x``: the host codecs move items of up to
+    """The backend of a format job on ``x``: the host and CUDA codecs move items of up to
     :data:`.bridge.MAX_ITEMSIZE` bytes (complex128 runs the reference)."""
     name = _choose(x)
-    return "host" if name == "host" and x.dtype.itemsize <= bridge.MAX_ITEMSIZE else "reference"
+    return name if name in ("host", "cuda") and x.dtype.itemsize <= bridge.MAX_ITEMSIZE else "reference"
+
+
+#: The codecs of each backend a format job may run on.
+_CODECS: dict[str, ModuleType] = {"host": host_formats, "cuda": cuda, "reference": reference_formats}
 
 
 def count_nonzero(xp: ModuleType, values: Array) -> int:
     """Non-zeros (``!= 0``; -0.0 is zero, NaN is not) among a result's stored values."""
-    if _formats_backend(values) == "host":
-        return host_formats.count_nonzero(values)
+    backend = _formats_backend(values)
+    if backend != "reference":
+        return _CODECS[backend].count_nonzero(values)
     return reference_formats.count_nonzero(xp, values)
 
 
 def count_rows(xp: ModuleType, x2: Array) -> Counted:
     """First pass of CSR and COO: the non-zeros of the 2-D ``x2``, row by row."""
-    if _formats_backend(x2) == "host":
-        return Counted("host", *host_formats.count_rows(x2))
+    backend = _formats_backend(x2)
+    if backend != "reference":
+        return Counted(backend, *_CODECS[backend].count_rows(x2))
     return Counted("reference", *reference_formats.count_rows(xp, x2))
 
 
 def encode_csr(counted: Counted, index: str, *, coo: bool) -> tuple[Array, Array, Array]:
     """``(indptr, indices, data)``, or with ``coo`` ``(row, col, data)``; ``index`` is the
     index dtype's name (``"int32"`` / ``"int64"``)."""
-    impl = host_formats if counted.backend == "host" else reference_formats
-    return impl.encode_csr(counted, index, coo=coo)
+    return _CODECS[counted.backend].encode_csr(counted, index, coo=coo)
 
 
 def count_cols(xp: ModuleType, x2: Array) -> Counted:
     """First pass of CSC: the non-zeros of the 2-D ``x2``, column by column."""
-    if _formats_backend(x2) == "host":
-        return Counted("host", *host_formats.count_cols(x2))
+    backend = _formats_backend(x2)
+    if backend != "reference":
+        return Counted(backend, *_CODECS[backend].count_cols(x2))
     return Counted("reference", *reference_formats.count_cols(xp, x2))
 
 
 def encode_csc(counted: Counted, index: str) -> tuple[Array, Array, Array]:
     """CSC's ``(indptr, indices, data)``; ``indices`` are row numbers."""
-    impl = host_formats if counted.backend == "host" else reference_formats
-    return impl.encode_csc(counted, index)
+    return _CODECS[counted.backend].encode_csc(counted, index)
 
 
 def count_blocks(xp: ModuleType, x2: Array, block: tuple[int, int]) -> Counted:
     """First pass of BSR: the blocks of shape ``block`` (dividing ``x2``'s shape) holding a non-zero."""
-    if _formats_backend(x2) == "host":
-        return Counted("host", *host_formats.count_blocks(x2, *block))
+    backend = _formats_backend(x2)
+    if backend != "reference":
+        return Counted(backend, *_CODECS[backend].count_blocks(x2, *block))
     return Counted("reference", *reference_formats.count_blocks(xp, x2, *block))
 
 
 def encode_bsr(counted: Counted, index: str) -> tuple[Array, Array, Array]:
     """BSR's ``(indptr, indices, data)``: the non-zero blocks, block row by block row."""
-    impl = host_formats if counted.backend == "host" else reference_formats
-    return impl.encode_bsr(counted, index)
+    return _CODECS[counted.backend].encode_bsr(counted, index)
 
 
 def count_row_lengths(xp: ModuleType, x2: Array) -> Counted:
-    """First pass of ELL: the row counts, with the longest row."""
-    backend = _formats_backend(x2)
+    """First pass of ELL: the row counts, with the longest row (no CUDA kernel: device arrays
+    run the reference)."""
+    backend = "host" if _formats_backend(x2) == "host" else "reference"
     if backend == "host":
         nnz, longest, first, state = host_formats.count_row_lengths(x2)
     else:
@@ -333,8 +339,7 @@ def count_row_lengths(xp: ModuleType, x2: Array) -> Counted:
 
 def encode_ell(counted: Counted, width: int, index: str) -> tuple[Array, Array]:
     """ELL's ``(indices, data)`` of shape ``(rows, width)``, padding index -1 and value 0."""
-    impl = host_formats if counted.backend == "host" else reference_formats
-    return impl.encode_ell(counted, width, index)
+    return _CODECS[counted.backend].encode_ell(counted, width, index)
 
 
 def encode_dia(xp: ModuleType, x2: Array, index: str) -> tuple[Array, Array, int]:
@@ -355,8 +360,9 @@ def encode_nm(xp: ModuleType, x2: Array, lay: Any) -> tuple[Array, Array]:
 
 def encode_bitmask(xp: ModuleType, x2: Array) -> tuple[Array, Array, int]:
     """The bitmask format's ``(values, bitmask, nnz)``."""
-    if _formats_backend(x2) == "host":
-        return host_formats.encode_bitmask(x2)
+    backend = _formats_backend(x2)
+    if backend != "reference":
+        return _CODECS[backend].encode_bitmask(x2)
     return reference_formats.encode_bitmask(xp, x2)
 
 
@@ -367,6 +373,12 @@ def _decoder(arrays: dict, dtype: Any, target: bridge.Host | None) -> bridge.Hos
         return target
     first = next(iter(arrays.values()))
     return bridge.Host.for_result(first, dtype) if _choose(first) == "host" else None
+
+
+def _on_device(arrays: dict, dtype: Any, target: bridge.Host | None) -> bool:
+    """Whether the CUDA decoders take a result of ``dtype`` (its arrays share a device)."""
+    first = next(iter(arrays.values()))
+    return target is None and _choose(first) == "cuda" and getattr(dtype, "itemsize", 16) <= bridge.MAX_ITEMSIZE
 
 
 def decode_target(arrays: dict, dtype: Any, out: Array, shape2: tuple[int, int]) -> bridge.Host | None:
@@ -391,6 +403,8 @@ def decode_compressed(
     xp: ModuleType, fmt: str, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
     """Dense 2-D array of a COO / CSR / CSC result (``fmt``), into ``target`` if given."""
+    if _on_device(arrays, dtype, target):
+        return cuda.decode_compressed(fmt, arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_compressed(h, fmt, arrays, shape2)
@@ -402,6 +416,8 @@ def decode_bsr(
     target: bridge.Host | None = None,
 ) -> Array:
     """Dense 2-D array of a BSR result."""
+    if _on_device(arrays, dtype, target):
+        return cuda.decode_bsr(arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_bsr(h, arrays, shape2)
@@ -452,6 +468,8 @@ def decode_bitmask(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
     """Dense 2-D array of a bitmask result."""
+    if _on_device(arrays, dtype, target):
+        return cuda.decode_bitmask(arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_bitmask(h, arrays, shape2)

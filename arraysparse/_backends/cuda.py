@@ -118,3 +118,136 @@ def nm_keep(x: Array, n: int, m: int, axis: int, magnitude: bool) -> tuple[Array
         bits = s.bits(x)
         keep, nans = plans.nm_keep(s.dev, bits, _as_3d(tuple(x.shape), axis), n, m, _keys(x, magnitude))
         return s.back(keep.reshape(tuple(x.shape)), x), nans
+
+
+# -- formats: count, encode, decode -------------------------------------------------------
+def zero_mask(dtype: str, width: int) -> int:
+    """``bits & zero_mask != 0`` exactly for the non-zero values of ``dtype`` (floats clear
+    their sign bits, so -0.0 is a zero, as in scipy.sparse and on the host)."""
+    if dtype.startswith(("float", "bfloat")):
+        return (1 << (8 * width - 1)) - 1
+    if dtype.startswith("complex"):
+        half = (1 << (4 * width - 1)) - 1
+        return half | half << (4 * width)
+    return (1 << (8 * width)) - 1
+
+
+def _values(s: Session, x: Array) -> tuple[Any, int]:
+    bits = s.bits(x)
+    return bits, zero_mask(dtype_name(x), bits.dtype.itemsize)
+
+
+def count_nonzero(values: Array) -> int:
+    """Non-zeros among ``values``."""
+    from .._kernels.cuda import plans
+
+    with session(values) as s:
+        bits, nz = _values(s, values)
+        return plans.chunk_count(s.dev, bits, nz).nnz
+
+
+def count_rows(x2: Array) -> tuple[int, Any]:
+    """``(nnz, state)``: CSR / COO's first pass, the non-zeros per chunk of the row-major items."""
+    from .._kernels.cuda import plans
+
+    with session(x2) as s:
+        bits, nz = _values(s, x2)
+        chunks = plans.chunk_count(s.dev, bits, nz)
+        return chunks.nnz, (x2, bits, nz, chunks)
+
+
+def encode_csr(counted: Any, index: str, *, coo: bool) -> tuple[Array, Array, Array]:
+    """``(indptr, indices, data)``, or with ``coo`` ``(row, col, data)``."""
+    from .._kernels.cuda import plans
+
+    x2, bits, nz, chunks = counted.state
+    with session(x2) as s:
+        first, indices, data = plans.encode_csr(s.dev, bits, nz, chunks, index, coo)
+        return s.back(first, x2), s.back(indices, x2), s.back(data, x2, x2.dtype)
+
+
+def count_cols(x2: Array) -> tuple[int, Any]:
+    """``(nnz, state)``: CSC's first pass, per column and segment of rows."""
+    from .._kernels.cuda import plans
+
+    with session(x2) as s:
+        bits, nz = _values(s, x2)
+        chunks = plans.csc_count(s.dev, bits, nz)
+        return chunks.nnz, (x2, bits, nz, chunks)
+
+
+def encode_csc(counted: Any, index: str) -> tuple[Array, Array, Array]:
+    """CSC's ``(indptr, indices, data)``."""
+    from .._kernels.cuda import plans
+
+    x2, bits, nz, chunks = counted.state
+    with session(x2) as s:
+        out = plans.encode_csc(s.dev, bits, nz, chunks, index)
+        return s.back(out[0], x2), s.back(out[1], x2), s.back(out[2], x2, x2.dtype)
+
+
+def count_blocks(x2: Array, br: int, bc: int) -> tuple[int, Any]:
+    """``(nblocks, state)``: BSR's first pass, the flags of the blocks holding a non-zero."""
+    from .._kernels.cuda import plans
+
+    with session(x2) as s:
+        bits, nz = _values(s, x2)
+        blocks = plans.count_blocks(s.dev, bits, nz, (br, bc))
+        return blocks.chunks.nnz, (x2, bits, blocks)
+
+
+def encode_bsr(counted: Any, index: str) -> tuple[Array, Array, Array]:
+    """BSR's ``(indptr, indices, data)``."""
+    from .._kernels.cuda import plans
+
+    x2, bits, blocks = counted.state
+    with session(x2) as s:
+        out = plans.encode_bsr(s.dev, bits, blocks, index)
+        return s.back(out[0], x2), s.back(out[1], x2), s.back(out[2], x2, x2.dtype)
+
+
+def encode_bitmask(x2: Array) -> tuple[Array, Array, int]:
+    """The bitmask format's ``(values, bitmask, nnz)``."""
+    from .._kernels.cuda import plans
+
+    with session(x2) as s:
+        bits, nz = _values(s, x2)
+        values, mask, nnz = plans.encode_bitmask(s.dev, bits, nz)
+        return s.back(values, x2, x2.dtype), s.back(mask, x2), nnz
+
+
+def _unsigned_of(dtype: Any) -> Any:
+    import numpy as np
+
+    return np.dtype(_UNSIGNED[dtype.itemsize])
+
+
+def decode_compressed(fmt: str, arrays: dict, shape2: tuple[int, int], dtype: Any) -> Array:
+    """Dense 2-D array of a COO / CSR / CSC result, of ``dtype`` (the caller's)."""
+    from .._kernels.cuda import plans
+
+    like = arrays["data"]
+    with session(like) as s:
+        views = {k: (s.bits(a) if k == "data" else s.array(a)) for k, a in arrays.items()}
+        out = plans.decode_compressed(s.dev, fmt, views, shape2, _unsigned_of(dtype))
+        return s.back(out, like, dtype)
+
+
+def decode_bsr(arrays: dict, shape2: tuple[int, int], dtype: Any) -> Array:
+    """Dense 2-D array of a BSR result."""
+    from .._kernels.cuda import plans
+
+    like = arrays["data"]
+    with session(like) as s:
+        views = {k: (s.bits(a) if k == "data" else s.array(a)) for k, a in arrays.items()}
+        return s.back(plans.decode_bsr(s.dev, views, shape2, _unsigned_of(dtype)), like, dtype)
+
+
+def decode_bitmask(arrays: dict, shape2: tuple[int, int], dtype: Any) -> Array:
+    """Dense 2-D array of a bitmask result."""
+    from .._kernels.cuda import plans
+
+    like = arrays["values"]
+    with session(like) as s:
+        out = plans.decode_bitmask(s.dev, s.bits(like), s.array(arrays["bitmask"]), shape2)
+        return s.back(out, like, dtype)

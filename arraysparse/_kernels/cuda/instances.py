@@ -45,12 +45,20 @@ def _per_width(*kernels: str) -> list[str]:
     return [name(k, u) for k in kernels for u in UNSIGNED.values()]
 
 
+def _per_width_index(*kernels: str) -> list[str]:
+    return [name(k, u, i) for k in kernels for u in UNSIGNED.values() for i in INDEX.values()]
+
+
 def _instances() -> dict[str, list[str]]:
     return {
         "select.cu": _per_width("nan_count", "radix_histogram", "count_equal", "keep_threshold", "count_below")
         + ["asp::radix_pick"],
         "nm.cu": [name("nm_keep_small", u, mm) for u in UNSIGNED.values() for mm in NM_SMALL_MAXM]
         + _per_width("nm_keep_large"),
+        "sparse.cu": _per_width("chunk_count", "csc_count", "block_flags", "bitmask_pack", "bitmask_scatter")
+        + _per_width_index("compact", "csc_fill", "bsr_gather")
+        + _per_width_index("csr_scatter", "csc_scatter", "coo_scatter", "bsr_scatter")
+        + ["asp::bitmask_count"],
     }
 
 

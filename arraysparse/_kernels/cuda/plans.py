@@ -136,8 +136,9 @@ RADIX_BITS = 11
 #: Most blocks of a histogram launch: each block adds its shared histogram to the global
 #: one, so more blocks cost more global atomics than they save.
 HIST_GRID = 512
-#: Items a block of the ordered passes (count_equal, keep_threshold) covers.
-CHUNK = 16 * BLOCK
+#: Items a block of the ordered passes (top-k's count_equal / keep_threshold, the row-major
+#: compactions) covers: four tiles of a block.
+CHUNK = 4 * BLOCK
 #: Threads of radix_pick (eight buckets each).
 PICK_BLOCK = 256
 
@@ -205,3 +206,223 @@ def topk_keep(dev: Any, bits: Array, k: int, keys: Keys) -> tuple[Array, int]:
         dev.launch("select.cu", "asp::radix_pick", 1, PICK_BLOCK, (hist, np.int32(dbits), state, np.int32(shift)))
     keep_threshold(dev, bits, keys, state, out)
     return out, int(dev.host(nans)[0])
+
+
+# -- sparse formats: count -> scan -> fill ------------------------------------------------
+# ``nz`` is the zero mask of the values' bits (floats: sign bits cleared, so -0.0 is zero).
+# ``index`` is the index dtype's name, "int32" or "int64", decided by the format between
+# the passes from the count.
+OUT_INDICES, OUT_ROWS, OUT_INDPTR, OUT_DATA = 1, 2, 4, 8
+#: Rows of one CSC segment (a thread fills a column's segment).
+CSC_SEGMENT = 256
+_INDEX_C = {"int32": "int", "int64": "long long"}
+
+
+@dataclass
+class Chunks:
+    """The first pass of a row-major compaction: per-chunk counts, their running totals, the total."""
+
+    counts: Array
+    ends: Array
+    nnz: int
+
+
+def _dummy(dev: Any, dtype: Any) -> Array:
+    return dev.xp.empty(1, dtype=dtype)
+
+
+def chunk_count(dev: Any, bits: Array, nz: int) -> Chunks:
+    """Non-zeros per chunk of the flat ``bits`` and in all (one read-back: the total)."""
+    xp = dev.xp
+    flat = bits.reshape(-1)
+    n = int(flat.size)
+    nchunks = -(-n // CHUNK)
+    counts = xp.zeros(max(nchunks, 1), dtype=np.uint64)
+    if nchunks:
+        dev.launch("sparse.cu", name("chunk_count", unsigned(flat.dtype)), nchunks, BLOCK,
+                   (flat, _i64(n), flat.dtype.type(nz), _i64(CHUNK), counts))
+    ends = xp.cumsum(counts)
+    return Chunks(counts, ends, int(dev.host(ends[-1:])[0]))
+
+
+def compact(dev: Any, bits: Array, nz: int, chunks: Chunks, index: str, outputs: int) -> dict[str, Array]:
+    """The row-major non-zeros of the 2-D ``bits``: the ``outputs`` (OUT_* flags) asked for,
+    as ``indices`` (columns), ``rows``, ``indptr`` (rows + 1) and ``data``."""
+    xp = dev.xp
+    rows, cols = bits.shape
+    idt = np.dtype(index)
+    nnz = chunks.nnz
+    out = {
+        "indices": xp.empty(nnz, dtype=idt) if outputs & OUT_INDICES else _dummy(dev, idt),
+        "rows": xp.empty(nnz, dtype=idt) if outputs & OUT_ROWS else _dummy(dev, idt),
+        "indptr": xp.empty(rows + 1, dtype=idt) if outputs & OUT_INDPTR else _dummy(dev, idt),
+        "data": xp.empty(nnz, dtype=bits.dtype) if outputs & OUT_DATA else _dummy(dev, bits.dtype),
+    }
+    n = rows * cols
+    if n:
+        dev.launch(
+            "sparse.cu", name("compact", unsigned(bits.dtype), _INDEX_C[index]), -(-n // CHUNK), BLOCK,
+            (bits.reshape(-1), _i64(rows), _i64(cols), bits.dtype.type(nz), _i64(CHUNK), chunks.counts, chunks.ends,
+             np.int32(outputs), out["indices"], out["rows"], out["indptr"], out["data"]),
+        )
+    if outputs & OUT_INDPTR:
+        if n == 0:
+            out["indptr"][...] = 0
+        out["indptr"][rows] = nnz
+    return out
+
+
+def encode_csr(dev: Any, bits: Array, nz: int, chunks: Chunks, index: str, coo: bool) -> tuple[Array, Array, Array]:
+    """CSR's ``(indptr, indices, data)``, or with ``coo`` COO's ``(row, col, data)``."""
+    flags = OUT_INDICES | OUT_DATA | (OUT_ROWS if coo else OUT_INDPTR)
+    out = compact(dev, bits, nz, chunks, index, flags)
+    return out["rows" if coo else "indptr"], out["indices"], out["data"]
+
+
+def csc_count(dev: Any, bits: Array, nz: int) -> Chunks:
+    """Non-zeros per (column, segment of rows), column-major, scanned: CSC's order."""
+    xp = dev.xp
+    rows, cols = bits.shape
+    seg = max(CSC_SEGMENT, -(-rows // 65535))  # grid.y holds at most 65535 segments
+    nseg = max(1, -(-rows // seg))
+    counts = xp.zeros(max(cols * nseg, 1), dtype=np.uint64)
+    if rows * cols:
+        dev.launch("sparse.cu", name("csc_count", unsigned(bits.dtype)), (-(-cols // BLOCK), nseg), BLOCK,
+                   (bits.reshape(-1), _i64(rows), _i64(cols), bits.dtype.type(nz), _i64(seg), counts))
+    ends = xp.cumsum(counts)
+    return Chunks(counts, ends, int(dev.host(ends[-1:])[0]))
+
+
+def encode_csc(dev: Any, bits: Array, nz: int, chunks: Chunks, index: str) -> tuple[Array, Array, Array]:
+    """CSC's ``(indptr, indices, data)``; ``indices`` are row numbers."""
+    xp = dev.xp
+    rows, cols = bits.shape
+    idt = np.dtype(index)
+    indptr = xp.empty(cols + 1, dtype=idt)
+    indices = xp.empty(chunks.nnz, dtype=idt)
+    data = xp.empty(chunks.nnz, dtype=bits.dtype)
+    if rows * cols:
+        seg = max(CSC_SEGMENT, -(-rows // 65535))
+        nseg = -(-rows // seg)
+        dev.launch(
+            "sparse.cu", name("csc_fill", unsigned(bits.dtype), _INDEX_C[index]), (-(-cols // BLOCK), nseg), BLOCK,
+            (bits.reshape(-1), _i64(rows), _i64(cols), bits.dtype.type(nz), _i64(seg), chunks.counts, chunks.ends,
+             indptr, indices, data),
+        )
+    else:
+        indptr[...] = 0
+    indptr[cols] = chunks.nnz
+    return indptr, indices, data
+
+
+@dataclass
+class Blocks:
+    """BSR's first pass: the (nbr, nbc) flags of the non-zero blocks, counted like a matrix."""
+
+    flags: Array
+    chunks: Chunks
+    block: tuple[int, int]
+
+
+def count_blocks(dev: Any, bits: Array, nz: int, block: tuple[int, int]) -> Blocks:
+    rows, cols = bits.shape
+    br, bc = block
+    nbr, nbc = rows // br, cols // bc
+    flags = dev.xp.empty((nbr, nbc), dtype=np.uint8)
+    if nbr * nbc:
+        dev.launch("sparse.cu", name("block_flags", unsigned(bits.dtype)), _blocks(nbr * nbc), BLOCK,
+                   (bits.reshape(-1), _i64(cols), _i64(nbr), _i64(nbc), np.int32(br), np.int32(bc),
+                    bits.dtype.type(nz), flags))
+    return Blocks(flags, chunk_count(dev, flags, 0xFF), block)
+
+
+def encode_bsr(dev: Any, bits: Array, blocks: Blocks, index: str) -> tuple[Array, Array, Array]:
+    """BSR's ``(indptr, indices, data)``: the block list is the compaction of the flags."""
+    cols = bits.shape[1]
+    br, bc = blocks.block
+    out = compact(dev, blocks.flags, 0xFF, blocks.chunks, index, OUT_INDICES | OUT_ROWS | OUT_INDPTR)
+    nblocks = blocks.chunks.nnz
+    data = dev.xp.empty((nblocks, br, bc), dtype=bits.dtype)
+    if nblocks * br * bc:
+        dev.launch(
+            "sparse.cu", name("bsr_gather", unsigned(bits.dtype), _INDEX_C[index]), _blocks(nblocks * br * bc), BLOCK,
+            (bits.reshape(-1), _i64(cols), np.int32(br), np.int32(bc), _i64(nblocks), out["rows"], out["indices"],
+             data),
+        )
+    return out["indptr"], out["indices"], data
+
+
+def encode_bitmask(dev: Any, bits: Array, nz: int) -> tuple[Array, Array, int]:
+    """The bitmask format's ``(values, bitmask, nnz)``."""
+    rows, cols = bits.shape
+    row_bytes = -(-cols // 8)
+    chunks = chunk_count(dev, bits, nz)
+    values = compact(dev, bits, nz, chunks, "int64", OUT_DATA)["data"]
+    mask = dev.xp.empty((rows, row_bytes), dtype=np.uint8)
+    if rows * row_bytes:
+        dev.launch("sparse.cu", name("bitmask_pack", unsigned(bits.dtype)), _blocks(rows * row_bytes), BLOCK,
+                   (bits.reshape(-1), _i64(rows), _i64(cols), _i64(row_bytes), bits.dtype.type(nz), mask))
+    return values, mask, chunks.nnz
+
+
+def _index_c(a: Array) -> str:
+    return _INDEX_C[np.dtype(a.dtype).name]
+
+
+def decode_compressed(dev: Any, fmt: str, arrays: dict[str, Array], shape2: tuple[int, int], bits_dtype: Any) -> Array:
+    """Dense bits of a COO / CSR / CSC result (``arrays`` on the device, ``data`` as bits)."""
+    rows, cols = shape2
+    out = dev.xp.zeros(shape2, dtype=bits_dtype)
+    data = arrays["data"]
+    nnz = int(data.size)
+    if nnz == 0:
+        return out
+    u = unsigned(np.dtype(bits_dtype))
+    if fmt == "coo":
+        row, col = arrays["row"], arrays["col"]
+        dev.launch("sparse.cu", name("coo_scatter", u, _index_c(row)), _blocks(nnz), BLOCK,
+                   (row, col, data, _i64(nnz), _i64(cols), out))
+        return out
+    indptr, indices = arrays["indptr"], arrays["indices"]
+    lines = rows if fmt == "csr" else cols
+    kernel = "csr_scatter" if fmt == "csr" else "csc_scatter"
+    dev.launch("sparse.cu", name(kernel, u, _index_c(indptr)), _blocks(lines * 32, BLOCK), BLOCK,
+               (indptr, indices, data, _i64(rows), _i64(cols), out))
+    return out
+
+
+def decode_bsr(dev: Any, arrays: dict[str, Array], shape2: tuple[int, int], bits_dtype: Any) -> Array:
+    """Dense bits of a BSR result."""
+    rows, cols = shape2
+    data = arrays["data"]
+    nblocks, br, bc = data.shape
+    out = dev.xp.zeros(shape2, dtype=bits_dtype)
+    if nblocks * br * bc:
+        indptr = arrays["indptr"]
+        dev.launch(
+            "sparse.cu", name("bsr_scatter", unsigned(np.dtype(bits_dtype)), _index_c(indptr)),
+            _blocks(nblocks * br * bc), BLOCK,
+            (indptr, arrays["indices"], data.reshape(-1), _i64(rows // br), _i64(cols), np.int32(br), np.int32(bc),
+             _i64(nblocks), out),
+        )
+    return out
+
+
+def decode_bitmask(dev: Any, values: Array, mask: Array, shape2: tuple[int, int]) -> Array:
+    """Dense bits of a bitmask result (every item written: no zeroing pass)."""
+    xp = dev.xp
+    rows, cols = shape2
+    out = xp.empty(shape2, dtype=values.dtype)
+    n = rows * cols
+    if n == 0:
+        return out
+    row_bytes = int(mask.shape[1])
+    nchunks = -(-n // CHUNK)
+    counts = xp.empty(nchunks, dtype=np.uint64)
+    dev.launch("sparse.cu", "asp::bitmask_count", nchunks, BLOCK,
+               (mask, _i64(rows), _i64(cols), _i64(row_bytes), _i64(CHUNK), counts))
+    ends = xp.cumsum(counts)
+    dev.launch("sparse.cu", name("bitmask_scatter", unsigned(values.dtype)), nchunks, BLOCK,
+               (mask, _i64(rows), _i64(cols), _i64(row_bytes), _i64(CHUNK), counts, ends,
+                values if values.size else _dummy(dev, values.dtype), out))
+    return out
