@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 
 from arraysparse._backends import Counted, host, host_formats
+from arraysparse._backends.bridge import Host
+from arraysparse._backends.shared import Violation
 from arraysparse._kernels.cpu.sparse import value_bits
 from arraysparse._kernels.cuda import instances, nvrtc, plans
+from arraysparse.formats.nm import packed_layout
 from tests.cuda_emulation import emulator, keys_of, launched
 
 ARCHS = ("sm_80", "sm_90")
@@ -290,3 +293,81 @@ def test_bitmask_equals_cpu(shape, dtype, density):
     np.testing.assert_array_equal(values, np.asarray(want_values).view(values.dtype))
     np.testing.assert_array_equal(mask, want_mask)
     np.testing.assert_array_equal(plans.decode_bitmask(dev, values, mask, shape), _stored(u, nz))
+
+
+# -- N:M compression with packed positions -------------------------------------------------
+
+NM_PACK_CASES = [  # (n, m): every kind of unit
+    (2, 4),  # 4-bit fields, two groups a byte (2:4)
+    (1, 2),  # 1 bit, eight groups a byte
+    (4, 8),  # an 8-bit mask
+    (6, 8),  # 6 bits: four groups in three bytes
+    (12, 16),  # 16 bits
+    (3, 5),  # 3 bits x 2 = 6
+    (8, 16),  # a 16-bit mask
+    (250, 256),  # 48 bits
+    (100, 200),  # a 200-bit mask
+    (0, 1),  # no position bits at all
+    (3, 3),  # nothing kept
+    (0, 3),  # everything kept
+]
+
+
+def _nm_input(rows, n, m, dtype, seed):
+    rng = np.random.default_rng(seed)
+    cols = m * max(2, 37 // m)  # an odd number of groups where it can be
+    x = (rng.standard_normal((rows, cols)) * 20).astype(dtype)
+    keep = m - n
+    for r in range(rows):  # at most keep non-zeros a group, often fewer (padding)
+        for g in range(cols // m):
+            grp = x[r, g * m : (g + 1) * m]
+            kill = rng.permutation(m)[: max(n, m - rng.integers(0, keep + 1))]
+            grp[kill] = 0
+    if x.size and np.dtype(dtype).kind == "f":
+        x[0, 0] = -0.0
+    return x
+
+
+@pytest.mark.parametrize(("n", "m"), NM_PACK_CASES)
+def test_nm_pack_equals_cpu(n, m):
+    dev = emulator()
+    lay = packed_layout(n, m)
+    x = _nm_input(19, n, m, np.float32, n + m)
+    u, nz = _bits_and_mask(x)
+    values, packed, bad = plans.encode_nm(dev, u, nz, lay)
+    want_values, want_packed = host_formats.encode_nm(x, lay)
+    assert bad is None
+    np.testing.assert_array_equal(values, np.asarray(want_values).view(values.dtype))
+    np.testing.assert_array_equal(packed, want_packed)
+    dense, bad = plans.decode_nm(dev, values, packed, x.shape, lay)
+    assert bad is None
+    h = Host.of(x)
+    want_dense = host_formats.decode_nm(h, {"values": want_values, "packed_positions": want_packed}, x.shape, lay)
+    np.testing.assert_array_equal(dense, np.asarray(want_dense).view(dense.dtype))
+    positions, bad = plans.nm_positions(dev, packed, x.shape, lay)
+    assert bad is None
+    np.testing.assert_array_equal(positions, host_formats.unpack_nm_positions(want_packed, x.shape, lay))
+
+
+@pytest.mark.parametrize(("n", "m"), [(2, 4), (6, 8), (4, 8), (100, 200)])
+def test_nm_pack_finds_the_first_violation_and_corrupt_group(n, m):
+    dev = emulator()
+    lay = packed_layout(n, m)
+    x = _nm_input(6, n, m, np.int16, 1)
+    x[4, m : 2 * m] = 7  # group 1 of row 4: m non-zeros
+    x[5, 0:m] = 3
+    u, nz = _bits_and_mask(x)
+    _, _, bad = plans.encode_nm(dev, u, nz, lay)
+    with pytest.raises(Violation) as v:
+        host_formats.encode_nm(x, lay)
+    assert bad == (v.value.row, v.value.group, v.value.found) == (4, 1, m)
+    x[4:] = 0
+    values, packed = host_formats.encode_nm(x, lay)
+    packed = np.array(packed)
+    packed[3, -1] = 0xFF  # the row's last groups: positions out of order or a mask of too many bits
+    packed[5, 0] ^= 0x3 if not lay.bitmask else 0x1
+    _, bad = plans.decode_nm(dev, np.ascontiguousarray(values).view(np.uint16), packed, x.shape, lay)
+    _, bad_positions = plans.nm_positions(dev, packed, x.shape, lay)
+    with pytest.raises(Violation) as v:
+        host_formats.unpack_nm_positions(packed, x.shape, lay)
+    assert bad == bad_positions == (v.value.row, v.value.group)

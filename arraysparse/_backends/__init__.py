@@ -353,8 +353,9 @@ def encode_nm(xp: ModuleType, x2: Array, lay: Any) -> tuple[Array, Array]:
     """N:M's ``(values, packed_positions)`` packed as ``lay`` (the format's
     :class:`~arraysparse.formats.nm.PackedLayout`) says; :class:`Violation` (row, group,
     non-zeros) when a group holds more than ``m - n`` non-zeros."""
-    if _formats_backend(x2) == "host":
-        return host_formats.encode_nm(x2, lay)
+    backend = _formats_backend(x2)
+    if backend != "reference":
+        return _CODECS[backend].encode_nm(x2, lay)
     return reference_formats.encode_nm(xp, x2, lay)
 
 
@@ -450,6 +451,8 @@ def decode_nm(
 ) -> Array:
     """Dense 2-D array of an N:M result packed as ``lay``; :class:`Violation` (row, group,
     positions) for the first group whose packed positions no encoder writes."""
+    if _on_device(arrays, dtype, target):
+        return cuda.decode_nm(arrays, shape2, lay, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_nm(h, arrays, shape2, lay)
@@ -459,8 +462,9 @@ def decode_nm(
 def unpack_nm_positions(xp: ModuleType, packed: Array, shape2: tuple[int, int], lay: Any) -> Array:
     """Each kept value's position in its group (uint8, one per kept value) from N:M
     ``packed_positions``; :class:`Violation` as :func:`decode_nm`."""
-    if _choose(packed) == "host":
-        return host_formats.unpack_nm_positions(packed, shape2, lay)
+    backend = _choose(packed)
+    if backend != "reference":
+        return _CODECS[backend].unpack_nm_positions(packed, shape2, lay)
     return reference_formats.unpack_nm_positions(xp, packed, shape2, lay)
 
 

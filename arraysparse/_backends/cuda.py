@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import bridge
+from .shared import Violation, nm_group_positions
 
 Array = Any
 
@@ -251,3 +252,48 @@ def decode_bitmask(arrays: dict, shape2: tuple[int, int], dtype: Any) -> Array:
     with session(like) as s:
         out = plans.decode_bitmask(s.dev, s.bits(like), s.array(arrays["bitmask"]), shape2)
         return s.back(out, like, dtype)
+
+
+# -- N:M ----------------------------------------------------------------------------------
+def encode_nm(x2: Array, lay: Any) -> tuple[Array, Array]:
+    """N:M's ``(values, packed_positions)``; :class:`.shared.Violation` (row, group, non-zeros)."""
+    from .._kernels.cuda import plans
+
+    with session(x2) as s:
+        bits, nz = _values(s, x2)
+        values, packed, bad = plans.encode_nm(s.dev, bits, nz, lay)
+        if bad is not None:
+            raise Violation(*bad)
+        return s.back(values, x2, x2.dtype), s.back(packed, x2)
+
+
+def _corrupt(s: Session, packed: Any, where: tuple[int, int], lay: Any) -> Violation:
+    """The Violation of a corrupt group, worded from its row's bytes (read back: an error path)."""
+    r, g = where
+    row = s.dev.host(packed[r])
+    return Violation(r, g, nm_group_positions(lambda j: int(row[j]), g, lay))
+
+
+def decode_nm(arrays: dict, shape2: tuple[int, int], lay: Any, dtype: Any) -> Array:
+    """Dense 2-D array of an N:M result; :class:`.shared.Violation` (row, group, positions)."""
+    from .._kernels.cuda import plans
+
+    like = arrays["values"]
+    with session(like) as s:
+        packed = s.array(arrays["packed_positions"])
+        out, bad = plans.decode_nm(s.dev, s.bits(like), packed, shape2, lay)
+        if bad is not None:
+            raise _corrupt(s, packed, bad, lay)
+        return s.back(out, like, dtype)
+
+
+def unpack_nm_positions(packed: Array, shape2: tuple[int, int], lay: Any) -> Array:
+    """Each kept value's position (uint8); :class:`.shared.Violation` as :func:`decode_nm`."""
+    from .._kernels.cuda import plans
+
+    with session(packed) as s:
+        p = s.array(packed)
+        positions, bad = plans.nm_positions(s.dev, p, shape2, lay)
+        if bad is not None:
+            raise _corrupt(s, p, bad, lay)
+        return s.back(positions, packed)

@@ -59,6 +59,7 @@ def _instances() -> dict[str, list[str]]:
         + _per_width_index("compact", "csc_fill", "bsr_gather")
         + _per_width_index("csr_scatter", "csc_scatter", "coo_scatter", "bsr_scatter")
         + ["asp::bitmask_count"],
+        "nmpack.cu": _per_width("nm_pack", "nm_unpack"),
     }
 
 

@@ -426,3 +426,90 @@ def decode_bitmask(dev: Any, values: Array, mask: Array, shape2: tuple[int, int]
                (mask, _i64(rows), _i64(cols), _i64(row_bytes), _i64(CHUNK), counts, ends,
                 values if values.size else _dummy(dev, values.dtype), out))
     return out
+
+
+# -- N:M with packed positions ------------------------------------------------------------
+# ``lay`` is the format's PackedLayout (n, m, keep, position_bits, bitmask, group_bits,
+# row_bytes(cols)).
+_NO_BAD = np.iinfo(np.uint64).max
+
+
+def nm_unit(group_bits: int) -> tuple[int, int]:
+    """``(groups, bytes)`` of the smallest run of groups that fills whole bytes (a thread's unit)."""
+    if group_bits == 0:
+        return 1, 0
+    per = 8 // np.gcd(group_bits, 8)
+    return per, group_bits * per // 8
+
+
+def _bad(dev: Any, bad: Array) -> int | None:
+    v = int(dev.host(bad)[0])
+    return None if v == _NO_BAD else v
+
+
+def encode_nm(dev: Any, bits: Array, nz: int, lay: Any) -> tuple[Array, Array, tuple[int, int, int] | None]:
+    """N:M's ``(values, packed_positions, violation)``; ``violation`` is ``(row, group,
+    non-zeros)`` of the first group holding more than ``keep`` non-zeros, else None
+    (then the outputs are meaningless)."""
+    xp = dev.xp
+    rows, cols = bits.shape
+    groups = cols // lay.m
+    row_bytes = lay.row_bytes(cols)
+    values = xp.empty((rows, groups * lay.keep), dtype=bits.dtype)
+    packed = xp.empty((rows, row_bytes), dtype=np.uint8)
+    per, _ = nm_unit(lay.group_bits)
+    units = rows * -(-groups // per)
+    if units == 0:
+        return values, packed, None
+    bad = dev.upload(np.array([_NO_BAD], dtype=np.uint64))
+    dev.launch(
+        "nmpack.cu", name("nm_pack", unsigned(bits.dtype)), _blocks(units, BLOCK), BLOCK,
+        (bits.reshape(-1), _i64(rows), _i64(cols), bits.dtype.type(nz), np.int32(lay.n), np.int32(lay.m),
+         np.int32(lay.position_bits), np.int32(lay.bitmask), np.int32(lay.group_bits), np.int32(per),
+         _i64(row_bytes), values.reshape(-1) if values.size else _dummy(dev, bits.dtype),
+         packed.reshape(-1) if packed.size else _dummy(dev, np.uint8), bad),
+    )
+    v = _bad(dev, bad)
+    if v is None:
+        return values, packed, None
+    flat, count = v >> 9, v & 511
+    return values, packed, (flat // groups, flat % groups, count)
+
+
+def _unpack(dev: Any, values: Array | None, packed: Array, shape2: tuple[int, int], lay: Any, bits_dtype: Any,
+            dense: bool) -> tuple[Array, tuple[int, int] | None]:
+    xp = dev.xp
+    rows, cols = shape2
+    groups = cols // lay.m
+    if dense:
+        out = xp.empty(shape2, dtype=bits_dtype)
+        positions = _dummy(dev, np.uint8)
+    else:
+        out = _dummy(dev, bits_dtype)
+        positions = xp.empty((rows, groups * lay.keep), dtype=np.uint8)
+    per, _ = nm_unit(lay.group_bits)
+    units = rows * -(-groups // per)
+    if units == 0:
+        return (out if dense else positions), None
+    if values is None or values.size == 0:
+        values = _dummy(dev, bits_dtype)
+    bad = dev.upload(np.array([_NO_BAD], dtype=np.uint64))
+    dev.launch(
+        "nmpack.cu", name("nm_unpack", unsigned(np.dtype(bits_dtype))), _blocks(units, BLOCK), BLOCK,
+        (values.reshape(-1), packed.reshape(-1) if packed.size else _dummy(dev, np.uint8), _i64(rows), _i64(cols),
+         np.int32(lay.m), np.int32(lay.keep), np.int32(lay.position_bits), np.int32(lay.bitmask),
+         np.int32(lay.group_bits), np.int32(per), _i64(lay.row_bytes(cols)), np.int32(dense), out.reshape(-1),
+         positions.reshape(-1) if positions.size else positions, bad),
+    )
+    v = _bad(dev, bad)
+    return (out if dense else positions), (None if v is None else divmod(v, groups))
+
+
+def decode_nm(dev: Any, values: Array, packed: Array, shape2: tuple[int, int], lay: Any) -> tuple[Array, Any]:
+    """Dense bits of an N:M result and ``(row, group)`` of the first corrupt group, or None."""
+    return _unpack(dev, values, packed, shape2, lay, values.dtype, True)
+
+
+def nm_positions(dev: Any, packed: Array, shape2: tuple[int, int], lay: Any) -> tuple[Array, Any]:
+    """Each kept value's position (uint8) and ``(row, group)`` of the first corrupt group, or None."""
+    return _unpack(dev, None, packed, shape2, lay, np.uint8, False)
