@@ -211,3 +211,42 @@ def test_gpu_masks_equal_the_cpu_kernels(lib):
         lambda a: asp.topk_mask(a, 0.5, magnitude=True).mask,
     ):
         np.testing.assert_array_equal(host(fn(dev(w))), fn(w))
+
+
+def test_cutlass_through_the_cuda_backend(on_emulated_cuda):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((64, 64)).astype(np.float32)
+    inputs = {
+        "float16": asp.nm_mask(w, 2, 4).apply(w).astype(np.float16),
+        "bfloat16": torch.from_numpy(asp.nm_mask(w, 2, 4).apply(w)).to(torch.bfloat16),
+        "int8": (asp.nm_mask(w, 2, 4).apply(w) * 9).astype(np.int8),
+        "float32": asp.nm_mask(w, 1, 2).apply(w),
+    }
+    want = {}
+    for k, x in inputs.items():
+        values, meta = asp.to_cutlass(x)
+        positions = asp.positions_from_cutlass_meta(meta, x.dtype)
+        from_nm = asp.compress(x, "2:4").to_cutlass() if k != "float32" else None
+        want[k] = (values, meta, asp.from_cutlass(values, meta), positions,
+                   asp.cutlass_meta_from_positions(positions, x.dtype), from_nm)
+    dev = on_emulated_cuda()
+    for k, x in inputs.items():
+        values, meta = asp.to_cutlass(x)
+        positions = asp.positions_from_cutlass_meta(meta, x.dtype)
+        got = (values, meta, asp.from_cutlass(values, meta), positions,
+               asp.cutlass_meta_from_positions(positions, x.dtype))
+        for g, e in zip(got, want[k]):
+            _same(g, e)
+        if k != "float32":
+            for g, e in zip(asp.compress(x, "2:4").to_cutlass(), want[k][5]):
+                _same(g, e)
+    assert any(inst.startswith("asp::cutlass") for inst, _, _ in dev.launches)
+    bad = np.ones((32, 32), np.float16)
+    with pytest.raises(ValueError, match="row 0, group 0 .* has 4 non-zero"):
+        asp.to_cutlass(bad)
+    values, meta = asp.to_cutlass(inputs["float16"])
+    meta = np.array(meta)
+    meta[0, 0] = 0x5555  # idx0 == idx1
+    with pytest.raises(ValueError, match="invalid code 0b0101 for row 0, group 0"):
+        asp.from_cutlass(values, meta)

@@ -371,3 +371,60 @@ def test_nm_pack_finds_the_first_violation_and_corrupt_group(n, m):
     with pytest.raises(Violation) as v:
         host_formats.unpack_nm_positions(packed, x.shape, lay)
     assert bad == bad_positions == (v.value.row, v.value.group)
+
+
+# -- CUTLASS 2:4 --------------------------------------------------------------------------
+from arraysparse._kernels.cpu import cutlass as cpu_cutlass  # noqa: E402
+
+CUTLASS_CASES = [("half", np.float16, (64, 64)), ("byte", np.int8, (32, 128)), ("pair", np.float32, (64, 32))]
+
+
+def _cutlass_input(dtype, shape, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 20).astype(dtype)
+    lanes = 2 if dtype == np.float32 else 4
+    g = x.reshape(-1, lanes)
+    for row in g:  # at most lanes / 2 non-zeros, often fewer (the padding codes)
+        row[rng.permutation(lanes)[: lanes - rng.integers(0, lanes // 2 + 1)]] = 0
+    if dtype != np.int8:
+        x.reshape(-1)[5] = -0.0
+    return x
+
+
+@pytest.mark.parametrize(("kind", "dtype", "shape"), CUTLASS_CASES)
+def test_cutlass_equals_cpu(kind, dtype, shape):
+    dev = emulator()
+    x = _cutlass_input(dtype, shape, 7)
+    bits = x.view({1: np.uint8, 2: np.uint16, 4: np.uint32}[x.dtype.itemsize])
+    values, meta, bad = plans.cutlass_encode(dev, bits, kind)
+    want_values, want_meta, want_bad = cpu_cutlass.encode(bits, kind)
+    assert bad is None and not want_bad.any()
+    np.testing.assert_array_equal(values, want_values)
+    np.testing.assert_array_equal(meta, want_meta)
+    dense, bad = plans.cutlass_decode(dev, values, meta, kind)
+    want_dense, _ = cpu_cutlass.decode(want_values, want_meta, kind)
+    assert bad is None
+    np.testing.assert_array_equal(dense, want_dense)
+    codes = plans.cutlass_unpack_codes(dev, meta, kind)
+    np.testing.assert_array_equal(codes, cpu_cutlass.unpack_codes(want_meta, kind))
+    np.testing.assert_array_equal(plans.cutlass_pack_codes(dev, codes, kind), want_meta)
+
+
+@pytest.mark.parametrize(("kind", "dtype", "shape"), CUTLASS_CASES)
+def test_cutlass_finds_the_first_bad_group_and_code(kind, dtype, shape):
+    dev = emulator()
+    x = _cutlass_input(dtype, shape, 8)
+    lanes = 2 if kind == "pair" else 4
+    x[9, 2 * lanes : 3 * lanes] = 1  # group 2 of row 9: every lane non-zero
+    x[20, 0:lanes] = 1
+    bits = x.view({1: np.uint8, 2: np.uint16, 4: np.uint32}[x.dtype.itemsize])
+    _, _, bad = plans.cutlass_encode(dev, bits, kind)
+    assert bad == (9, 2, lanes)
+    x[9] = x[20] = 0
+    values, meta, _ = cpu_cutlass.encode(bits, kind)
+    codes = cpu_cutlass.unpack_codes(meta, kind)
+    codes[3, 5] = 0b0101  # idx0 == idx1 (pairs: neither 4 nor 14)
+    codes[30, 0] = 0b1111
+    meta = cpu_cutlass.pack_codes(codes, kind)
+    _, bad = plans.cutlass_decode(dev, values, meta, kind)
+    assert bad == (3, 5, 0b0101)

@@ -485,37 +485,42 @@ def decode_bitmask(
 # meta checks are done. Violations come back as Violation for the format to word.
 def cutlass_encode(xp: ModuleType, dense: Array, lay: Any) -> tuple[Array, Array]:
     """``(values, meta)`` of a non-empty ``dense``; :class:`Violation` (row, group, non-zeros)."""
-    if _choose(dense) == "host":
-        return host_formats.cutlass_encode(xp, dense, lay)
+    backend = _choose(dense)
+    if backend != "reference":
+        return _CODECS[backend].cutlass_encode(xp, dense, lay)
     return reference_formats.cutlass_encode(xp, dense, lay)
 
 
 def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any) -> Array:
     """The dense matrix of non-empty ``values`` and their ``meta``; :class:`Violation` (row, group, code)."""
-    if _choose(values, meta) == "host":
-        return host_formats.cutlass_decode(values, meta, lay)
+    backend = _choose(values, meta)
+    if backend != "reference":
+        return _CODECS[backend].cutlass_decode(values, meta, lay)
     return reference_formats.cutlass_decode(xp, values, meta, lay)
 
 
 def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
     """CUTLASS meta from the simple layout's ``positions``; :class:`Violation` (row, group, positions)."""
-    if _choose(positions) == "host":
-        return host_formats.cutlass_pack(xp, positions, lay)
+    backend = _choose(positions)
+    if backend != "reference":
+        return _CODECS[backend].cutlass_pack(xp, positions, lay)
     return reference_formats.cutlass_pack(xp, positions, lay)
 
 
 def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
     """CUTLASS meta from a 2:4 result's ``packed_positions`` (its nibbles are the codes);
     :class:`Violation` (row, group, code)."""
-    if _choose(packed) == "host":
-        return host_formats.cutlass_pack_nm(xp, packed, lay)
+    backend = _choose(packed)
+    if backend != "reference":
+        return _CODECS[backend].cutlass_pack_nm(xp, packed, lay)
     return reference_formats.cutlass_pack_nm(xp, packed, lay)
 
 
 def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:
     """The simple layout's uint8 ``positions`` from CUTLASS ``meta``; :class:`Violation` (row, group, code)."""
-    if _choose(meta) == "host":
-        return host_formats.cutlass_unpack(meta, lay)
+    backend = _choose(meta)
+    if backend != "reference":
+        return _CODECS[backend].cutlass_unpack(meta, lay)
     return reference_formats.cutlass_unpack(xp, meta, lay)
 
 

@@ -297,3 +297,77 @@ def unpack_nm_positions(packed: Array, shape2: tuple[int, int], lay: Any) -> Arr
         if bad is not None:
             raise _corrupt(s, p, bad, lay)
         return s.back(positions, packed)
+
+
+# -- CUTLASS 2:4 --------------------------------------------------------------------------
+# ``lay`` is the format's layout record; shapes, dtypes and meta are checked. Codes are
+# checked and turned into positions by the reference's standard functions, run on the
+# device arrays (as the host runs them on its NumPy views).
+def cutlass_encode(xp: Any, dense: Array, lay: Any) -> tuple[Array, Array]:
+    """``(values, meta)``; :class:`.shared.Violation` (row, group, non-zeros)."""
+    from .._kernels.cuda import plans
+
+    with session(dense) as s:
+        values, meta, bad = plans.cutlass_encode(s.dev, s.bits(dense), lay.kind)
+        if bad is not None:
+            raise Violation(*bad)
+        return s.back(values, dense, dense.dtype), s.back(meta, dense, getattr(xp, lay.meta))
+
+
+def cutlass_decode(values: Array, meta: Array, lay: Any) -> Array:
+    """The dense matrix; :class:`.shared.Violation` (row, group, code)."""
+    from .._kernels.cuda import plans
+
+    with session(values) as s:
+        dense, bad = plans.cutlass_decode(s.dev, s.bits(values), s.bits(meta), lay.kind)
+        if bad is not None:
+            raise Violation(*bad)
+        return s.back(dense, values, values.dtype)
+
+
+def cutlass_pack(xp: Any, positions: Array, lay: Any) -> Array:
+    """Meta from the simple layout's ``positions``; :class:`.shared.Violation` (row, group, positions)."""
+    from .._compat import array_namespace
+    from .._kernels.cuda import plans
+    from . import reference_formats
+
+    with session(positions) as s:
+        p = s.array(positions)
+        cxp = array_namespace(positions=p)
+        codes = reference_formats.cutlass_codes(cxp, cxp.astype(p, cxp.int32), lay)
+        meta = plans.cutlass_pack_codes(s.dev, s.xp.ascontiguousarray(codes.astype("uint8")), lay.kind)
+        return s.back(meta, positions, getattr(xp, lay.meta))
+
+
+def cutlass_pack_nm(xp: Any, packed: Array, lay: Any) -> Array:
+    """Meta from a 2:4 result's ``packed_positions`` (its nibbles are the codes);
+    :class:`.shared.Violation` (row, group, code)."""
+    from .._kernels.cuda import plans
+
+    with session(packed) as s:
+        p = s.array(packed)
+        rows, nbytes = p.shape
+        codes = s.xp.empty((rows, 2 * nbytes), dtype="uint8")
+        codes[:, 0::2] = p & 15
+        codes[:, 1::2] = p >> 4
+        bad = (codes & 3) >= (codes >> 2)  # idx0 < idx1, as cutlass_check_codes
+        if codes.size and bool(bad.any()):
+            r, g = divmod(int(bad.reshape(-1).argmax()), codes.shape[1])
+            raise Violation(r, g, int(codes[r, g]))
+        return s.back(plans.cutlass_pack_codes(s.dev, codes, lay.kind), packed, getattr(xp, lay.meta))
+
+
+def cutlass_unpack(meta: Array, lay: Any) -> Array:
+    """The simple layout's ``positions`` (uint8) from CUTLASS meta; :class:`.shared.Violation`
+    (row, group, code)."""
+    from .._compat import array_namespace
+    from .._kernels.cuda import plans
+    from . import reference_formats
+
+    with session(meta) as s:
+        codes = plans.cutlass_unpack_codes(s.dev, s.bits(meta), lay.kind)
+        cxp = array_namespace(codes=codes)
+        c32 = cxp.astype(codes, cxp.int32)
+        if codes.size:
+            reference_formats.cutlass_check_codes(cxp, c32, lay)
+        return s.back(reference_formats.cutlass_positions(cxp, c32, lay), meta)

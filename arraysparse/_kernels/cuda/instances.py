@@ -26,6 +26,9 @@ UNSIGNED = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "unsi
 #: The index types of the formats' outputs.
 INDEX = {"int32": "int", "int64": "long long"}
 
+#: The CUTLASS layouts (arraysparse/_kernels/cpu/cutlass.py's kinds) by template argument.
+CUTLASS_KINDS = {"half": 0, "byte": 1, "pair": 2}
+
 #: ``MAXM`` of the register N:M kernel: the smallest one at least ``m`` is launched.
 NM_SMALL_MAXM = (4, 8, 16, 32)
 
@@ -60,6 +63,11 @@ def _instances() -> dict[str, list[str]]:
         + _per_width_index("csr_scatter", "csc_scatter", "coo_scatter", "bsr_scatter")
         + ["asp::bitmask_count"],
         "nmpack.cu": _per_width("nm_pack", "nm_unpack"),
+        "cutlass.cu": [
+            name(k, kind)
+            for k in ("cutlass_encode", "cutlass_decode", "cutlass_pack_codes", "cutlass_unpack_codes")
+            for kind in CUTLASS_KINDS.values()
+        ],
     }
 
 

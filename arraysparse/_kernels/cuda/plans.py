@@ -513,3 +513,81 @@ def decode_nm(dev: Any, values: Array, packed: Array, shape2: tuple[int, int], l
 def nm_positions(dev: Any, packed: Array, shape2: tuple[int, int], lay: Any) -> tuple[Array, Any]:
     """Each kept value's position (uint8) and ``(row, group)`` of the first corrupt group, or None."""
     return _unpack(dev, None, packed, shape2, lay, np.uint8, False)
+
+
+# -- CUTLASS 2:4 --------------------------------------------------------------------------
+# ``kind`` is the layout's kind ("half": float16 / bfloat16, "byte": int8, "pair": float32 1:2).
+_CUTLASS = {  # kind -> (lane dtype, meta dtype, lanes a group, codes a meta word)
+    "half": (np.uint16, np.uint16, 4, 4),
+    "byte": (np.uint8, np.uint32, 4, 8),
+    "pair": (np.uint32, np.uint16, 2, 4),
+}
+
+
+def _cutlass_name(kernel: str, kind: str) -> str:
+    from .instances import CUTLASS_KINDS
+
+    return name(kernel, CUTLASS_KINDS[kind])
+
+
+def cutlass_encode(dev: Any, bits: Array, kind: str) -> tuple[Array, Array, tuple[int, int, int] | None]:
+    """CUTLASS ``(values, meta, violation)`` of the dense lanes ``bits`` (rows, cols);
+    ``violation`` is ``(row, group, non-zeros)`` of the first group with too many, else None."""
+    xp = dev.xp
+    lane, meta_t, lanes, cpw = _CUTLASS[kind]
+    rows, cols = bits.shape
+    groups = cols // lanes
+    values = xp.empty((rows, cols // 2), dtype=lane)
+    meta = xp.empty((rows, groups // cpw), dtype=meta_t)
+    if values.size == 0 or meta.size == 0:
+        return values, meta, None
+    bad = dev.upload(np.array([_NO_BAD], dtype=np.uint64))
+    dev.launch("cutlass.cu", _cutlass_name("cutlass_encode", kind), _blocks(meta.size, BLOCK), BLOCK,
+               (bits.reshape(-1), _i64(rows), _i64(cols), values.reshape(-1), meta.reshape(-1), bad))
+    v = _bad(dev, bad)
+    if v is None:
+        return values, meta, None
+    flat, count = v >> 3, v & 7
+    return values, meta, (flat // groups, flat % groups, count)
+
+
+def cutlass_decode(dev: Any, values: Array, meta: Array, kind: str) -> tuple[Array, tuple[int, int, int] | None]:
+    """The dense lanes of CUTLASS ``values`` and ``meta`` (unsigned views) and ``(row, group,
+    code)`` of the first code no encoder writes, else None."""
+    lane, meta_t, lanes, cpw = _CUTLASS[kind]
+    rows, half = values.shape
+    cols = 2 * half
+    groups = cols // lanes
+    dense = dev.xp.empty((rows, cols), dtype=lane)
+    if dense.size == 0:
+        return dense, None
+    bad = dev.upload(np.array([_NO_BAD], dtype=np.uint64))
+    dev.launch("cutlass.cu", _cutlass_name("cutlass_decode", kind), _blocks(meta.size, BLOCK), BLOCK,
+               (values.reshape(-1), meta.reshape(-1), _i64(rows), _i64(cols), dense.reshape(-1), bad))
+    v = _bad(dev, bad)
+    if v is None:
+        return dense, None
+    flat, code = v >> 4, v & 15
+    return dense, (flat // groups, flat % groups, code)
+
+
+def cutlass_pack_codes(dev: Any, codes: Array, kind: str) -> Array:
+    """Meta words (rows, groups / codes a word) in CUTLASS order from 4-bit codes (uint8)."""
+    _, meta_t, _, cpw = _CUTLASS[kind]
+    rows, groups = codes.shape
+    meta = dev.xp.empty((rows, groups // cpw), dtype=meta_t)
+    if meta.size:
+        dev.launch("cutlass.cu", _cutlass_name("cutlass_pack_codes", kind), _blocks(meta.size, BLOCK), BLOCK,
+                   (codes.reshape(-1), _i64(rows), _i64(groups), meta.reshape(-1)))
+    return meta
+
+
+def cutlass_unpack_codes(dev: Any, meta: Array, kind: str) -> Array:
+    """4-bit codes (rows, groups) uint8 from meta words in CUTLASS order."""
+    _, _, _, cpw = _CUTLASS[kind]
+    rows, ncols = meta.shape
+    codes = dev.xp.empty((rows, ncols * cpw), dtype=np.uint8)
+    if codes.size:
+        dev.launch("cutlass.cu", _cutlass_name("cutlass_unpack_codes", kind), _blocks(meta.size, BLOCK), BLOCK,
+                   (meta.reshape(-1), _i64(rows), _i64(ncols * cpw), codes.reshape(-1)))
+    return codes
