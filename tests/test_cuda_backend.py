@@ -250,3 +250,22 @@ def test_cutlass_through_the_cuda_backend(on_emulated_cuda):
     meta[0, 0] = 0x5555  # idx0 == idx1
     with pytest.raises(ValueError, match="invalid code 0b0101 for row 0, group 0"):
         asp.from_cutlass(values, meta)
+
+
+def test_norms_and_structured_masks_through_the_cuda_backend(on_emulated_cuda):
+    rng = np.random.default_rng(12)
+    w = rng.standard_normal((8, 6, 3, 3)).astype(np.float32)
+    calls = [
+        lambda: asp.structure_scores(w, 0, ord=2),
+        lambda: asp.structure_scores(w, 1, ord=1),
+        lambda: asp.block_scores(w, (3, 3), ord=float("inf")),
+        lambda: asp.structure_scores(w.astype(np.int16), 2, ord=0.5),
+        lambda: asp.StructuredPruning(asp.SparsityPattern.filters(), ord=1).prune(w, 0.25)[1].mask,
+        lambda: asp.block_mask(w.reshape(48, 9), 0.5, block=(4, 3)).mask,
+    ]
+    want = [np.asarray(c()) for c in calls]
+    dev = on_emulated_cuda()
+    for c, e in zip(calls, want):
+        np.testing.assert_allclose(np.asarray(c()), e, rtol=1e-6)
+    assert any(inst.startswith("asp::slice_norms") for inst, _, _ in dev.launches)
+    assert any(inst.startswith("asp::block_norms") for inst, _, _ in dev.launches)

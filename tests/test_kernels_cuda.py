@@ -15,10 +15,12 @@ import pytest
 from arraysparse._backends import Counted, host, host_formats
 from arraysparse._backends.bridge import Host
 from arraysparse._backends.shared import Violation
+from arraysparse._kernels.cpu import cutlass as cpu_cutlass
+from arraysparse._kernels.cpu import norms as cpu_norms
 from arraysparse._kernels.cpu.sparse import value_bits
 from arraysparse._kernels.cuda import instances, nvrtc, plans
 from arraysparse.formats.nm import packed_layout
-from tests.cuda_emulation import emulator, keys_of, launched
+from tests.cuda_emulation import bits_of, emulator, keys_of, launched
 
 ARCHS = ("sm_80", "sm_90")
 
@@ -374,7 +376,6 @@ def test_nm_pack_finds_the_first_violation_and_corrupt_group(n, m):
 
 
 # -- CUTLASS 2:4 --------------------------------------------------------------------------
-from arraysparse._kernels.cpu import cutlass as cpu_cutlass  # noqa: E402
 
 CUTLASS_CASES = [("half", np.float16, (64, 64)), ("byte", np.int8, (32, 128)), ("pair", np.float32, (64, 32))]
 
@@ -428,3 +429,33 @@ def test_cutlass_finds_the_first_bad_group_and_code(kind, dtype, shape):
     meta = cpu_cutlass.pack_codes(codes, kind)
     _, bad = plans.cutlass_decode(dev, values, meta, kind)
     assert bad == (3, 5, 0b0101)
+
+
+# -- norms (float64 sums in another order: equal to rounding; the maximum exactly) -----------
+
+
+@pytest.mark.parametrize(
+    ("dtype", "ord"),
+    [("float16", 1.0), ("bfloat16", 2.0), ("float32", float("inf")), ("float64", 0.5), ("float32", 3.0),
+     ("int8", 2.0), ("int64", float("inf")), ("uint16", 1.0)],
+)
+def test_slice_and_block_norms_match_cpu(dtype, ord):
+    torch = pytest.importorskip("torch")
+    dev = emulator()
+    rng = np.random.default_rng(11)
+    v = rng.standard_normal((6, 20, 12)) * 30
+    v[0, 0, 0] = 1e-6  # a float16 subnormal
+    if dtype == "bfloat16":
+        x = torch.from_numpy(v.astype(np.float32)).to(torch.bfloat16)
+        wide = x.float().numpy()
+    else:
+        x = v.astype(dtype)
+        wide = x.astype(np.float32) if dtype == "float16" else x
+    bits, name = bits_of(x)
+    got = plans.slice_norms(dev, bits, name, (6, 20, 12), ord)
+    want = cpu_norms.slice_norms(np.ascontiguousarray(wide), ord)
+    exact = ord == float("inf")
+    np.testing.assert_allclose(got, want, rtol=0 if exact else 1e-12)
+    got = plans.block_norms(dev, bits, name, (6, 4, 5, 3, 4), ord)
+    want = cpu_norms.block_norms(np.ascontiguousarray(wide).reshape(6, 4, 5, 3, 4), ord)
+    np.testing.assert_allclose(got, want, rtol=0 if exact else 1e-12)

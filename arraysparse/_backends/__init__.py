@@ -162,16 +162,22 @@ def nm_keep(xp: ModuleType, x: Array, n: int, m: int, axis: int, *, magnitude: b
 def slice_norms(xp: ModuleType, x: Array, axis: int, ord: float) -> Array:
     """Lp norm of each slice along ``axis``, in the result float dtype of ``x``."""
     dtype = result_float(xp, x)
-    if _choose(x) == "host" and math.prod(x.shape):
+    backend = _choose(x) if math.prod(x.shape) else "reference"
+    if backend == "host":
         return xp.astype(host.slice_norms(x, axis, ord), dtype)
+    if backend == "cuda" and cuda.supports_norms(x):
+        return xp.astype(cuda.slice_norms(x, axis, ord), dtype)
     return xp.astype(reference.slice_norms(xp, x, axis, ord), dtype)
 
 
 def block_norms(xp: ModuleType, x: Array, block: tuple[int, ...], ord: float) -> Array:
     """Lp norm of each tile of shape ``block`` over the trailing axes."""
     dtype = result_float(xp, x)
-    if _choose(x) == "host" and math.prod(x.shape) and len(block) <= 2:
+    backend = _choose(x) if math.prod(x.shape) and len(block) <= 2 else "reference"
+    if backend == "host":
         return xp.astype(host.block_norms(x, block, ord), dtype)
+    if backend == "cuda" and cuda.supports_norms(x):
+        return xp.astype(cuda.block_norms(x, block, ord), dtype)
     return xp.astype(reference.block_norms(xp, x, block, ord), dtype)
 
 

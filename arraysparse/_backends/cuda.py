@@ -371,3 +371,36 @@ def cutlass_unpack(meta: Array, lay: Any) -> Array:
         if codes.size:
             reference_formats.cutlass_check_codes(cxp, c32, lay)
         return s.back(reference_formats.cutlass_positions(cxp, c32, lay), meta)
+
+
+# -- norms --------------------------------------------------------------------------------
+def supports_norms(x: Array) -> bool:
+    """Whether the norm kernels read ``x``'s dtype (real floats and integers)."""
+    from .._kernels.cuda.instances import NORM_DTYPES
+
+    return dtype_name(x) in NORM_DTYPES
+
+
+def slice_norms(x: Array, axis: int, ord: float) -> Array:
+    """float64 Lp norm of each slice along ``axis``; ``x`` is not empty."""
+    from .._kernels.cuda import plans
+
+    with session(x) as s:
+        out = plans.slice_norms(s.dev, s.bits(x), dtype_name(x), _as_3d(tuple(x.shape), axis), ord)
+        return s.back(out, x)
+
+
+def block_norms(x: Array, block: tuple[int, ...], ord: float) -> Array:
+    """float64 Lp norm of each tile of shape ``block`` (one or two trailing axes); not empty."""
+    from .._kernels.cuda import plans
+
+    shape = tuple(x.shape)
+    b1, b2 = (1, *block) if len(block) == 1 else block
+    rows = shape[-2] if len(block) == 2 else 1
+    cols = shape[-1]
+    lead = shape[: len(shape) - len(block)]
+    shape5 = (math.prod(lead), rows // b1, b1, cols // b2, b2)
+    out_shape = lead + tuple(n // b for n, b in zip(shape[len(shape) - len(block) :], block))
+    with session(x) as s:
+        out = plans.block_norms(s.dev, s.bits(x), dtype_name(x), shape5, ord)
+        return s.back(out.reshape(out_shape), x)

@@ -26,6 +26,39 @@ __device__ __forceinline__ T mx(T a, T b) {
   return a < b ? b : a;
 }
 
+// -- bits as floating-point values (no standard library on either side) ------------------
+#ifdef ARRAYSPARSE_EMULATE
+inline float bits_to_float(u32 b) {
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+inline double bits_to_double(u64 b) {
+  double d;
+  std::memcpy(&d, &b, sizeof d);
+  return d;
+}
+#else
+__device__ __forceinline__ float bits_to_float(u32 b) { return __int_as_float(int(b)); }
+__device__ __forceinline__ double bits_to_double(u64 b) { return __longlong_as_double((long long)b); }
+#endif
+
+// float16 bits to float32, exactly (subnormals normalised, inf and NaN kept)
+__device__ __forceinline__ float half_to_float(u16 h) {
+  const u32 sign = u32(h & 0x8000u) << 16;
+  const u32 exp = (h >> 10) & 31u;
+  u32 man = h & 1023u;
+  if (exp == 31u) return bits_to_float(sign | 0x7F800000u | (man << 13));
+  if (exp != 0u) return bits_to_float(sign | ((exp + 112u) << 23) | (man << 13));
+  if (man == 0u) return bits_to_float(sign);
+  u32 shift = 0;
+  while (!(man & 1024u)) {
+    man <<= 1;
+    ++shift;
+  }
+  return bits_to_float(sign | ((113u - shift) << 23) | ((man & 1023u) << 13));
+}
+
 // -- order keys (arraysparse/_kernels/cpu/keys.py) ------------------------------------------
 // Unsigned order equals numeric order: floats flip by sign (-0.0 ranks with +0.0), signed
 // integers flip their sign bit, magnitudes clear the sign (floats) or negate (integers, |MIN|

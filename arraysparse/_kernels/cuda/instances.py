@@ -26,6 +26,15 @@ UNSIGNED = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "unsi
 #: The index types of the formats' outputs.
 INDEX = {"int32": "int", "int64": "long long"}
 
+#: The value dtypes the norm kernels read, by template argument.
+NORM_DTYPES = {
+    name: code
+    for code, name in enumerate(
+        ["float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
+         "uint8", "uint16", "uint32", "uint64"]
+    )
+}
+
 #: The CUTLASS layouts (arraysparse/_kernels/cpu/cutlass.py's kinds) by template argument.
 CUTLASS_KINDS = {"half": 0, "byte": 1, "pair": 2}
 
@@ -63,6 +72,7 @@ def _instances() -> dict[str, list[str]]:
         + _per_width_index("csr_scatter", "csc_scatter", "coo_scatter", "bsr_scatter")
         + ["asp::bitmask_count"],
         "nmpack.cu": _per_width("nm_pack", "nm_unpack"),
+        "norms.cu": [name(k, d) for k in ("slice_norms", "block_norms") for d in NORM_DTYPES.values()],
         "cutlass.cu": [
             name(k, kind)
             for k in ("cutlass_encode", "cutlass_decode", "cutlass_pack_codes", "cutlass_unpack_codes")

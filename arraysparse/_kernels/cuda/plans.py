@@ -591,3 +591,32 @@ def cutlass_unpack_codes(dev: Any, meta: Array, kind: str) -> Array:
         dev.launch("cutlass.cu", _cutlass_name("cutlass_unpack_codes", kind), _blocks(meta.size, BLOCK), BLOCK,
                    (meta.reshape(-1), _i64(rows), _i64(ncols * cpw), codes.reshape(-1)))
     return codes
+
+
+# -- norms --------------------------------------------------------------------------------
+def _norm_args(ord: float) -> tuple:
+    is_max = ord == float("inf")
+    return np.float64(1.0 if is_max else float(ord)), np.int32(is_max)
+
+
+def slice_norms(dev: Any, bits: Array, dtype: str, shape3: tuple[int, int, int], ord: float) -> Array:
+    """float64 norm of every ``x[:, a, :]`` of the (outer, count, inner) view (not empty)."""
+    from .instances import NORM_DTYPES
+
+    outer, count, inner = shape3
+    out = dev.xp.empty(count, dtype=np.float64)
+    dev.launch("norms.cu", name("slice_norms", NORM_DTYPES[dtype]), min(count, MAX_GRID), BLOCK,
+               (bits.reshape(-1), _i64(outer), _i64(count), _i64(inner), *_norm_args(ord), out))
+    return out
+
+
+def block_norms(dev: Any, bits: Array, dtype: str, shape5: tuple[int, ...], ord: float) -> Array:
+    """float64 norm of every tile ``x[q, i, :, j, :]`` of the (lead, n1, b1, n2, b2) view."""
+    from .instances import NORM_DTYPES
+
+    lead, n1, b1, n2, b2 = shape5
+    out = dev.xp.empty((lead, n1, n2), dtype=np.float64)
+    if out.size:
+        dev.launch("norms.cu", name("block_norms", NORM_DTYPES[dtype]), _blocks(out.size, BLOCK), BLOCK,
+                   (bits.reshape(-1), *map(_i64, shape5), *_norm_args(ord), out.reshape(-1)))
+    return out
