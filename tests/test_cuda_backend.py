@@ -269,3 +269,50 @@ def test_norms_and_structured_masks_through_the_cuda_backend(on_emulated_cuda):
         np.testing.assert_allclose(np.asarray(c()), e, rtol=1e-6)
     assert any(inst.startswith("asp::slice_norms") for inst, _, _ in dev.launches)
     assert any(inst.startswith("asp::block_norms") for inst, _, _ in dev.launches)
+
+
+def _global_inputs():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((30, 40)).astype(np.float32)
+    a[:, ::7] = 0.25  # ties across arrays
+    b = (rng.standard_normal(700) * 2).astype(np.float16)
+    b[::5] = 0.25
+    return {
+        "same space": [a, b, torch.from_numpy(rng.standard_normal((9, 50))).to(torch.bfloat16)],
+        "mixed": [a, rng.standard_normal((20, 20)), (rng.standard_normal(300) * 100).astype(np.int64)],
+        "integers": [(rng.standard_normal(500) * 50).astype(np.int8), (rng.standard_normal(400) * 5e4).astype(np.int32)],
+    }
+
+
+@pytest.mark.parametrize("case", ["same space", "mixed", "integers"])
+@pytest.mark.parametrize("bounds", ["none", "clamped", "at bounds"])
+def test_global_threshold_through_the_cuda_backend(on_emulated_cuda, case, bounds):
+    arrays = _global_inputs()[case]
+    sizes = [int(np.prod(tuple(a.shape))) for a in arrays]
+    total = sum(sizes)
+    k = total // 2
+    if bounds == "none":
+        lo, hi = [0] * len(sizes), sizes
+    elif bounds == "clamped":  # the first array may prune at most 10%, the last at least 80%
+        lo = [0] * (len(sizes) - 1) + [int(0.8 * sizes[-1])]
+        hi = [int(0.1 * sizes[0])] + sizes[1:]
+    else:
+        lo, hi = [s // 4 for s in sizes], [s // 3 for s in sizes]
+        k = sum(lo) - 1
+    names = [f"a{i}" for i in range(len(arrays))]
+    want = _backends.global_keep(None, arrays, names, k, lo, hi, magnitude=True)
+    dev = on_emulated_cuda()
+    got = _backends.global_keep(None, arrays, names, k, lo, hi, magnitude=True)
+    assert dev.launches
+    for (gk, gp, gu), (wk, wp, wu) in zip(got, want):
+        assert (gp, gu) == (wp, wu)
+        _same(gk, wk)
+
+
+def test_global_threshold_nan_names_the_array(on_emulated_cuda):
+    arrays = [np.ones(50, np.float32), np.ones(40, np.float32)]
+    arrays[1][3] = np.nan
+    on_emulated_cuda()
+    with pytest.raises(ValueError, match="a1 contains 1 NaN"):
+        _backends.global_keep(None, arrays, ["a0", "a1"], 30, [0, 0], [50, 40], magnitude=False)

@@ -201,12 +201,14 @@ def global_keep(
     bounds. Requires ``sum(lo) <= k <= sum(hi)``. ``names`` name the arrays
     in the error NaN values raise.
     """
-    if _choose(*arrays) == "host":
+    def on_nan(i: int, count: int) -> None:
+        _raise_nan(names[i], count)
 
-        def on_nan(i: int, count: int) -> None:
-            _raise_nan(names[i], count)
-
+    backend = _choose(*arrays)
+    if backend == "host":
         return host.global_keep(arrays, k, lo, hi, magnitude, on_nan)
+    if backend == "cuda":
+        return cuda.global_keep(arrays, k, lo, hi, magnitude, on_nan)
     for a, name in zip(arrays, names):
         nans = reference.count_nan(xp, a)
         if nans:

@@ -404,3 +404,92 @@ def block_norms(x: Array, block: tuple[int, ...], ord: float) -> Array:
     with session(x) as s:
         out = plans.block_norms(s.dev, s.bits(x), dtype_name(x), shape5, ord)
         return s.back(out.reshape(out_shape), x)
+
+
+# -- the global threshold over many arrays ------------------------------------------------
+_KEY_SPACE = {  # dtype -> (key width, kind) after the CPU's exact widening (keys.py's _WIDEN)
+    "float16": (4, "f"), "bfloat16": (4, "f"), "float32": (4, "f"), "float64": (8, "f"),
+    "int8": (4, "i"), "int16": (4, "i"), "int32": (4, "i"), "int64": (8, "i"),
+    "uint8": (4, "u"), "uint16": (4, "u"), "uint32": (4, "u"), "uint64": (8, "u"),
+}
+_SPACE_DTYPE = {(4, "f"): "float32", (8, "f"): "float64", (4, "i"): "int32", (8, "i"): "int64",
+                (4, "u"): "uint32", (8, "u"): "uint64"}
+
+
+def _key_bits(s: Session, x: Array, space: str) -> Any:
+    """``x`` flat on the device as the bits of the key space's dtype ``space`` (a view when it
+    is ``x``'s own dtype, else an exact widening, or float64 for mixed spaces)."""
+    xp = s.xp
+    name = dtype_name(x)
+    bits = s.bits(x).reshape(-1)
+    if name == space:
+        return bits
+    if name == "bfloat16":  # its bits are the high half of a float32's
+        wide = (bits.astype("uint32") << 16).view("float32")
+    else:
+        wide = bits.view(name)
+    return xp.ascontiguousarray(wide.astype(space)).view(_UNSIGNED[8 if space.endswith("64") else 4])
+
+
+def global_keep(
+    arrays: list[Array], k: int, lo: list[int], hi: list[int], magnitude: bool, on_nan: Callable[[int, int], None]
+) -> list[tuple[Array, int, int]]:
+    """``(keep, pruned, unclamped)`` per array, by one radix select over all arrays at once
+    (as :func:`.host.global_keep`: ties to earlier arrays, then lower indices)."""
+    from .._kernels.cuda import plans
+    from .shared import resolve_counts
+
+    spaces = {_KEY_SPACE[dtype_name(a)] for a in arrays}
+    space = _SPACE_DTYPE[next(iter(spaces))] if len(spaces) == 1 else "float64"
+    keys = plans.Keys.of(space, magnitude)
+    sizes = [math.prod(tuple(a.shape)) for a in arrays]
+    with session(arrays[0]) as s:
+
+        def load(i: int) -> Any:
+            return _key_bits(s, arrays[i], space)
+
+        def own_topk(i: int, p: int) -> Any:
+            keep, nans = plans.topk_keep(s.dev, load(i), p, keys)
+            if nans:
+                on_nan(i, nans)
+            return keep
+
+        def back(i: int, keep: Any) -> Array:
+            return s.back(keep.reshape(tuple(arrays[i].shape)), arrays[i])
+
+        loads = [lambda i=i: load(i) for i in range(len(arrays))]
+        bounded = any(lo) or any(h < n for h, n in zip(hi, sizes))
+        if k <= sum(lo) or k >= sum(hi):  # every array at one of its bounds
+            counts, cut = (lo, [0] * len(sizes)) if k <= sum(lo) else (hi, sizes)
+            return [(back(i, own_topk(i, p)), p, cut[i]) for i, p in enumerate(counts)]
+        everything = range(len(arrays))
+        if not bounded:
+            threshold, less_total, _, nans = plans.find_threshold(s.dev, loads, keys, k, None, None)
+            _raise_first_nan(nans, on_nan)
+            remaining = k - less_total[0]
+            out = []
+            for i in everything:
+                bits = load(i)
+                less, equal = plans.count_below(s.dev, bits, keys, threshold)
+                j = min(equal, remaining)  # ties: earlier arrays, then lower indices, first
+                remaining -= j
+                out.append((back(i, plans.keep_above(s.dev, bits, keys, threshold, j)), less + j, less + j))
+            return out
+        threshold, less, equal, nans = plans.find_threshold(s.dev, loads, keys, k, lo, hi)
+        _raise_first_nan(nans, on_nan)
+        counts = resolve_counts(less, equal, lo, hi, k)
+        pruned = [max(lo[i], min(hi[i], c)) for i, c in enumerate(counts)]
+        out = []
+        for i, c in enumerate(counts):
+            if pruned[i] == c:
+                keep = plans.keep_above(s.dev, load(i), keys, threshold, c - less[i])
+            else:
+                keep = own_topk(i, pruned[i])
+            out.append((back(i, keep), pruned[i], c))
+        return out
+
+
+def _raise_first_nan(nans: list[int], on_nan: Callable[[int, int], None]) -> None:
+    for i, count in enumerate(nans):
+        if count:
+            on_nan(i, count)

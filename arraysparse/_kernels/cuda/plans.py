@@ -620,3 +620,90 @@ def block_norms(dev: Any, bits: Array, dtype: str, shape5: tuple[int, ...], ord:
         dev.launch("norms.cu", name("block_norms", NORM_DTYPES[dtype]), _blocks(out.size, BLOCK), BLOCK,
                    (bits.reshape(-1), *map(_i64, shape5), *_norm_args(ord), out.reshape(-1)))
     return out
+
+
+# -- the global threshold over many arrays ------------------------------------------------
+#: Digit width of the global select with one histogram per array (minimum / maximum sparsity).
+CLAMP_DIGIT_BITS = 8
+
+
+def find_threshold(
+    dev: Any, loads: list[Any], keys: Keys, k: int, lo: list[int] | None, hi: list[int] | None
+) -> tuple[int, list[int], list[int], list[int]]:
+    """The global threshold key of the arrays ``loads[i]()`` gives (flat key bits, one array
+    at a time: a widened copy lives only while it is histogrammed) and, per array, the
+    counts of keys below and equal to it, and of NaN values.
+
+    Without bounds the threshold is the ``k``-th smallest key of all arrays together and
+    the counts come back as one total each (lists of one). With bounds it is the smallest
+    key ``T`` with ``sum_t clip(count_t(key <= T), lo_t, hi_t) >= k`` and the counts are
+    per array: the CPU kernels' rule (arraysparse/_kernels/cpu/global_select.py), whose
+    answer does not depend on the digit width. One histogram launch per array and digit;
+    the small histograms are read back between digits.
+    """
+    xp = dev.xp
+    per_array = lo is not None
+    count = len(loads)
+    digit = CLAMP_DIGIT_BITS if per_array else RADIX_BITS
+    base = np.zeros(count if per_array else 1, np.int64)
+    equal = base.copy()
+    nans = xp.zeros(count, dtype=np.uint64)
+    prefix, pmask, need = 0, 0, k
+    lo_a = np.asarray(lo, np.int64) if per_array else None
+    hi_a = np.asarray(hi, np.int64) if per_array else None
+    nan_counts = [0] * count
+    for level, (shift, dbits) in enumerate(radix_levels(8 * keys.width, digit)):
+        nbins = 1 << dbits
+        hist = xp.zeros((count if per_array else 1, nbins), dtype=np.uint64)
+        state = _state(dev, prefix, pmask)
+        for i, load in enumerate(loads):
+            bits = load()
+            row = hist[i if per_array else 0]
+            if bits.size:
+                _histogram(dev, bits, keys, state, shift, dbits, level == 0, row, nans[i : i + 1])
+            del bits
+        if level == 0:
+            nan_counts = [int(v) for v in dev.host(nans)]
+            if any(nan_counts):
+                return 0, [], [], nan_counts
+        h = dev.host(hist).astype(np.int64)
+        if per_array:
+            cum = base[:, None] + np.cumsum(h, axis=1)
+            reached = np.clip(cum, lo_a[:, None], hi_a[:, None]).sum(axis=0)
+            bucket = int(np.searchsorted(reached, k))  # the first boundary reaching k
+            if bucket:
+                base = cum[:, bucket - 1].copy()
+            equal = h[:, bucket].copy()
+        else:
+            totals = h[0]
+            cumulative = np.cumsum(totals)
+            bucket = int(np.searchsorted(cumulative, need))
+            below = int(cumulative[bucket] - totals[bucket])
+            need -= below
+            base[0] += below
+            equal[0] = totals[bucket]
+        prefix |= bucket << shift
+        pmask |= (nbins - 1) << shift
+    return prefix, [int(v) for v in base], [int(v) for v in equal], nan_counts
+
+
+def count_below(dev: Any, bits: Array, keys: Keys, threshold: int) -> tuple[int, int]:
+    """``(keys below threshold, keys equal to it)`` of the flat key bits."""
+    n = int(bits.size)
+    out = dev.xp.zeros(2, dtype=np.uint64)
+    if n:
+        mode, magnitude, _ = keys.args()
+        dev.launch("select.cu", name("count_below", unsigned(keys.width)), _blocks(n), BLOCK,
+                   (bits, _i64(n), mode, magnitude, _state(dev, threshold), out))
+    less, equal = (int(v) for v in dev.host(out))
+    return less, equal
+
+
+def keep_above(dev: Any, bits: Array, keys: Keys, threshold: int, prune_equal: int) -> Array:
+    """Keep-mask ``key > threshold``, of the keys equal to it keeping all but the first
+    ``prune_equal`` (index order); keys below it are pruned."""
+    n = int(bits.size)
+    out = dev.xp.empty(n, dtype=dev.xp.bool_)
+    if n:
+        keep_threshold(dev, bits, keys, _state(dev, threshold, (1 << (8 * keys.width)) - 1, prune_equal), out)
+    return out
