@@ -121,7 +121,7 @@ def count_nan(xp: ModuleType, x: Array) -> int:
     backend = _choose(x)
     if backend == "host":
         return host.count_nan(x)
-    if backend == "cuda":
+    if backend == "cuda" and cuda.supports_keys(x):
         return cuda.count_nan(x)
     return reference.count_nan(xp, x)
 
@@ -134,7 +134,7 @@ def topk_keep(xp: ModuleType, x: Array, n_prune: int, *, magnitude: bool, name: 
     backend = _choose(x)
     if backend == "host":
         keep, nans = host.topk_keep(x, n_prune, magnitude)
-    elif backend == "cuda":
+    elif backend == "cuda" and cuda.supports_keys(x):
         keep, nans = cuda.topk_keep(x, n_prune, magnitude)
     else:
         nans = reference.count_nan(xp, x)
@@ -149,7 +149,7 @@ def nm_keep(xp: ModuleType, x: Array, n: int, m: int, axis: int, *, magnitude: b
     backend = _choose(x)
     if backend == "host":
         keep, nans = host.nm_keep(x, n, m, axis, magnitude)
-    elif backend == "cuda":
+    elif backend == "cuda" and cuda.supports_keys(x):
         keep, nans = cuda.nm_keep(x, n, m, axis, magnitude)
     else:
         nans = reference.count_nan(xp, x)
@@ -207,7 +207,7 @@ def global_keep(
     backend = _choose(*arrays)
     if backend == "host":
         return host.global_keep(arrays, k, lo, hi, magnitude, on_nan)
-    if backend == "cuda":
+    if backend == "cuda" and cuda.supports_keys(*arrays):
         return cuda.global_keep(arrays, k, lo, hi, magnitude, on_nan)
     for a, name in zip(arrays, names):
         nans = reference.count_nan(xp, a)

@@ -226,8 +226,8 @@ def device_view(x: Array) -> Any:
     """A CuPy array sharing ``x``'s device memory (CuPy, or a dense CUDA torch tensor through
     DLPack), else ``None``.
 
-    torch's bfloat16 is viewed as its 16-bit integers and bool as uint8 (then
-    back to bool), as on the host; nothing is copied, and nothing leaves the
+    torch's bfloat16 (and float8) is viewed as its unsigned bits and bool as
+    uint8 (then back to bool), as on the host; nothing is copied, and nothing leaves the
     device. Call it with the job's stream current (the CUDA backend's
     session), so DLPack orders the hand-over on that stream.
     """
@@ -240,10 +240,12 @@ def device_view(x: Array) -> Any:
     import torch
 
     t = x.detach().resolve_conj().resolve_neg()
-    if t.dtype == torch.bfloat16:
-        return cupy.from_dlpack(t.view(torch.int16)).view(cupy.uint16)
     if t.dtype == torch.bool:
         return cupy.from_dlpack(t.view(torch.uint8)).view(cupy.bool_)
+    if t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64):
+        # bfloat16, float8: no CuPy dtype; their bits as unsigned integers of their width
+        signed = {1: torch.uint8, 2: torch.int16}[t.element_size()]
+        return cupy.from_dlpack(t.view(signed)).view(_UNSIGNED[t.element_size()])
     return cupy.from_dlpack(t)
 
 

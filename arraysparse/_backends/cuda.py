@@ -10,9 +10,10 @@ goes through the host but the counts a plan reads back to size its outputs
 (and the NaN count every selection reports).
 
 The seam (:mod:`arraysparse._backends`) sends a job here only when its arrays
-are device arrays and a kernel exists for it (:func:`supports_values`); the
-jobs without one (ELL, DIA, SparseGPT, calibration) run the standard-only
-code on the device. Importing this module imports neither CuPy nor a kernel
+are device arrays and a kernel exists for it and their dtype
+(:func:`supports_keys`, :func:`supports_norms`; the codecs move items of up
+to 8 bytes); the jobs without one (ELL, DIA, SparseGPT, calibration,
+complex128 formats) run the standard-only code on the device. Importing this module imports neither CuPy nor a kernel
 module.
 
 The test suite replaces :func:`session` with one whose device is the host
@@ -40,9 +41,10 @@ def dtype_name(x: Array) -> str:
     return str(x.dtype).removeprefix("torch.")
 
 
-def supports_values(x: Array) -> bool:
-    """Whether the kernels move ``x``'s items (at most 8 bytes: complex128 runs the reference)."""
-    return getattr(x.dtype, "itemsize", 0) <= bridge.MAX_ITEMSIZE
+def supports_keys(*arrays: Array) -> bool:
+    """Whether the selection kernels rank these arrays' dtypes (real floats of 16 to 64 bits,
+    integers; float8 and the like run the reference)."""
+    return all(dtype_name(a) in _KEY_SPACE for a in arrays)
 
 
 class Session:
@@ -125,7 +127,7 @@ def nm_keep(x: Array, n: int, m: int, axis: int, magnitude: bool) -> tuple[Array
 def zero_mask(dtype: str, width: int) -> int:
     """``bits & zero_mask != 0`` exactly for the non-zero values of ``dtype`` (floats clear
     their sign bits, so -0.0 is a zero, as in scipy.sparse and on the host)."""
-    if dtype.startswith(("float", "bfloat")):
+    if dtype.startswith(("float", "bfloat")) and "fnuz" not in dtype:  # fnuz: 0x80 is NaN, not -0.0
         return (1 << (8 * width - 1)) - 1
     if dtype.startswith("complex"):
         half = (1 << (4 * width - 1)) - 1
