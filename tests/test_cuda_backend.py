@@ -186,32 +186,102 @@ def _gpu_reason():
 gpu = pytest.mark.skipif(_gpu_reason() is not None, reason=str(_gpu_reason()))
 
 
-@pytest.mark.cuda
-@gpu
-@pytest.mark.parametrize("lib", ["cupy", "torch"])
-def test_gpu_masks_equal_the_cpu_kernels(lib):
-    import cupy
-
-    rng = np.random.default_rng(1)
-    w = rng.standard_normal((256, 512)).astype(np.float32)
-
-    def dev(a):
-        if lib == "cupy":
-            return cupy.asarray(a)
+def _on_gpu(lib, a):
+    """A host array (NumPy or CPU torch) on the GPU in ``lib``."""
+    if lib == "torch":
         import torch
 
-        return torch.from_numpy(a).cuda()
+        return (a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))).cuda()
+    import cupy
 
-    def host(a):
-        return cupy.asnumpy(a) if lib == "cupy" else a.cpu().numpy()
+    return cupy.asarray(a)
 
-    for fn in (
-        lambda a: asp.nm_mask(a, 2, 4, magnitude=True).mask,
-        lambda a: asp.nm_mask(a, 100, 256).mask,
-        lambda a: asp.topk_mask(a, 0.5, magnitude=True).mask,
-    ):
-        np.testing.assert_array_equal(host(fn(dev(w))), fn(w))
 
+def _from_gpu(a):
+    if type(a).__module__.startswith("torch"):
+        return a.cpu()
+    import cupy
+
+    return cupy.asnumpy(a)
+
+
+def _gpu_jobs():
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((256, 512)).astype(np.float32)
+    sparse = np.where(rng.random(w.shape) < 0.5, 0, w).astype(np.float32)
+    w24 = asp.nm_mask(w, 2, 4, magnitude=True).apply(w)
+    return {
+        "nm 2:4": (w, lambda a: asp.nm_mask(a, 2, 4, magnitude=True).mask),
+        "nm 100:256": (w, lambda a: asp.nm_mask(a, 100, 256).mask),
+        "nm 3:8 axis 0": (w, lambda a: asp.nm_mask(a, 3, 8, axis=0).mask),
+        "topk 50%": (w, lambda a: asp.topk_mask(a, 0.5, magnitude=True).mask),
+        "topk float16": (w.astype(np.float16), lambda a: asp.topk_mask(a, 0.3).mask),
+        "structure norms": (w, lambda a: asp.structure_scores(a, 0, ord=2)),
+        "block norms": (w, lambda a: asp.block_scores(a, (4, 4), ord=float("inf"))),
+        "csr": (sparse, lambda a: asp.compress(a, "csr").arrays),
+        "coo": (sparse, lambda a: asp.compress(a, "coo").arrays),
+        "csc": (sparse, lambda a: asp.compress(a, "csc").arrays),
+        "bsr": (sparse, lambda a: asp.compress(a, "bsr", block=(4, 4)).arrays),
+        "bitmask": (sparse, lambda a: asp.compress(a, "bitmask").arrays),
+        "2:4": (w24, lambda a: asp.compress(a, "2:4").arrays),
+        "csr round trip": (sparse, lambda a: asp.compress(a, "csr").to_dense()),
+        "2:4 round trip": (w24, lambda a: asp.compress(a, "2:4").to_dense()),
+        "cutlass": (w24.astype(np.float16), lambda a: asp.to_cutlass(a)),
+        "cutlass round trip": (w24.astype(np.float16), lambda a: asp.from_cutlass(*asp.to_cutlass(a))),
+        "global": (w, lambda a: [r[0] for r in _backends.global_keep(
+            None, [a, a[:100]], ["a", "b"], 60000, [0, 0], [a.shape[0] * a.shape[1], 100 * a.shape[1]],
+            magnitude=True)]),
+    }
+
+
+GPU_JOBS = (
+    "nm 2:4", "nm 100:256", "nm 3:8 axis 0", "topk 50%", "topk float16", "structure norms", "block norms", "csr",
+    "coo", "csc", "bsr", "bitmask", "2:4", "csr round trip", "2:4 round trip", "cutlass", "cutlass round trip",
+    "global",
+)
+
+
+def _flat(out):
+    if isinstance(out, dict):
+        return [out[k] for k in sorted(out)]
+    if isinstance(out, (tuple, list)):
+        return list(out)
+    return [out]
+
+
+@pytest.mark.cuda
+@gpu
+@pytest.mark.parametrize("job", GPU_JOBS)
+@pytest.mark.parametrize("lib", ["cupy", "torch"])
+def test_gpu_equals_the_cpu_kernels(lib, job):
+    from arraysparse._kernels.cuda import loader
+
+    x, fn = _gpu_jobs()[job]
+    want = _flat(fn(x))
+    got = _flat(fn(_on_gpu(lib, x)))
+    assert loader.compiled()  # the CUDA kernels ran, not the standard-only code
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        g = _from_gpu(g)
+        if job.endswith("norms"):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
+        else:
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
+@pytest.mark.cuda
+@gpu
+def test_gpu_bfloat16_round_trips_as_bits():
+    import torch
+
+    w = torch.randn(64, 128, dtype=torch.bfloat16)
+    w[0, :4] = torch.tensor([float("nan"), -0.0, 1e-40, 3.0])
+    for fmt in ("csr", "bitmask", "2:4"):
+        x = asp.nm_mask(torch.nan_to_num(w.float()), 2, 4).apply(w) if fmt == "2:4" else w
+        r = asp.compress(x.cuda(), fmt)
+        back = r.to_dense().cpu()
+        assert back.dtype == torch.bfloat16
+        assert torch.equal(back.view(torch.int16), asp.compress(x, fmt).to_dense().view(torch.int16))
 
 def test_cutlass_through_the_cuda_backend(on_emulated_cuda):
     torch = pytest.importorskip("torch")

@@ -18,6 +18,7 @@
 namespace asp {
 
 __device__ __forceinline__ i64 group_base(i64 u, i64 groups, i64 length, i64 inner, int m) {
+  if (inner == 1) return u * m;  // groups along the last axis (m divides it): no division
   const i64 span = groups * inner;
   const i64 o = u / span;
   const i64 rem = u - o * span;

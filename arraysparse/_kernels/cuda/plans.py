@@ -345,7 +345,7 @@ def encode_bsr(dev: Any, bits: Array, blocks: Blocks, index: str) -> tuple[Array
     data = dev.xp.empty((nblocks, br, bc), dtype=bits.dtype)
     if nblocks * br * bc:
         dev.launch(
-            "sparse.cu", name("bsr_gather", unsigned(bits.dtype), _INDEX_C[index]), _blocks(nblocks * br * bc), BLOCK,
+            "sparse.cu", name("bsr_gather", unsigned(bits.dtype), _INDEX_C[index]), _blocks(nblocks * br, BLOCK), BLOCK,
             (bits.reshape(-1), _i64(cols), np.int32(br), np.int32(bc), _i64(nblocks), out["rows"], out["indices"],
              data),
         )

@@ -42,6 +42,9 @@ __global__ void compact(const U* __restrict__ x, i64 rows, i64 cols, U nz, i64 c
   const i64 start = i64(blockIdx.x) * chunk;
   const i64 stop = mn(n, start + chunk);
   u64 pos = ends[blockIdx.x] - counts[blockIdx.x];
+  // this thread's item as (row, column), advanced by blockDim.x a tile: one division a chunk
+  i64 r = (start + threadIdx.x) / cols;
+  i64 c = start + threadIdx.x - r * cols;
   for (i64 i0 = start; i0 < stop; i0 += blockDim.x) {
     const i64 i = i0 + threadIdx.x;
     U v = 0;
@@ -54,15 +57,19 @@ __global__ void compact(const U* __restrict__ x, i64 rows, i64 cols, U nz, i64 c
     const u32 rank = block_rank(keep, total);
     if (i < stop) {
       const u64 p = pos + rank;
-      const i64 r = i / cols;
       if (keep) {
-        if (outputs & OUT_INDICES) indices[p] = I(i - r * cols);
+        if (outputs & OUT_INDICES) indices[p] = I(c);
         if (outputs & OUT_ROWS) row_ids[p] = I(r);
         if (outputs & OUT_DATA) data[p] = v;
       }
-      if ((outputs & OUT_INDPTR) && i == r * cols) indptr[r] = I(p);
+      if ((outputs & OUT_INDPTR) && c == 0) indptr[r] = I(p);
     }
     pos += total;
+    c += blockDim.x;
+    while (c >= cols) {
+      c -= cols;
+      ++r;
+    }
   }
 }
 
@@ -120,17 +127,16 @@ __global__ void block_flags(const U* __restrict__ x, i64 cols, i64 nbr, i64 nbc,
   }
 }
 
-// data[k] = block (block_rows[k], block_cols[k]): one thread per item of data
+// data[k] = block (block_rows[k], block_cols[k]): one thread per row of a block
 template <typename U, typename I>
 __global__ void bsr_gather(const U* __restrict__ x, i64 cols, int br, int bc, i64 nblocks,
                            const I* __restrict__ block_rows, const I* __restrict__ block_cols, U* __restrict__ data) {
-  const i64 per = i64(br) * bc;
-  for (i64 e = global_thread(); e < nblocks * per; e += grid_threads()) {
-    const i64 k = e / per;
-    const i64 rem = e - k * per;
-    const i64 a = rem / bc;
-    const i64 b = rem - a * bc;
-    data[e] = x[(i64(block_rows[k]) * br + a) * cols + i64(block_cols[k]) * bc + b];
+  for (i64 e = global_thread(); e < nblocks * br; e += grid_threads()) {
+    const i64 k = e / br;
+    const i64 a = e - k * br;
+    const U* src = x + (i64(block_rows[k]) * br + a) * cols + i64(block_cols[k]) * bc;
+    U* dst = data + e * bc;
+    for (int b = 0; b < bc; ++b) dst[b] = src[b];
   }
 }
 
