@@ -9,6 +9,8 @@ ties across chunks, NaN, empty and degenerate counts.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -44,6 +46,9 @@ def test_every_source_is_registered_and_shipped():
     assert sources == set(instances.INSTANCES)
     for source in sources:
         assert "#include" not in instances.source_text(source)  # NVRTC has no headers to find
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    for pattern in ("_kernels/cuda/*.cu", "_kernels/cuda/*.cuh", "_kernels/cuda/emulate/*.h"):
+        assert f'"{pattern}"' in pyproject  # package data
 
 
 def test_an_unlisted_instance_is_refused():
