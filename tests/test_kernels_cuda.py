@@ -21,6 +21,7 @@ from arraysparse._kernels.cpu import cutlass as cpu_cutlass
 from arraysparse._kernels.cpu import norms as cpu_norms
 from arraysparse._kernels.cpu.sparse import value_bits
 from arraysparse._kernels.cuda import instances, nvrtc, plans
+from arraysparse._kernels.cuda.emulate import EmulationUnavailable, compiler
 from arraysparse.formats.nm import packed_layout
 from tests.cuda_emulation import bits_of, emulator, keys_of, launched
 
@@ -464,3 +465,67 @@ def test_slice_and_block_norms_match_cpu(dtype, ord):
     got = plans.block_norms(dev, bits, name, (6, 4, 5, 3, 4), ord)
     want = cpu_norms.block_norms(np.ascontiguousarray(wide).reshape(6, 4, 5, 3, 4), ord)
     np.testing.assert_allclose(got, want, rtol=0 if exact else 1e-12)
+
+
+# -- the emulation itself -----------------------------------------------------------------
+
+_PROBES = r"""
+namespace probe {
+// warp collectives and block barriers: every lane's answer depends on its neighbours
+__global__ void collectives(const int* x, int* out) {
+  __shared__ int tile[64];
+  const unsigned t = threadIdx.x;
+  const int v = x[blockIdx.x * blockDim.x + t];
+  tile[t] = v;
+  __syncthreads();
+  const int left = tile[(t + blockDim.x - 1) % blockDim.x];
+  const unsigned ballot = __ballot_sync(0xffffffffu, v > 0);
+  const int down = __shfl_down_sync(0xffffffffu, v, 1);
+  const int sum = __shfl_xor_sync(0xffffffffu, v, 16) + v;
+  atomicAdd(&out[4 * blockDim.x * gridDim.x], v);
+  const int i = blockIdx.x * blockDim.x + t;
+  out[4 * i + 0] = left;
+  out[4 * i + 1] = int(ballot);
+  out[4 * i + 2] = down;
+  out[4 * i + 3] = sum;
+}
+// a barrier that half of the block never reaches
+__global__ void diverge(int* out) {
+  if (threadIdx.x < 32) __syncthreads();
+  out[threadIdx.x] = 1;
+}
+}
+"""
+
+
+def test_the_emulation_runs_blocks_warps_and_atomics_as_cuda_does():
+    dev = emulator()
+    dev.add_source("probe.cu", _PROBES, ["probe::collectives", "probe::diverge"])
+    x = np.random.default_rng(0).integers(-5, 5, 3 * 64).astype(np.int32)
+    out = np.zeros(4 * x.size + 1, np.int32)
+    dev.launch("probe.cu", "probe::collectives", 3, 64, (x, out))
+    got = out[:-1].reshape(3, 64, 4)
+    xb = x.reshape(3, 64)
+    np.testing.assert_array_equal(got[:, :, 0], np.roll(xb, 1, axis=1))  # shared memory per block
+    for b in range(3):
+        for w in range(2):
+            lanes = xb[b, 32 * w : 32 * w + 32]
+            ballot = sum(1 << i for i in range(32) if lanes[i] > 0)
+            np.testing.assert_array_equal(got[b, 32 * w : 32 * w + 32, 1].view(np.uint32), ballot)
+            np.testing.assert_array_equal(got[b, 32 * w : 32 * w + 32, 2], np.r_[lanes[1:], lanes[31]])
+            np.testing.assert_array_equal(got[b, 32 * w : 32 * w + 32, 3], lanes + np.roll(lanes, 16))
+    assert out[-1] == x.sum()
+
+
+def test_the_emulation_reports_a_barrier_not_every_thread_reaches(monkeypatch):
+    dev = emulator()
+    dev.add_source("probe.cu", _PROBES, ["probe::collectives", "probe::diverge"])
+    monkeypatch.setenv("ASP_EMU_TIMEOUT_S", "1")
+    with pytest.raises(RuntimeError, match="not every thread arrived"):
+        dev.launch("probe.cu", "probe::diverge", 1, 64, (np.zeros(64, np.int32),))
+
+
+def test_the_emulation_skips_with_a_reason_without_a_compiler(monkeypatch):
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    with pytest.raises(EmulationUnavailable, match="no C\\+\\+20 compiler found"):
+        compiler.__wrapped__()

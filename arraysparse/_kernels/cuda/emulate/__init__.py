@@ -77,9 +77,9 @@ def cache_dir() -> Path:
     return path
 
 
-def _wrapper(source: str, text_path: Path) -> str:
+def _wrapper(names: list[str], text_path: Path) -> str:
     lines = [f'#include "{text_path}"', ""]
-    for i, inst in enumerate(instances.INSTANCES[source]):
+    for i, inst in enumerate(names):
         lines += [
             f"// {inst}",
             f'extern "C" int asp_emu_launch_{i}(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,'
@@ -96,26 +96,33 @@ def _wrapper(source: str, text_path: Path) -> str:
 @functools.cache
 def library(source: str) -> ctypes.CDLL:
     """The shared library of ``source`` with every instance, built (or found in the cache)."""
+    return build(Path(source).stem, instances.source_text(source), tuple(instances.INSTANCES[source]))
+
+
+def build(stem: str, text: str, names: tuple[str, ...]) -> ctypes.CDLL:
+    """Compile ``text`` (CUDA source, header-free) with the shim into a shared library exporting
+    a launcher and a parameter description for each of ``names``; cached by content."""
     cxx = compiler()
-    h = hashlib.sha256(instances.source_hash(source).encode())
+    h = hashlib.sha256(text.encode())
+    h.update("\n".join(names).encode())
     h.update(SHIM.read_bytes())
     h.update(" ".join(_FLAGS).encode())
     h.update(cxx.encode())
-    stem = f"{Path(source).stem}-{h.hexdigest()[:16]}"
+    stem = f"{stem}-{h.hexdigest()[:16]}"
     out = cache_dir() / f"{stem}.so"
     with _lock:
         if not out.exists():
             work = Path(tempfile.mkdtemp(prefix=stem, dir=cache_dir()))
             try:
-                text = work / source
-                text.write_text(instances.source_text(source))
+                src = work / "kernels.cu"
+                src.write_text(text)
                 wrapper = work / "wrapper.cpp"
-                wrapper.write_text(_wrapper(source, text))
+                wrapper.write_text(_wrapper(list(names), src))
                 tmp = work / "lib.so"
                 cmd = [cxx, *_FLAGS, "-include", str(SHIM), str(wrapper), "-o", str(tmp)]
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
-                    msg = f"emulation build of {source} failed:\n{done.stderr[-6000:]}"
+                    msg = f"emulation build of {stem} failed:\n{done.stderr[-6000:]}"
                     raise RuntimeError(msg)
                 os.replace(tmp, out)  # atomic: a concurrent test process sees all of it or nothing
             finally:
@@ -183,13 +190,23 @@ class Emulator:
     def __init__(self) -> None:
         self.launches: list[tuple[str, tuple[int, int, int], tuple[int, int, int]]] = []
         self._kernels: dict[tuple[str, str], _Kernel] = {}
+        self._extra: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def add_source(self, source: str, text: str, names: list[str]) -> None:
+        """Make ``names`` of a source outside the package launchable here (tests of the
+        emulation itself); the package's own sources need no registering."""
+        self._extra[source] = (text, tuple(names))
 
     def _kernel(self, source: str, instance: str) -> _Kernel:
         key = (source, instance)
         if key not in self._kernels:
-            instances.check_instance(source, instance)
-            index = instances.INSTANCES[source].index(instance)
-            self._kernels[key] = _Kernel(library(source), index, instance)
+            if source in self._extra:
+                text, names = self._extra[source]
+                lib = build(Path(source).stem, text, names)
+            else:
+                instances.check_instance(source, instance)
+                lib, names = library(source), tuple(instances.INSTANCES[source])
+            self._kernels[key] = _Kernel(lib, names.index(instance), instance)
         return self._kernels[key]
 
     def launch(self, source: str, instance: str, grid: int | tuple, block: int | tuple, args: tuple) -> None:
