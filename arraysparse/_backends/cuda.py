@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 from . import bridge
 from .shared import Violation, nm_group_positions
 
@@ -219,9 +221,7 @@ def encode_bitmask(x2: Array) -> tuple[Array, Array, int]:
         return s.back(values, x2, x2.dtype), s.back(mask, x2), nnz
 
 
-def _unsigned_of(dtype: Any) -> Any:
-    import numpy as np
-
+def _unsigned_of(dtype: Any) -> np.dtype:
     return np.dtype(_UNSIGNED[dtype.itemsize])
 
 

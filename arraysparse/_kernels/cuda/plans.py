@@ -21,14 +21,31 @@ from typing import Any
 
 import numpy as np
 
-from .instances import NM_SMALL_MAXM, name, unsigned
+from .instances import INDEX, NM_SMALL_MAXM, name, unsigned
 
 Array = Any
 
+# -- launch geometry: the same on a GPU and in the emulation ------------------------------
 #: Threads of a block, for the element-wise and grid-stride kernels.
 BLOCK = 256
 #: Most blocks of a grid-stride launch (enough to fill an H100/H200 several times over).
 MAX_GRID = 4096
+#: Items each thread of a grid-stride launch handles at least (fewer, fuller blocks).
+ITEMS = 16
+#: Items a block of the ordered passes (top-k's count_equal / keep_threshold, the row-major
+#: compactions) covers: four tiles of a block.
+CHUNK = 4 * BLOCK
+#: Digit width of the top-k radix select (2048 bins of shared memory).
+RADIX_BITS = 11
+#: Digit width of the global select with one histogram per array (minimum / maximum sparsity).
+CLAMP_DIGIT_BITS = 8
+#: Most blocks of a histogram launch: each block adds its shared histogram to the global
+#: one, so more blocks cost more global atomics than they save.
+HIST_GRID = 512
+#: Threads of radix_pick (eight buckets each).
+PICK_BLOCK = 256
+#: Rows of one CSC segment (a thread fills a column's segment).
+CSC_SEGMENT = 256
 
 KEY_FLOAT, KEY_SIGNED, KEY_UNSIGNED = 0, 1, 2
 
@@ -67,10 +84,6 @@ class Keys:
     def args(self) -> tuple:
         """``mode, magnitude, inf`` as kernel arguments."""
         return np.int32(self.mode), np.int32(self.magnitude), self.bits_type(self.inf)
-
-
-#: Items each thread of a grid-stride launch handles at least (fewer, fuller blocks).
-ITEMS = 16
 
 
 def _blocks(items: int, per_block: int = BLOCK * ITEMS, cap: int = MAX_GRID) -> int:
@@ -131,16 +144,6 @@ def nm_keep(dev: Any, bits: Array, shape3: tuple[int, int, int], n: int, m: int,
 
 
 # -- exact top-k: radix select ------------------------------------------------------------
-#: Digit width of the top-k radix select (2048 bins of shared memory).
-RADIX_BITS = 11
-#: Most blocks of a histogram launch: each block adds its shared histogram to the global
-#: one, so more blocks cost more global atomics than they save.
-HIST_GRID = 512
-#: Items a block of the ordered passes (top-k's count_equal / keep_threshold, the row-major
-#: compactions) covers: four tiles of a block.
-CHUNK = 4 * BLOCK
-#: Threads of radix_pick (eight buckets each).
-PICK_BLOCK = 256
 
 
 def radix_levels(width_bits: int, digit: int = RADIX_BITS) -> list[tuple[int, int]]:
@@ -213,9 +216,6 @@ def topk_keep(dev: Any, bits: Array, k: int, keys: Keys) -> tuple[Array, int]:
 # ``index`` is the index dtype's name, "int32" or "int64", decided by the format between
 # the passes from the count.
 OUT_INDICES, OUT_ROWS, OUT_INDPTR, OUT_DATA = 1, 2, 4, 8
-#: Rows of one CSC segment (a thread fills a column's segment).
-CSC_SEGMENT = 256
-_INDEX_C = {"int32": "int", "int64": "long long"}
 
 
 @dataclass
@@ -261,7 +261,7 @@ def compact(dev: Any, bits: Array, nz: int, chunks: Chunks, index: str, outputs:
     n = rows * cols
     if n:
         dev.launch(
-            "sparse.cu", name("compact", unsigned(bits.dtype), _INDEX_C[index]), -(-n // CHUNK), BLOCK,
+            "sparse.cu", name("compact", unsigned(bits.dtype), INDEX[index]), -(-n // CHUNK), BLOCK,
             (bits.reshape(-1), _i64(rows), _i64(cols), bits.dtype.type(nz), _i64(CHUNK), chunks.counts, chunks.ends,
              np.int32(outputs), out["indices"], out["rows"], out["indptr"], out["data"]),
         )
@@ -305,7 +305,7 @@ def encode_csc(dev: Any, bits: Array, nz: int, chunks: Chunks, index: str) -> tu
         seg = max(CSC_SEGMENT, -(-rows // 65535))
         nseg = -(-rows // seg)
         dev.launch(
-            "sparse.cu", name("csc_fill", unsigned(bits.dtype), _INDEX_C[index]), (-(-cols // BLOCK), nseg), BLOCK,
+            "sparse.cu", name("csc_fill", unsigned(bits.dtype), INDEX[index]), (-(-cols // BLOCK), nseg), BLOCK,
             (bits.reshape(-1), _i64(rows), _i64(cols), bits.dtype.type(nz), _i64(seg), chunks.counts, chunks.ends,
              indptr, indices, data),
         )
@@ -345,7 +345,7 @@ def encode_bsr(dev: Any, bits: Array, blocks: Blocks, index: str) -> tuple[Array
     data = dev.xp.empty((nblocks, br, bc), dtype=bits.dtype)
     if nblocks * br * bc:
         dev.launch(
-            "sparse.cu", name("bsr_gather", unsigned(bits.dtype), _INDEX_C[index]), _blocks(nblocks * br, BLOCK), BLOCK,
+            "sparse.cu", name("bsr_gather", unsigned(bits.dtype), INDEX[index]), _blocks(nblocks * br, BLOCK), BLOCK,
             (bits.reshape(-1), _i64(cols), np.int32(br), np.int32(bc), _i64(nblocks), out["rows"], out["indices"],
              data),
         )
@@ -366,7 +366,7 @@ def encode_bitmask(dev: Any, bits: Array, nz: int) -> tuple[Array, Array, int]:
 
 
 def _index_c(a: Array) -> str:
-    return _INDEX_C[np.dtype(a.dtype).name]
+    return INDEX[np.dtype(a.dtype).name]
 
 
 def decode_compressed(dev: Any, fmt: str, arrays: dict[str, Array], shape2: tuple[int, int], bits_dtype: Any) -> Array:
@@ -623,8 +623,6 @@ def block_norms(dev: Any, bits: Array, dtype: str, shape5: tuple[int, ...], ord:
 
 
 # -- the global threshold over many arrays ------------------------------------------------
-#: Digit width of the global select with one histogram per array (minimum / maximum sparsity).
-CLAMP_DIGIT_BITS = 8
 
 
 def find_threshold(
