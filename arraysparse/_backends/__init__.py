@@ -279,9 +279,11 @@ def _formats_backend(x: Array) -> str:
     """The backend of a format job on ``x``: the host and CUDA codecs move items of up to
     :data:`.bridge.MAX_ITEMSIZE` bytes (complex128 runs the reference)."""
     name = _choose(x)
-    return name if name in ("host", "cuda") and x.dtype.itemsize <= bridge.MAX_ITEMSIZE else "reference"
+    return name if name in _KERNELS and x.dtype.itemsize <= bridge.MAX_ITEMSIZE else "reference"
 
 
+#: The backends with format codecs of their own; the others run the reference's.
+_KERNELS = ("host", "cuda")
 #: The codecs of each backend a format job may run on.
 _CODECS: dict[str, ModuleType] = {"host": host_formats, "cuda": cuda, "reference": reference_formats}
 
@@ -471,7 +473,7 @@ def unpack_nm_positions(xp: ModuleType, packed: Array, shape2: tuple[int, int], 
     """Each kept value's position in its group (uint8, one per kept value) from N:M
     ``packed_positions``; :class:`Violation` as :func:`decode_nm`."""
     backend = _choose(packed)
-    if backend != "reference":
+    if backend in _KERNELS:
         return _CODECS[backend].unpack_nm_positions(packed, shape2, lay)
     return reference_formats.unpack_nm_positions(xp, packed, shape2, lay)
 
@@ -494,7 +496,7 @@ def decode_bitmask(
 def cutlass_encode(xp: ModuleType, dense: Array, lay: Any) -> tuple[Array, Array]:
     """``(values, meta)`` of a non-empty ``dense``; :class:`Violation` (row, group, non-zeros)."""
     backend = _choose(dense)
-    if backend != "reference":
+    if backend in _KERNELS:
         return _CODECS[backend].cutlass_encode(xp, dense, lay)
     return reference_formats.cutlass_encode(xp, dense, lay)
 
@@ -502,7 +504,7 @@ def cutlass_encode(xp: ModuleType, dense: Array, lay: Any) -> tuple[Array, Array
 def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any) -> Array:
     """The dense matrix of non-empty ``values`` and their ``meta``; :class:`Violation` (row, group, code)."""
     backend = _choose(values, meta)
-    if backend != "reference":
+    if backend in _KERNELS:
         return _CODECS[backend].cutlass_decode(values, meta, lay)
     return reference_formats.cutlass_decode(xp, values, meta, lay)
 
@@ -510,7 +512,7 @@ def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any) -> Arra
 def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
     """CUTLASS meta from the simple layout's ``positions``; :class:`Violation` (row, group, positions)."""
     backend = _choose(positions)
-    if backend != "reference":
+    if backend in _KERNELS:
         return _CODECS[backend].cutlass_pack(xp, positions, lay)
     return reference_formats.cutlass_pack(xp, positions, lay)
 
@@ -519,7 +521,7 @@ def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
     """CUTLASS meta from a 2:4 result's ``packed_positions`` (its nibbles are the codes);
     :class:`Violation` (row, group, code)."""
     backend = _choose(packed)
-    if backend != "reference":
+    if backend in _KERNELS:
         return _CODECS[backend].cutlass_pack_nm(xp, packed, lay)
     return reference_formats.cutlass_pack_nm(xp, packed, lay)
 
@@ -527,7 +529,7 @@ def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
 def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:
     """The simple layout's uint8 ``positions`` from CUTLASS ``meta``; :class:`Violation` (row, group, code)."""
     backend = _choose(meta)
-    if backend != "reference":
+    if backend in _KERNELS:
         return _CODECS[backend].cutlass_unpack(meta, lay)
     return reference_formats.cutlass_unpack(xp, meta, lay)
 
