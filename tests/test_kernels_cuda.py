@@ -529,3 +529,43 @@ def test_the_emulation_skips_with_a_reason_without_a_compiler(monkeypatch):
     monkeypatch.setenv("CXX", "/nonexistent/c++")
     with pytest.raises(EmulationUnavailable, match="no C\\+\\+20 compiler found"):
         compiler.__wrapped__()
+
+
+# -- grid-stride loops: several passes of a small grid over the items ----------------------
+def test_grid_stride_loops_with_tiny_grids_equal_cpu(monkeypatch):
+    # the GPU grids cover the test inputs in one pass; two blocks of one warp make every
+    # grid-stride kernel loop over its items (and the histogram blocks add several partial
+    # histograms); the ordered passes keep their chunks, now of 32 tiles of a block
+    monkeypatch.setattr(plans, "MAX_GRID", 2)
+    monkeypatch.setattr(plans, "HIST_GRID", 2)
+    monkeypatch.setattr(plans, "BLOCK", 32)
+    dev = emulator()
+    launches = []
+    launch = dev.launch
+
+    def record(source, instance, grid, block, args):
+        launches.append((instance, grid, block))
+        launch(source, instance, grid, block, args)
+
+    monkeypatch.setattr(type(dev), "launch", lambda self, *a: record(*a))
+    rng = np.random.default_rng(21)
+    x = (rng.standard_normal((12, 96)) * 10).astype(np.float32)
+    x[:, ::5] = 1.0
+    x[3, 7] = np.nan
+    _nm_case(x, 2, 4, -1, True)  # nm_keep_small and nan_count
+    _nm_case(np.nan_to_num(x), 20, 48, -1, False)  # nm_keep_large: several groups a block
+    _topk_case(np.nan_to_num(x).reshape(-1), 500, True)  # radix_histogram over two blocks
+    test_csr_coo_equal_cpu((23, 130), np.float32, 0.3, "int32")  # scatters, one warp several rows
+    test_csc_equals_cpu((33, 17), np.float64, 0.5)
+    test_bsr_equals_cpu((8, 1200), (2, 1), np.float16, 0.3)  # block_flags, bsr_gather, bsr_scatter
+    test_bitmask_equals_cpu((9, 13), np.uint8, 0.5)  # bitmask_pack
+    test_nm_pack_equals_cpu(2, 4)
+    test_nm_pack_equals_cpu(6, 8)
+    test_cutlass_equals_cpu("half", np.float16, (64, 64))
+    test_slice_and_block_norms_match_cpu("float32", 2.0)
+    grid_stride = {"nm_keep_small", "nm_keep_large", "nan_count", "radix_histogram", "csr_scatter", "coo_scatter",
+                   "block_flags", "bsr_gather", "bsr_scatter", "bitmask_pack", "nm_pack", "nm_unpack",
+                   "cutlass_encode", "cutlass_decode", "slice_norms", "block_norms"}
+    ran = {inst.split("<")[0].removeprefix("asp::") for inst, _, _ in launches}
+    assert grid_stride <= ran
+    assert all(g <= 2 for inst, g, _ in launches if inst.split("<")[0].removeprefix("asp::") in grid_stride)

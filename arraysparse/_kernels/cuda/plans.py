@@ -86,8 +86,10 @@ class Keys:
         return np.int32(self.mode), np.int32(self.magnitude), self.bits_type(self.inf)
 
 
-def _blocks(items: int, per_block: int = BLOCK * ITEMS, cap: int = MAX_GRID) -> int:
-    return max(1, min(cap, -(-items // per_block)))
+def _blocks(items: int, per_block: int = BLOCK * ITEMS, cap: int | None = None) -> int:
+    """Blocks of a grid-stride launch over ``items``: one per ``per_block`` items, at most
+    ``cap`` (default :data:`MAX_GRID`, read at the call)."""
+    return max(1, min(MAX_GRID if cap is None else cap, -(-items // per_block)))
 
 
 def _i64(v: int) -> np.int64:
@@ -605,7 +607,7 @@ def slice_norms(dev: Any, bits: Array, dtype: str, shape3: tuple[int, int, int],
 
     outer, count, inner = shape3
     out = dev.xp.empty(count, dtype=np.float64)
-    dev.launch("norms.cu", name("slice_norms", NORM_DTYPES[dtype]), min(count, MAX_GRID), BLOCK,
+    dev.launch("norms.cu", name("slice_norms", NORM_DTYPES[dtype]), _blocks(count, 1), BLOCK,
                (bits.reshape(-1), _i64(outer), _i64(count), _i64(inner), *_norm_args(ord), out))
     return out
 
