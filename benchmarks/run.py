@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/run.py [--quick] [--output PATH]
+    python benchmarks/run.py --gpu [--quick] [--output PATH]   # the CUDA kernels (gpu.py)
 
 Prints a Markdown table (machine and date in the header) of our time, each
 peer's time and the ratio peer / ours (> 1 means arraysparse is faster),
@@ -244,7 +245,14 @@ def main(argv=None):
                         help="run only the cases whose name contains TEXT")
     parser.add_argument("--output", metavar="PATH", type=Path,
                         help="also write the Markdown report to PATH")
+    parser.add_argument("--gpu", action="store_true",
+                        help="benchmark the CUDA kernels against torch CUDA and cupyx "
+                             "instead (needs a GPU; exits 2 without one)")
     args = parser.parse_args(argv)
+    if args.gpu:
+        import gpu
+
+        return gpu.main(args, asp, table)
 
     torch.set_num_threads(THREADS)
     shape = QUICK_SHAPE if args.quick else FULL_SHAPE

@@ -11,8 +11,10 @@ backend         arrays                              implementation
 ``host``        NumPy, dense CPU torch              Numba kernels: :mod:`.host`,
                                                     :mod:`.host_formats`, on the views of
                                                     :mod:`.bridge` (no copy)
-``cuda``        CuPy, torch on CUDA                 slot, not written: CUDA kernels through
-                                                    :func:`.bridge.device_view` (DLPack)
+``cuda``        CuPy, dense torch on CUDA (with     CUDA kernels: :mod:`.cuda`, on the views
+                CuPy installed)                     of :func:`.bridge.device_view` (DLPack,
+                                                    no copy); jobs without a kernel run the
+                                                    reference on the device
 ``dask``        dask arrays                         slot, not written: blockwise over the
                                                     other backends
 ``reference``   everything else (JAX,               standard-only: :mod:`.reference`,
@@ -20,7 +22,8 @@ backend         arrays                              implementation
 ==============  ==================================  =========================================
 
 A job whose inputs the chosen backend cannot take (complex128 formats on the
-host, empty norms) runs the reference. Nothing outside this package imports
+host or the device, empty norms) or that has no CUDA kernel (ELL, DIA,
+SparseGPT, calibration) runs the reference. Nothing outside this package imports
 a kernel module; the kernel modules load on a job's first use.
 
 NaN scores raise here, with their count, whichever implementation ran
@@ -38,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .._compat import isdtype
-from . import bridge, host, host_formats, reference, reference_formats
+from . import bridge, cuda, host, host_formats, reference, reference_formats
 from .shared import Stream, Violation
 
 __all__ = [
@@ -92,7 +95,7 @@ Array = Any
 #: standard-only ``"reference"``.
 _SLOTS: dict[str, Callable[[Array], bool] | None] = {
     "host": bridge.is_host,
-    "cuda": None,  # CuPy and torch-CUDA arrays, through bridge.device_view; kernels in _kernels/cuda
+    "cuda": bridge.is_device,
     "dask": None,  # dask arrays, blockwise over the backend of their chunks
 }
 
@@ -117,8 +120,11 @@ def _raise_nan(name: str, count: int) -> None:
 # -- NaN count, selection, norms ------------------------------------------------------------
 def count_nan(xp: ModuleType, x: Array) -> int:
     """Number of NaN values in ``x`` (0 for integer dtypes)."""
-    if _choose(x) == "host":
+    backend = _choose(x)
+    if backend == "host":
         return host.count_nan(x)
+    if backend == "cuda" and cuda.supports_keys(x):
+        return cuda.count_nan(x)
     return reference.count_nan(xp, x)
 
 
@@ -127,8 +133,11 @@ def topk_keep(xp: ModuleType, x: Array, n_prune: int, *, magnitude: bool, name: 
 
     ``name`` names ``x`` in the error NaN values raise.
     """
-    if _choose(x) == "host":
+    backend = _choose(x)
+    if backend == "host":
         keep, nans = host.topk_keep(x, n_prune, magnitude)
+    elif backend == "cuda" and cuda.supports_keys(x):
+        keep, nans = cuda.topk_keep(x, n_prune, magnitude)
     else:
         nans = reference.count_nan(xp, x)
         keep = None if nans else reference.topk_keep(xp, x, n_prune, magnitude)
@@ -139,8 +148,11 @@ def topk_keep(xp: ModuleType, x: Array, n_prune: int, *, magnitude: bool, name: 
 
 def nm_keep(xp: ModuleType, x: Array, n: int, m: int, axis: int, *, magnitude: bool, name: str) -> Array:
     """Keep-mask with ``n`` zeros in each group of ``m`` along ``axis`` (ties: lower position first)."""
-    if _choose(x) == "host":
+    backend = _choose(x)
+    if backend == "host":
         keep, nans = host.nm_keep(x, n, m, axis, magnitude)
+    elif backend == "cuda" and cuda.supports_keys(x):
+        keep, nans = cuda.nm_keep(x, n, m, axis, magnitude)
     else:
         nans = reference.count_nan(xp, x)
         keep = None if nans else reference.nm_keep(xp, x, n, m, axis, magnitude)
@@ -152,16 +164,22 @@ def nm_keep(xp: ModuleType, x: Array, n: int, m: int, axis: int, *, magnitude: b
 def slice_norms(xp: ModuleType, x: Array, axis: int, ord: float) -> Array:
     """Lp norm of each slice along ``axis``, in the result float dtype of ``x``."""
     dtype = result_float(xp, x)
-    if _choose(x) == "host" and math.prod(x.shape):
+    backend = _choose(x) if math.prod(x.shape) else "reference"
+    if backend == "host":
         return xp.astype(host.slice_norms(x, axis, ord), dtype)
+    if backend == "cuda" and cuda.supports_norms(x):
+        return xp.astype(cuda.slice_norms(x, axis, ord), dtype)
     return xp.astype(reference.slice_norms(xp, x, axis, ord), dtype)
 
 
 def block_norms(xp: ModuleType, x: Array, block: tuple[int, ...], ord: float) -> Array:
     """Lp norm of each tile of shape ``block`` over the trailing axes."""
     dtype = result_float(xp, x)
-    if _choose(x) == "host" and math.prod(x.shape) and len(block) <= 2:
+    backend = _choose(x) if math.prod(x.shape) and len(block) <= 2 else "reference"
+    if backend == "host":
         return xp.astype(host.block_norms(x, block, ord), dtype)
+    if backend == "cuda" and cuda.supports_norms(x):
+        return xp.astype(cuda.block_norms(x, block, ord), dtype)
     return xp.astype(reference.block_norms(xp, x, block, ord), dtype)
 
 
@@ -205,7 +223,17 @@ def global_keep(
     xp: ModuleType, arrays: list[Array], names: list[str], k: int, lo: list[int], hi: list[int], *,
     magnitude: bool,
 ) -> list[tuple[Array, int, int]]:
-    """:func:`global_cut` of arrays in memory: ``(keep, pruned, unclamped)`` for each."""
+    """:func:`global_cut` of arrays in memory: ``(keep, pruned, unclamped)`` for each.
+
+    CUDA arrays whose keys the kernels rank take the CUDA path (the whole
+    selection on the device); everything else is the two-phase cut.
+    """
+    if _choose(*arrays) == "cuda" and cuda.supports_keys(*arrays):
+
+        def on_nan(i: int, count: int) -> None:
+            _raise_nan(names[i], count)
+
+        return cuda.global_keep(arrays, k, lo, hi, magnitude, on_nan)
     return global_cut(xp, Stream.of(arrays, names), k, lo, hi, magnitude=magnitude).keep_all()
 
 
@@ -269,62 +297,70 @@ class Counted:
 
 
 def _formats_backend(x: Array) -> str:
-    """The backend of a format job on ``x``: the host codecs move items of up to
+    """The backend of a format job on ``x``: the host and CUDA codecs move items of up to
     :data:`.bridge.MAX_ITEMSIZE` bytes (complex128 runs the reference)."""
     name = _choose(x)
-    return "host" if name == "host" and x.dtype.itemsize <= bridge.MAX_ITEMSIZE else "reference"
+    return name if name in _KERNELS and x.dtype.itemsize <= bridge.MAX_ITEMSIZE else "reference"
+
+
+#: The backends with format codecs of their own; the others run the reference's.
+_KERNELS = ("host", "cuda")
+#: The codecs of each backend a format job may run on.
+_CODECS: dict[str, ModuleType] = {"host": host_formats, "cuda": cuda, "reference": reference_formats}
 
 
 def count_nonzero(xp: ModuleType, values: Array) -> int:
     """Non-zeros (``!= 0``; -0.0 is zero, NaN is not) among a result's stored values."""
-    if _formats_backend(values) == "host":
-        return host_formats.count_nonzero(values)
+    backend = _formats_backend(values)
+    if backend != "reference":
+        return _CODECS[backend].count_nonzero(values)
     return reference_formats.count_nonzero(xp, values)
 
 
 def count_rows(xp: ModuleType, x2: Array) -> Counted:
     """First pass of CSR and COO: the non-zeros of the 2-D ``x2``, row by row."""
-    if _formats_backend(x2) == "host":
-        return Counted("host", *host_formats.count_rows(x2))
+    backend = _formats_backend(x2)
+    if backend != "reference":
+        return Counted(backend, *_CODECS[backend].count_rows(x2))
     return Counted("reference", *reference_formats.count_rows(xp, x2))
 
 
 def encode_csr(counted: Counted, index: str, *, coo: bool) -> tuple[Array, Array, Array]:
     """``(indptr, indices, data)``, or with ``coo`` ``(row, col, data)``; ``index`` is the
     index dtype's name (``"int32"`` / ``"int64"``)."""
-    impl = host_formats if counted.backend == "host" else reference_formats
-    return impl.encode_csr(counted, index, coo=coo)
+    return _CODECS[counted.backend].encode_csr(counted, index, coo=coo)
 
 
 def count_cols(xp: ModuleType, x2: Array) -> Counted:
     """First pass of CSC: the non-zeros of the 2-D ``x2``, column by column."""
-    if _formats_backend(x2) == "host":
-        return Counted("host", *host_formats.count_cols(x2))
+    backend = _formats_backend(x2)
+    if backend != "reference":
+        return Counted(backend, *_CODECS[backend].count_cols(x2))
     return Counted("reference", *reference_formats.count_cols(xp, x2))
 
 
 def encode_csc(counted: Counted, index: str) -> tuple[Array, Array, Array]:
     """CSC's ``(indptr, indices, data)``; ``indices`` are row numbers."""
-    impl = host_formats if counted.backend == "host" else reference_formats
-    return impl.encode_csc(counted, index)
+    return _CODECS[counted.backend].encode_csc(counted, index)
 
 
 def count_blocks(xp: ModuleType, x2: Array, block: tuple[int, int]) -> Counted:
     """First pass of BSR: the blocks of shape ``block`` (dividing ``x2``'s shape) holding a non-zero."""
-    if _formats_backend(x2) == "host":
-        return Counted("host", *host_formats.count_blocks(x2, *block))
+    backend = _formats_backend(x2)
+    if backend != "reference":
+        return Counted(backend, *_CODECS[backend].count_blocks(x2, *block))
     return Counted("reference", *reference_formats.count_blocks(xp, x2, *block))
 
 
 def encode_bsr(counted: Counted, index: str) -> tuple[Array, Array, Array]:
     """BSR's ``(indptr, indices, data)``: the non-zero blocks, block row by block row."""
-    impl = host_formats if counted.backend == "host" else reference_formats
-    return impl.encode_bsr(counted, index)
+    return _CODECS[counted.backend].encode_bsr(counted, index)
 
 
 def count_row_lengths(xp: ModuleType, x2: Array) -> Counted:
-    """First pass of ELL: the row counts, with the longest row."""
-    backend = _formats_backend(x2)
+    """First pass of ELL: the row counts, with the longest row (no CUDA kernel: device arrays
+    run the reference)."""
+    backend = "host" if _formats_backend(x2) == "host" else "reference"
     if backend == "host":
         nnz, longest, first, state = host_formats.count_row_lengths(x2)
     else:
@@ -334,8 +370,7 @@ def count_row_lengths(xp: ModuleType, x2: Array) -> Counted:
 
 def encode_ell(counted: Counted, width: int, index: str) -> tuple[Array, Array]:
     """ELL's ``(indices, data)`` of shape ``(rows, width)``, padding index -1 and value 0."""
-    impl = host_formats if counted.backend == "host" else reference_formats
-    return impl.encode_ell(counted, width, index)
+    return _CODECS[counted.backend].encode_ell(counted, width, index)
 
 
 def encode_dia(xp: ModuleType, x2: Array, index: str) -> tuple[Array, Array, int]:
@@ -349,15 +384,17 @@ def encode_nm(xp: ModuleType, x2: Array, lay: Any) -> tuple[Array, Array]:
     """N:M's ``(values, packed_positions)`` packed as ``lay`` (the format's
     :class:`~arraysparse.formats.nm.PackedLayout`) says; :class:`Violation` (row, group,
     non-zeros) when a group holds more than ``m - n`` non-zeros."""
-    if _formats_backend(x2) == "host":
-        return host_formats.encode_nm(x2, lay)
+    backend = _formats_backend(x2)
+    if backend != "reference":
+        return _CODECS[backend].encode_nm(x2, lay)
     return reference_formats.encode_nm(xp, x2, lay)
 
 
 def encode_bitmask(xp: ModuleType, x2: Array) -> tuple[Array, Array, int]:
     """The bitmask format's ``(values, bitmask, nnz)``."""
-    if _formats_backend(x2) == "host":
-        return host_formats.encode_bitmask(x2)
+    backend = _formats_backend(x2)
+    if backend != "reference":
+        return _CODECS[backend].encode_bitmask(x2)
     return reference_formats.encode_bitmask(xp, x2)
 
 
@@ -368,6 +405,12 @@ def _decoder(arrays: dict, dtype: Any, target: bridge.Host | None) -> bridge.Hos
         return target
     first = next(iter(arrays.values()))
     return bridge.Host.for_result(first, dtype) if _choose(first) == "host" else None
+
+
+def _on_device(arrays: dict, dtype: Any, target: bridge.Host | None) -> bool:
+    """Whether the CUDA decoders take a result of ``dtype`` (its arrays share a device)."""
+    first = next(iter(arrays.values()))
+    return target is None and _choose(first) == "cuda" and getattr(dtype, "itemsize", 16) <= bridge.MAX_ITEMSIZE
 
 
 def decode_target(arrays: dict, dtype: Any, out: Array, shape2: tuple[int, int]) -> bridge.Host | None:
@@ -392,6 +435,8 @@ def decode_compressed(
     xp: ModuleType, fmt: str, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
     """Dense 2-D array of a COO / CSR / CSC result (``fmt``), into ``target`` if given."""
+    if _on_device(arrays, dtype, target):
+        return cuda.decode_compressed(fmt, arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_compressed(h, fmt, arrays, shape2)
@@ -403,6 +448,8 @@ def decode_bsr(
     target: bridge.Host | None = None,
 ) -> Array:
     """Dense 2-D array of a BSR result."""
+    if _on_device(arrays, dtype, target):
+        return cuda.decode_bsr(arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_bsr(h, arrays, shape2)
@@ -435,6 +482,8 @@ def decode_nm(
 ) -> Array:
     """Dense 2-D array of an N:M result packed as ``lay``; :class:`Violation` (row, group,
     positions) for the first group whose packed positions no encoder writes."""
+    if _on_device(arrays, dtype, target):
+        return cuda.decode_nm(arrays, shape2, lay, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_nm(h, arrays, shape2, lay)
@@ -444,8 +493,9 @@ def decode_nm(
 def unpack_nm_positions(xp: ModuleType, packed: Array, shape2: tuple[int, int], lay: Any) -> Array:
     """Each kept value's position in its group (uint8, one per kept value) from N:M
     ``packed_positions``; :class:`Violation` as :func:`decode_nm`."""
-    if _choose(packed) == "host":
-        return host_formats.unpack_nm_positions(packed, shape2, lay)
+    backend = _choose(packed)
+    if backend in _KERNELS:
+        return _CODECS[backend].unpack_nm_positions(packed, shape2, lay)
     return reference_formats.unpack_nm_positions(xp, packed, shape2, lay)
 
 
@@ -453,6 +503,8 @@ def decode_bitmask(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
     """Dense 2-D array of a bitmask result."""
+    if _on_device(arrays, dtype, target):
+        return cuda.decode_bitmask(arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_bitmask(h, arrays, shape2)
@@ -464,37 +516,42 @@ def decode_bitmask(
 # meta checks are done. Violations come back as Violation for the format to word.
 def cutlass_encode(xp: ModuleType, dense: Array, lay: Any) -> tuple[Array, Array]:
     """``(values, meta)`` of a non-empty ``dense``; :class:`Violation` (row, group, non-zeros)."""
-    if _choose(dense) == "host":
-        return host_formats.cutlass_encode(xp, dense, lay)
+    backend = _choose(dense)
+    if backend in _KERNELS:
+        return _CODECS[backend].cutlass_encode(xp, dense, lay)
     return reference_formats.cutlass_encode(xp, dense, lay)
 
 
 def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any) -> Array:
     """The dense matrix of non-empty ``values`` and their ``meta``; :class:`Violation` (row, group, code)."""
-    if _choose(values, meta) == "host":
-        return host_formats.cutlass_decode(values, meta, lay)
+    backend = _choose(values, meta)
+    if backend in _KERNELS:
+        return _CODECS[backend].cutlass_decode(values, meta, lay)
     return reference_formats.cutlass_decode(xp, values, meta, lay)
 
 
 def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
     """CUTLASS meta from the simple layout's ``positions``; :class:`Violation` (row, group, positions)."""
-    if _choose(positions) == "host":
-        return host_formats.cutlass_pack(xp, positions, lay)
+    backend = _choose(positions)
+    if backend in _KERNELS:
+        return _CODECS[backend].cutlass_pack(xp, positions, lay)
     return reference_formats.cutlass_pack(xp, positions, lay)
 
 
 def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
     """CUTLASS meta from a 2:4 result's ``packed_positions`` (its nibbles are the codes);
     :class:`Violation` (row, group, code)."""
-    if _choose(packed) == "host":
-        return host_formats.cutlass_pack_nm(xp, packed, lay)
+    backend = _choose(packed)
+    if backend in _KERNELS:
+        return _CODECS[backend].cutlass_pack_nm(xp, packed, lay)
     return reference_formats.cutlass_pack_nm(xp, packed, lay)
 
 
 def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:
     """The simple layout's uint8 ``positions`` from CUTLASS ``meta``; :class:`Violation` (row, group, code)."""
-    if _choose(meta) == "host":
-        return host_formats.cutlass_unpack(meta, lay)
+    backend = _choose(meta)
+    if backend in _KERNELS:
+        return _CODECS[backend].cutlass_unpack(meta, lay)
     return reference_formats.cutlass_unpack(xp, meta, lay)
 
 

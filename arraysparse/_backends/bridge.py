@@ -21,12 +21,14 @@ Results go back with :func:`wrap` (or :meth:`Host.wrap_values` /
 copy either way (only a non-contiguous result is made contiguous, as torch needs).
 
 Device arrays (CuPy, torch on CUDA) are never copied to the host. The CUDA
-backend will take them through :func:`device_view` (DLPack), the slot kept
-for it here.
+backend takes them through :func:`device_view` (DLPack, zero-copy) and hands
+its results back with :func:`wrap_device`.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,16 +215,67 @@ class Host:
         return np.empty(shape, self.values.dtype)
 
 
-# -- device arrays: the CUDA backend's slot ---------------------------------------------
-def device_view(x: Array) -> Any:
-    """The CUDA backend's way in: a CuPy array sharing ``x``'s device memory, through DLPack.
+# -- device arrays: the CUDA backend's way in and out ------------------------------------
+def is_device(x: Array) -> bool:
+    """Whether the CUDA kernels can read ``x`` in place: a CuPy array or a dense CUDA torch
+    tensor, with CuPy installed (without it device arrays run the standard-only code)."""
+    name = _compat.backend_name(x)
+    if name == "cupy":
+        return True
+    if name != "torch" or x.device.type != "cuda" or not _has_cupy():
+        return False
+    import torch
 
-    Not written yet. When the CUDA kernels arrive, this returns
-    ``cupy.from_dlpack(x)`` for CuPy arrays and CUDA torch tensors (bfloat16
-    viewed as its 16-bit integers, as on the host), and a ``wrap_device``
-    next to it hands results back with ``torch.from_dlpack`` / as CuPy, on
-    the caller's device; nothing is copied across devices. Until then it
-    returns ``None`` and device arrays run the standard-only implementation
-    on their own device.
+    return x.layout == torch.strided
+
+
+@functools.cache
+def _has_cupy() -> bool:
+    return importlib.util.find_spec("cupy") is not None
+
+
+def device_view(x: Array) -> Any:
+    """A CuPy array sharing ``x``'s device memory (CuPy, or a dense CUDA torch tensor through
+    DLPack), else ``None``.
+
+    torch's bfloat16 (and float8) is viewed as its unsigned bits and bool as
+    uint8 (then back to bool), as on the host; nothing is copied, and nothing leaves the
+    device. Call it with the job's stream current (the CUDA backend's
+    session), so DLPack orders the hand-over on that stream.
     """
-    return None
+    name = _compat.backend_name(x)
+    if name == "cupy":
+        return x
+    if name != "torch" or x.device.type != "cuda":
+        return None
+    import cupy
+    import torch
+
+    t = x.detach().resolve_conj().resolve_neg()
+    if t.dtype == torch.bool:
+        return cupy.from_dlpack(t.view(torch.uint8)).view(cupy.bool_)
+    if t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64):
+        # bfloat16, float8: no CuPy dtype; their bits as unsigned integers of their width
+        signed = {1: torch.uint8, 2: torch.int16}[t.element_size()]
+        return cupy.from_dlpack(t.view(signed)).view(_UNSIGNED[t.element_size()])
+    return cupy.from_dlpack(t)
+
+
+def wrap_device(a: Any, like: Array, dtype: Any = None) -> Array:
+    """A kernel's CuPy result ``a`` as an array of ``like``'s library on its device, no copy.
+
+    ``dtype`` (of ``like``'s library, ``a``'s item size) reinterprets the bits,
+    as :func:`wrap` does on the host: a bfloat16 result comes back from its
+    16-bit words.
+    """
+    if _compat.backend_name(like) != "torch":
+        return a if dtype is None or a.dtype == dtype else a.view(dtype)
+    import torch
+
+    if a.dtype.kind == "b":
+        t = torch.from_dlpack(a.view("uint8")).view(torch.bool)
+    elif a.dtype.kind == "u" and a.dtype.itemsize > 1:
+        t = torch.from_dlpack(a.view(f"int{8 * a.dtype.itemsize}"))  # torch's unsigned types are partial
+    else:
+        t = torch.from_dlpack(a)
+    return t if dtype is None or t.dtype == dtype else t.view(dtype)

@@ -1,0 +1,419 @@
+// Host emulation of the CUDA subset arraysparse's kernels use, for g++ (C++20).
+//
+// The .cu sources are compiled unchanged with this header force-included
+// (-include shim.h). A launch runs the grid's blocks one after another; the
+// threads of a block are OS threads, each looping over the blocks, so that:
+//
+// * __syncthreads() is a barrier of the block's threads and __shared__ is a
+//   function-local static (one block runs at a time, so a static is exactly
+//   one block's shared memory);
+// * threadIdx / blockIdx / blockDim / gridDim are thread-locals;
+// * a warp is 32 consecutive threads of the block with its own barrier and a
+//   32-slot exchange: shuffles, ballots and votes write their lane's slot,
+//   meet at the barrier, read, and meet again (every lane must take part:
+//   the kernels only use full-warp masks, as sm_70+ requires of them);
+// * atomics are std::atomic_ref on the same memory.
+//
+// Barriers time out (ASP_EMU_TIMEOUT_S, default 120 s) instead of hanging: a
+// __syncthreads() or warp collective that not every thread reaches is a
+// bug the emulation reports as an error of the launch. Blocks must be whole
+// warps (a multiple of 32 threads), which the kernels' launch plans keep.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#define ARRAYSPARSE_EMULATE 1
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __noinline__
+#define __restrict__ __restrict
+#define __shared__ static
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+
+struct uint3 {
+  unsigned int x, y, z;
+};
+
+struct dim3 {
+  unsigned int x, y, z;
+  dim3(unsigned int x_ = 1, unsigned int y_ = 1, unsigned int z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+inline thread_local uint3 threadIdx{0, 0, 0};
+inline thread_local uint3 blockIdx{0, 0, 0};
+inline thread_local dim3 blockDim{1, 1, 1};
+inline thread_local dim3 gridDim{1, 1, 1};
+constexpr int warpSize = 32;
+
+namespace emu {
+
+struct Broken : std::exception {
+  const char* what() const noexcept override { return "another thread of the launch failed"; }
+};
+
+struct Stalled : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+inline std::chrono::seconds timeout() {
+  const char* s = std::getenv("ASP_EMU_TIMEOUT_S");
+  return std::chrono::seconds(s ? std::atoi(s) : 120);
+}
+
+// A reusable barrier that can be broken (every waiter then throws Broken) and that
+// reports a wait past the timeout as a stall instead of hanging.
+class Barrier {
+ public:
+  explicit Barrier(unsigned count, const char* what) : count_(count), what_(what) {}
+
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (broken_) throw Broken();
+    const unsigned long long gen = gen_;
+    if (++waiting_ == count_) {
+      waiting_ = 0;
+      ++gen_;
+      cv_.notify_all();
+      return;
+    }
+    if (!cv_.wait_for(lock, timeout(), [&] { return gen_ != gen || broken_; })) {
+      throw Stalled(std::string(what_) + ": not every thread arrived (a return before it, or divergence)");
+    }
+    if (gen_ == gen) throw Broken();
+  }
+
+  void breakdown() {
+    std::lock_guard<std::mutex> lock(mu_);
+    broken_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  unsigned count_;
+  unsigned waiting_ = 0;
+  unsigned long long gen_ = 0;
+  bool broken_ = false;
+  const char* what_;
+};
+
+struct Warp {
+  Barrier meet{32, "warp collective"};
+  unsigned long long slot[32];
+};
+
+struct Block {
+  explicit Block(unsigned threads) : sync(threads, "__syncthreads"), done(threads, "end of block"), warps(threads / 32) {
+    for (auto& w : warps) w = new Warp();
+  }
+  ~Block() {
+    for (auto* w : warps) delete w;
+  }
+  void breakdown() {
+    sync.breakdown();
+    done.breakdown();
+    for (auto* w : warps) w->meet.breakdown();
+  }
+  Barrier sync;
+  Barrier done;
+  std::vector<Warp*> warps;
+  std::atomic<long long> tally{0};
+};
+
+inline thread_local Block* block = nullptr;
+inline thread_local unsigned lane = 0;
+inline thread_local Warp* warp = nullptr;
+
+template <class T>
+inline unsigned long long to_slot(T v) {
+  static_assert(sizeof(T) <= 8, "warp exchange of at most 8 bytes");
+  unsigned long long s = 0;
+  std::memcpy(&s, &v, sizeof(T));
+  return s;
+}
+
+template <class T>
+inline T from_slot(unsigned long long s) {
+  T v;
+  std::memcpy(&v, &s, sizeof(T));
+  return v;
+}
+
+// every lane offers `v`, then reads the value of lane `src(lane)`
+template <class T, class F>
+inline T exchange(T v, F src) {
+  warp->slot[lane] = to_slot(v);
+  warp->meet.wait();
+  const unsigned from = src(lane);
+  const T r = from_slot<T>(warp->slot[from]);
+  warp->meet.wait();
+  return r;
+}
+
+inline void check_mask(unsigned mask) {
+  if (mask != 0xffffffffu) throw std::runtime_error("the emulation supports full-warp masks only");
+}
+
+}  // namespace emu
+
+// -- synchronisation ----------------------------------------------------------------------
+inline void __syncthreads() { emu::block->sync.wait(); }
+
+inline int __syncthreads_count(int pred) {
+  emu::Block* b = emu::block;
+  if (pred) b->tally.fetch_add(1);
+  b->sync.wait();
+  const long long total = b->tally.load();
+  b->sync.wait();
+  if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) b->tally.store(0);
+  b->sync.wait();
+  return static_cast<int>(total);
+}
+
+inline int __syncthreads_or(int pred) { return __syncthreads_count(pred != 0) != 0; }
+
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+  emu::check_mask(mask);
+  emu::warp->meet.wait();
+}
+
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+[[noreturn]] inline void __trap() { throw std::runtime_error("__trap() called"); }
+
+// -- warp votes and shuffles ----------------------------------------------------------------
+inline unsigned __ballot_sync(unsigned mask, int pred) {
+  emu::check_mask(mask);
+  emu::warp->slot[emu::lane] = pred ? 1 : 0;
+  emu::warp->meet.wait();
+  unsigned r = 0;
+  for (unsigned i = 0; i < 32; ++i) r |= static_cast<unsigned>(emu::warp->slot[i] != 0) << i;
+  emu::warp->meet.wait();
+  return r;
+}
+
+inline int __any_sync(unsigned mask, int pred) { return __ballot_sync(mask, pred) != 0; }
+inline int __all_sync(unsigned mask, int pred) { return __ballot_sync(mask, pred) == 0xffffffffu; }
+
+template <class T>
+inline T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
+  emu::check_mask(mask);
+  return emu::exchange(v, [&](unsigned l) { return (l / width) * width + static_cast<unsigned>(src) % width; });
+}
+
+template <class T>
+inline T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+  emu::check_mask(mask);
+  return emu::exchange(v, [&](unsigned l) { return (l % width) >= delta ? l - delta : l; });
+}
+
+template <class T>
+inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+  emu::check_mask(mask);
+  return emu::exchange(v, [&](unsigned l) { return (l % width) + delta < static_cast<unsigned>(width) ? l + delta : l; });
+}
+
+template <class T>
+inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+  emu::check_mask(mask);
+  return emu::exchange(v, [&](unsigned l) {
+    const unsigned s = l ^ static_cast<unsigned>(lane_mask);
+    return (s / width) == (l / width) ? s : l;
+  });
+}
+
+// -- atomics: CUDA's overload set ------------------------------------------------------------
+#define ASP_EMU_ATOMIC_RMW(NAME, OP, T) \
+  inline T NAME(T* p, T v) { return std::atomic_ref<T>(*p).OP(v); }
+ASP_EMU_ATOMIC_RMW(atomicAdd, fetch_add, int)
+ASP_EMU_ATOMIC_RMW(atomicAdd, fetch_add, unsigned int)
+ASP_EMU_ATOMIC_RMW(atomicAdd, fetch_add, unsigned long long)
+ASP_EMU_ATOMIC_RMW(atomicAdd, fetch_add, float)
+ASP_EMU_ATOMIC_RMW(atomicAdd, fetch_add, double)
+ASP_EMU_ATOMIC_RMW(atomicSub, fetch_sub, int)
+ASP_EMU_ATOMIC_RMW(atomicSub, fetch_sub, unsigned int)
+ASP_EMU_ATOMIC_RMW(atomicOr, fetch_or, int)
+ASP_EMU_ATOMIC_RMW(atomicOr, fetch_or, unsigned int)
+ASP_EMU_ATOMIC_RMW(atomicOr, fetch_or, unsigned long long)
+ASP_EMU_ATOMIC_RMW(atomicAnd, fetch_and, int)
+ASP_EMU_ATOMIC_RMW(atomicAnd, fetch_and, unsigned int)
+ASP_EMU_ATOMIC_RMW(atomicAnd, fetch_and, unsigned long long)
+ASP_EMU_ATOMIC_RMW(atomicXor, fetch_xor, unsigned int)
+ASP_EMU_ATOMIC_RMW(atomicExch, exchange, int)
+ASP_EMU_ATOMIC_RMW(atomicExch, exchange, unsigned int)
+ASP_EMU_ATOMIC_RMW(atomicExch, exchange, unsigned long long)
+#undef ASP_EMU_ATOMIC_RMW
+
+#define ASP_EMU_ATOMIC_MINMAX(NAME, CMP, T)                         \
+  inline T NAME(T* p, T v) {                                         \
+    std::atomic_ref<T> a(*p);                                        \
+    T old = a.load();                                                \
+    while (CMP(v, old) && !a.compare_exchange_weak(old, v)) {       \
+    }                                                                \
+    return old;                                                      \
+  }
+#define ASP_EMU_LESS(a, b) ((a) < (b))
+#define ASP_EMU_MORE(a, b) ((a) > (b))
+ASP_EMU_ATOMIC_MINMAX(atomicMin, ASP_EMU_LESS, int)
+ASP_EMU_ATOMIC_MINMAX(atomicMin, ASP_EMU_LESS, unsigned int)
+ASP_EMU_ATOMIC_MINMAX(atomicMin, ASP_EMU_LESS, long long)
+ASP_EMU_ATOMIC_MINMAX(atomicMin, ASP_EMU_LESS, unsigned long long)
+ASP_EMU_ATOMIC_MINMAX(atomicMax, ASP_EMU_MORE, int)
+ASP_EMU_ATOMIC_MINMAX(atomicMax, ASP_EMU_MORE, unsigned int)
+ASP_EMU_ATOMIC_MINMAX(atomicMax, ASP_EMU_MORE, long long)
+ASP_EMU_ATOMIC_MINMAX(atomicMax, ASP_EMU_MORE, unsigned long long)
+#undef ASP_EMU_ATOMIC_MINMAX
+#undef ASP_EMU_LESS
+#undef ASP_EMU_MORE
+
+inline int atomicCAS(int* p, int expected, int v) {
+  std::atomic_ref<int>(*p).compare_exchange_strong(expected, v);
+  return expected;
+}
+inline unsigned int atomicCAS(unsigned int* p, unsigned int expected, unsigned int v) {
+  std::atomic_ref<unsigned int>(*p).compare_exchange_strong(expected, v);
+  return expected;
+}
+inline unsigned long long atomicCAS(unsigned long long* p, unsigned long long expected, unsigned long long v) {
+  std::atomic_ref<unsigned long long>(*p).compare_exchange_strong(expected, v);
+  return expected;
+}
+
+// -- integer intrinsics ---------------------------------------------------------------------
+inline int __popc(unsigned int x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }
+inline int __clzll(long long x) { return x == 0 ? 64 : __builtin_clzll(static_cast<unsigned long long>(x)); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+inline int __ffsll(long long x) { return __builtin_ffsll(x); }
+inline unsigned int __brev(unsigned int x) {
+  unsigned int r = 0;
+  for (int i = 0; i < 32; ++i) r |= ((x >> i) & 1u) << (31 - i);
+  return r;
+}
+template <class T>
+inline T __ldg(const T* p) {
+  return *p;
+}
+
+// -- launching --------------------------------------------------------------------------------
+namespace emu {
+
+template <class A>
+inline A read_arg(void* p) {
+  A v;
+  std::memcpy(&v, p, sizeof(A));
+  return v;
+}
+
+template <class... A, std::size_t... I>
+inline std::tuple<A...> read_args(void** args, std::index_sequence<I...>) {
+  return std::tuple<A...>(read_arg<A>(args[I])...);
+}
+
+template <class A>
+inline void describe_arg(int* is_pointer, int* size) {
+  if constexpr (std::is_pointer_v<A>) {
+    using P = std::remove_cv_t<std::remove_pointer_t<A>>;
+    *is_pointer = 1;
+    if constexpr (std::is_void_v<P>) {
+      *size = 0;
+    } else {
+      *size = static_cast<int>(sizeof(P));
+    }
+  } else {
+    *is_pointer = 0;
+    *size = static_cast<int>(sizeof(A));
+  }
+}
+
+// the kernel's parameter list: count, then pointer flags and item sizes (pointee size for pointers)
+template <class... A>
+inline int describe(void (*)(A...), int* is_pointer, int* size) {
+  int i = 0;
+  ((describe_arg<A>(is_pointer + i, size + i), ++i), ...);
+  return static_cast<int>(sizeof...(A));
+}
+
+inline std::mutex launch_lock;  // one launch at a time: __shared__ statics belong to one block
+
+// Run kernel `f` on a grid, its arguments read from `args` (one pointer to each value).
+// Returns 0, or 1 with a message in `err`.
+template <class... A>
+inline int launch(void (*f)(A...), unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                  void** args, char* err, int errlen) {
+  std::lock_guard<std::mutex> guard(launch_lock);
+  const unsigned threads = bx * by * bz;
+  auto fail = [&](const std::string& what) {
+    std::snprintf(err, static_cast<size_t>(errlen), "%s", what.c_str());
+    return 1;
+  };
+  if (threads == 0 || threads % 32 != 0 || threads > 1024) {
+    return fail("block of " + std::to_string(threads) + " threads: the emulation needs whole warps, at most 1024");
+  }
+  const auto values = read_args<std::decay_t<A>...>(args, std::index_sequence_for<A...>{});
+  Block blk(threads);
+  std::mutex first_error_lock;
+  std::string first_error;
+  auto body = [&](unsigned t) {
+    block = &blk;
+    lane = t % 32;
+    warp = blk.warps[t / 32];
+    threadIdx = uint3{t % bx, (t / bx) % by, t / (bx * by)};
+    blockDim = dim3(bx, by, bz);
+    gridDim = dim3(gx, gy, gz);
+    try {
+      for (unsigned z = 0; z < gz; ++z)
+        for (unsigned y = 0; y < gy; ++y)
+          for (unsigned x = 0; x < gx; ++x) {
+            blockIdx = uint3{x, y, z};
+            std::apply(f, values);
+            blk.done.wait();  // the next block's shared memory is this one's
+          }
+    } catch (const Broken&) {
+    } catch (const std::exception& e) {
+      {
+        std::lock_guard<std::mutex> l(first_error_lock);
+        if (first_error.empty()) first_error = e.what();
+      }
+      blk.breakdown();
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(threads);
+  try {
+    for (unsigned t = 0; t < threads; ++t) pool.emplace_back(body, t);
+  } catch (const std::exception& e) {
+    blk.breakdown();
+    for (auto& th : pool) th.join();
+    return fail(std::string("could not start the block's threads: ") + e.what());
+  }
+  for (auto& th : pool) th.join();
+  if (!first_error.empty()) return fail(first_error);
+  return 0;
+}
+
+}  // namespace emu

@@ -1,0 +1,100 @@
+"""The GPU device of the launch plans: kernels compiled by ``cupy.RawModule``, launched on the caller's stream.
+
+Each kernel instance is compiled on first use, from the source text of
+:func:`.instances.source_text` with the options of :data:`.nvrtc.OPTIONS`
+(the ones the test suite compiles with), by ``cupy.RawModule(code=...,
+name_expressions=[instance])`` on the device it will run on. The function is
+memoised per (source, instance, device) under a lock, so threads share one
+compile; CuPy keeps the binary in its own disk cache across processes.
+
+:func:`session` makes the caller's device and stream current for a job: a
+torch tensor's work goes on torch's current stream of its device (through
+``cupy.cuda.ExternalStream``), a CuPy array's on CuPy's current stream, so a
+job orders with the caller's other work without a device-wide sync. Only
+:meth:`CupyDevice.host` waits: it reads a count or a flag back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from . import instances
+from .nvrtc import OPTIONS
+
+_functions: dict[tuple[str, str, int], Any] = {}
+_lock = threading.Lock()
+
+
+def function(source: str, instance: str, device_id: int) -> Any:
+    """The ``cupy.RawKernel`` of ``instance`` on device ``device_id``, compiled on first use."""
+    key = (source, instance, device_id)
+    fn = _functions.get(key)
+    if fn is not None:
+        return fn
+    with _lock:
+        fn = _functions.get(key)
+        if fn is None:
+            instances.check_instance(source, instance)
+            import cupy
+
+            with cupy.cuda.Device(device_id):
+                module = cupy.RawModule(
+                    code=instances.source_text(source), options=OPTIONS, name_expressions=[instance]
+                )
+                fn = module.get_function(instance)
+            _functions[key] = fn
+    return fn
+
+
+def compiled() -> list[tuple[str, str, int]]:
+    """``(source, instance, device)`` of every kernel this process compiled (or loaded) so far."""
+    return sorted(_functions)
+
+
+class CupyDevice:
+    """A launch device on one GPU: ``xp`` is CuPy; launches go on the current stream."""
+
+    def __init__(self, device_id: int):
+        import cupy
+
+        self.xp = cupy
+        self.device_id = device_id
+
+    def launch(self, source: str, instance: str, grid: int | tuple, block: int | tuple, args: tuple) -> None:
+        g = (grid,) if isinstance(grid, int) else tuple(grid)
+        b = (block,) if isinstance(block, int) else tuple(block)
+        if 0 in g:
+            return
+        function(source, instance, self.device_id)(g, b, args)
+
+    def host(self, a: Any) -> Any:
+        """A small device array on the host (waits for the current stream)."""
+        return self.xp.asnumpy(a, stream=self.xp.cuda.get_current_stream())
+
+    def upload(self, a: Any) -> Any:
+        return self.xp.asarray(a)
+
+
+def _torch_stream(t: Any) -> tuple[int, int]:
+    import torch
+
+    index = t.device.index if t.device.index is not None else torch.cuda.current_device()
+    return index, torch.cuda.current_stream(index).cuda_stream
+
+
+@contextmanager
+def session(x: Any) -> Iterator[CupyDevice]:
+    """The device of ``x`` (a CuPy array or a CUDA torch tensor) with its stream current."""
+    import cupy
+
+    if type(x).__module__.split(".")[0] == "torch":
+        index, stream = _torch_stream(x)
+        with cupy.cuda.Device(index), cupy.cuda.ExternalStream(stream, index):
+            yield CupyDevice(index)
+    else:
+        index = x.device.id
+        with cupy.cuda.Device(index):
+            yield CupyDevice(index)

@@ -1,0 +1,46 @@
+"""``benchmarks/run.py --gpu``: without a GPU it imports, says why, and exits 2 without timing anything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _has_gpu() -> bool:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu
+
+        return gpu.unavailable() is None
+    finally:
+        sys.path.pop(0)
+
+
+@pytest.mark.skipif(_has_gpu(), reason="a GPU is here: run.py --gpu would benchmark for minutes")
+def test_gpu_benchmarks_refuse_cleanly_without_a_gpu():
+    pytest.importorskip("torch")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--gpu", "--quick"],
+        capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "run.py --gpu needs a CUDA GPU with torch and CuPy" in done.stderr
+    assert done.stdout == ""
+
+
+def test_gpu_benchmark_cases_cover_the_issue_targets():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu
+    finally:
+        sys.path.pop(0)
+    names = {c.__name__ for c in gpu.CASES}
+    assert names == {"case_nm_2_4", "case_topk_50", "case_csr_50", "case_bsr", "case_cutlass"}
+    assert gpu.GPU_SHAPES == [(4096, 4096), (16384, 16384)]

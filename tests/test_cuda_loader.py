@@ -1,0 +1,111 @@
+"""The CuPy loader, without CuPy: a stand-in ``cupy`` module whose RawModule runs the emulation.
+
+The loader's own logic (one compile per instance and device, under a lock,
+only listed instances, the options the suite compiles with, the device made
+current while compiling, read-backs on the current stream) runs for real; only
+NVRTC and the GPU are replaced. On a GPU, ``pytest -m cuda`` runs the real CuPy.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+from arraysparse._kernels.cuda import instances, loader, nvrtc, plans
+from tests.cuda_emulation import emulator, keys_of
+
+
+class _FakeCupy(types.ModuleType):
+    """NumPy's array functions, a RawModule that launches on the emulation, and a cuda namespace."""
+
+    def __init__(self, dev):
+        super().__init__("cupy")
+        self.modules = []  # (code, options, name_expressions, current device) of every RawModule
+        self.current_device = None
+        self.current_stream = "null stream"
+        outer = self
+
+        class RawModule:
+            def __init__(self, *, code, options, name_expressions):
+                source = next(s for s in instances.INSTANCES if instances.source_text(s) == code)
+                outer.modules.append((source, options, tuple(name_expressions), outer.current_device))
+                self.source = source
+
+            def get_function(self, name):
+                return lambda grid, block, args: dev.launch(self.source, name, grid, block, args)
+
+        @contextmanager
+        def device(index):
+            before, outer.current_device = outer.current_device, index
+            try:
+                yield
+            finally:
+                outer.current_device = before
+
+        self.RawModule = RawModule
+        self.cuda = types.SimpleNamespace(Device=device, get_current_stream=lambda: outer.current_stream)
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def asnumpy(self, a, stream=None):
+        assert stream == self.current_stream  # read back on the job's stream
+        return np.asarray(a)
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    dev = emulator()
+    cupy = _FakeCupy(dev)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setattr(loader, "_functions", {})
+    return cupy
+
+
+def test_the_loader_compiles_each_instance_once_per_device(fake_cupy):
+    x = np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32)
+    bits, keys = keys_of(x, True)
+    for device_id in (0, 0, 1):
+        keep, nans = plans.nm_keep(loader.CupyDevice(device_id), bits, (1, 64 * 32, 1), 2, 4, keys)
+        assert nans == 0 and keep.sum() == x.size // 2
+    small = instances.name("nm_keep_small", "unsigned int", 4)
+    assert [(m[0], m[2], m[3]) for m in fake_cupy.modules] == [("nm.cu", (small,), 0), ("nm.cu", (small,), 1)]
+    assert all(m[1] == nvrtc.OPTIONS for m in fake_cupy.modules)  # what the suite compiles with
+    assert loader.compiled() == [("nm.cu", small, 0), ("nm.cu", small, 1)]
+
+
+def test_threads_share_one_compile(fake_cupy):
+    barrier = threading.Barrier(4)
+    got = []
+
+    def fetch():
+        barrier.wait()
+        got.append(loader.function("select.cu", "asp::radix_pick", 3))
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(fake_cupy.modules) == 1
+    assert all(g is got[0] for g in got)
+
+
+def test_an_unlisted_instance_is_never_compiled(fake_cupy):
+    with pytest.raises(KeyError, match="not listed"):
+        loader.function("nm.cu", "asp::nm_keep_small<float, 4>", 0)
+    assert fake_cupy.modules == []
+
+
+def test_a_cupy_session_uses_the_array_s_device(fake_cupy):
+    arr = types.SimpleNamespace(device=types.SimpleNamespace(id=2))
+    with loader.session(arr) as dev:
+        assert dev.device_id == 2
+        assert fake_cupy.current_device == 2
+        assert dev.xp is fake_cupy
+    assert fake_cupy.current_device is None
