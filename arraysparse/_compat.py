@@ -185,6 +185,11 @@ def is_numpy(x: Array) -> bool:
     return bool(_aac.is_numpy_array(x))
 
 
+def is_dask(x: Array) -> bool:
+    """Whether ``x`` is a Dask array (checked without importing Dask)."""
+    return bool(_aac.is_dask_array(x))
+
+
 def is_torch_cpu_strided(x: Array) -> bool:
     """Whether ``x`` is a dense torch tensor on the CPU (NumPy can view its memory)."""
     if not _aac.is_torch_array(x):

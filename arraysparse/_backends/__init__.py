@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import isdtype
+from .._compat import device, is_dask, isdtype
 from . import bridge, host, host_formats, reference, reference_formats
 from .shared import Violation
 
@@ -74,6 +74,7 @@ __all__ = [
     "global_keep",
     "kernel_cache",
     "nm_keep",
+    "permutation",
     "result_float",
     "shared_array",
     "slice_norms",
@@ -91,7 +92,7 @@ Array = Any
 _SLOTS: dict[str, Callable[[Array], bool] | None] = {
     "host": bridge.is_host,
     "cuda": None,  # CuPy and torch-CUDA arrays, through bridge.device_view; kernels in _kernels/cuda
-    "dask": None,  # dask arrays, blockwise over the backend of their chunks
+    "dask": is_dask,  # dask arrays of NumPy chunks, chunk by chunk over the host kernels (.dask)
 }
 
 
@@ -113,19 +114,33 @@ def _raise_nan(name: str, count: int) -> None:
 
 
 # -- NaN count, selection, norms ------------------------------------------------------------
+def _dask() -> ModuleType:
+    """The Dask backend, imported on first use (Dask is optional)."""
+    from . import dask
+
+    return dask
+
+
 def count_nan(xp: ModuleType, x: Array) -> int:
-    """Number of NaN values in ``x`` (0 for integer dtypes)."""
-    if _choose(x) == "host":
+    """Number of NaN values in ``x`` (0 for integer dtypes); computed for a Dask array."""
+    name = _choose(x)
+    if name == "host":
         return host.count_nan(x)
+    if name == "dask":
+        return _dask().count_nan(x)
     return reference.count_nan(xp, x)
 
 
 def topk_keep(xp: ModuleType, x: Array, n_prune: int, *, magnitude: bool, name: str) -> Array:
     """Keep-mask pruning exactly ``n_prune`` smallest values (ties: lower flat index first).
 
-    ``name`` names ``x`` in the error NaN values raise.
+    ``name`` names ``x`` in the error NaN values raise. Dask: the threshold
+    is computed (histograms), the mask is lazy.
     """
-    if _choose(x) == "host":
+    backend = _choose(x)
+    if backend == "dask":
+        return _dask().topk_keep(x, n_prune, magnitude, name)
+    if backend == "host":
         keep, nans = host.topk_keep(x, n_prune, magnitude)
     else:
         nans = reference.count_nan(xp, x)
@@ -136,8 +151,14 @@ def topk_keep(xp: ModuleType, x: Array, n_prune: int, *, magnitude: bool, name: 
 
 
 def nm_keep(xp: ModuleType, x: Array, n: int, m: int, axis: int, *, magnitude: bool, name: str) -> Array:
-    """Keep-mask with ``n`` zeros in each group of ``m`` along ``axis`` (ties: lower position first)."""
-    if _choose(x) == "host":
+    """Keep-mask with ``n`` zeros in each group of ``m`` along ``axis`` (ties: lower position first).
+
+    Dask: lazy, chunk by chunk (NaN raises when a chunk holding it is computed).
+    """
+    backend = _choose(x)
+    if backend == "dask":
+        return _dask().nm_keep(x, n, m, axis, magnitude, name)
+    if backend == "host":
         keep, nans = host.nm_keep(x, n, m, axis, magnitude)
     else:
         nans = reference.count_nan(xp, x)
@@ -148,17 +169,23 @@ def nm_keep(xp: ModuleType, x: Array, n: int, m: int, axis: int, *, magnitude: b
 
 
 def slice_norms(xp: ModuleType, x: Array, axis: int, ord: float) -> Array:
-    """Lp norm of each slice along ``axis``, in the result float dtype of ``x``."""
+    """Lp norm of each slice along ``axis``, in the result float dtype of ``x`` (Dask: lazy)."""
     dtype = result_float(xp, x)
-    if _choose(x) == "host" and math.prod(x.shape):
+    backend = _choose(x)
+    if backend == "dask" and math.prod(x.shape):
+        return _dask().slice_norms(x, axis, ord, dtype)
+    if backend == "host" and math.prod(x.shape):
         return xp.astype(host.slice_norms(x, axis, ord), dtype)
     return xp.astype(reference.slice_norms(xp, x, axis, ord), dtype)
 
 
 def block_norms(xp: ModuleType, x: Array, block: tuple[int, ...], ord: float) -> Array:
-    """Lp norm of each tile of shape ``block`` over the trailing axes."""
+    """Lp norm of each tile of shape ``block`` over the trailing axes (Dask: lazy)."""
     dtype = result_float(xp, x)
-    if _choose(x) == "host" and math.prod(x.shape) and len(block) <= 2:
+    backend = _choose(x)
+    if backend == "dask" and math.prod(x.shape):
+        return _dask().block_norms(x, block, ord, dtype)
+    if backend == "host" and math.prod(x.shape) and len(block) <= 2:
         return xp.astype(host.block_norms(x, block, ord), dtype)
     return xp.astype(reference.block_norms(xp, x, block, ord), dtype)
 
@@ -181,9 +208,13 @@ def global_keep(
     arrays, then lower flat indices, first), each array pruning between
     ``lo[i]`` and ``hi[i]`` values; ``unclamped`` is its count before those
     bounds. Requires ``sum(lo) <= k <= sum(hi)``. ``names`` name the arrays
-    in the error NaN values raise.
+    in the error NaN values raise. Dask: the threshold and the counts are
+    computed (histograms, a count pass), the masks are lazy.
     """
-    if _choose(*arrays) == "host":
+    backend = _choose(*arrays)
+    if backend == "dask":
+        return _dask().global_keep(arrays, names, k, lo, hi, magnitude)
+    if backend == "host":
 
         def on_nan(i: int, count: int) -> None:
             _raise_nan(names[i], count)
@@ -196,10 +227,28 @@ def global_keep(
     return reference.global_keep(xp, arrays, k, lo, hi, magnitude)
 
 
+# -- random scores ------------------------------------------------------------------------
+def permutation(xp: ModuleType, like: Array, seed: Any) -> Array:
+    """``default_rng(seed).permutation(size)`` (a Generator: its own ``permutation``) in ``like``'s
+    shape, library and device. NumPy draws it; for a Dask ``like`` and an int seed (or None) one
+    task on a worker draws it, a Generator draws on the client (it must advance)."""
+    if _choose(like) == "dask" and not isinstance(seed, np.random.Generator):
+        return _dask().permutation(like, seed)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    perm = rng.permutation(math.prod(like.shape)).reshape(tuple(like.shape))
+    if _choose(like) == "dask":
+        return _dask().from_numpy(perm, like)
+    return xp.asarray(perm, device=device(like))
+
+
 # -- calibration --------------------------------------------------------------------------
 def sum_squares(xp: ModuleType, x2: Array, acc: Any) -> Array:
-    """``sum(x2[:, j] ** 2)`` over the rows of the 2-D ``x2``, accumulated in the float dtype ``acc``."""
-    if _choose(x2) == "host" and math.prod(x2.shape):
+    """``sum(x2[:, j] ** 2)`` over the rows of the 2-D ``x2``, accumulated in the float dtype ``acc``
+    (Dask: lazy)."""
+    backend = _choose(x2)
+    if backend == "dask" and math.prod(x2.shape):
+        return _dask().sum_squares(x2, acc)
+    if backend == "host" and math.prod(x2.shape):
         return host.sum_squares(xp, x2, acc)
     return reference.sum_squares(xp, x2, acc)
 
@@ -216,8 +265,15 @@ def sparsegpt_sweep(
     upper Cholesky factor of the dampened ``H^-1``) in that namespace: the
     host runs it in NumPy on the arrays' memory, the reference in ``xp``.
     Unstructured: ``counts`` is each block's pruned count; N:M: ``nm = (n, m)``.
-    The result is in the compute dtype ``prepare`` chose.
+    The result is in the compute dtype ``prepare`` chose. Dask arrays are
+    refused: the sweep runs through the columns in order, updating every row.
     """
+    if _choose(weights) == "dask" or _choose(hessian) == "dask":
+        msg = (
+            "SparseGPT sweeps a layer's columns in order and updates every row; it does not run "
+            "on Dask arrays: prune the layer's NumPy array (weights.compute()) and its hessian"
+        )
+        raise TypeError(msg)
     if _choose(weights, hessian) == "host" and math.prod(weights.shape):
         return host.sparsegpt_sweep(weights, hessian, prepare, counts, nm, block_size)
     w, u = prepare(xp, weights, hessian)
