@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import _backends
-from ._compat import array_namespace, backend_name, device, is_writable, nonzero_mask
+from ._compat import array_namespace, backend_name, device, is_dask, is_writable, nonzero_mask
 from ._validation import (
     check_has_zero,
     check_nm,
@@ -78,7 +78,7 @@ class PruningMask:
            [3., 0.]])
     """
 
-    __slots__ = ("_mask", "_pattern")
+    __slots__ = ("_mask", "_pattern", "_pruned")
 
     def __init__(self, mask: Array, pattern: SparsityPattern | None = None, *, check: bool = False):
         xp = array_namespace(mask=mask)
@@ -92,6 +92,7 @@ class PruningMask:
             raise TypeError(msg)
         self._mask = mask
         self._pattern = pattern
+        self._pruned: int | None = None  # known count of a lazy mask (see _counted)
         if check and not self.satisfies():
             msg = f"mask does not satisfy its pattern {pattern}"
             raise ValueError(msg)
@@ -126,6 +127,8 @@ class PruningMask:
 
     @property
     def num_kept(self) -> int:
+        if self._pruned is not None:
+            return self.size - self._pruned
         xp = array_namespace(mask=self._mask)
         return int(xp.sum(xp.astype(self._mask, xp.int64))) if self.size else 0
 
@@ -223,6 +226,15 @@ class PruningMask:
         )
 
 
+def _counted(mask: PruningMask, pruned: int | None) -> PruningMask:
+    """``mask``, told its pruned count when it is lazy (Dask): a builder knows the count it
+    pruned, so ``num_pruned`` / ``sparsity`` answer without computing the mask. Eager masks
+    always count their values."""
+    if pruned is not None and is_dask(mask.mask):
+        mask._pruned = pruned
+    return mask
+
+
 def _satisfies(mask: Array, pattern: SparsityPattern) -> bool:
     xp = array_namespace(mask=mask)
     if pattern.kind is PatternKind.UNSTRUCTURED:
@@ -291,7 +303,7 @@ def topk_mask(scores: Array, /, sparsity: float | int, *, magnitude: bool = Fals
     xp = _scores_namespace(scores, magnitude)
     count = prune_count(sparsity, math.prod(scores.shape))
     keep = _backends.topk_keep(xp, scores, count, magnitude=magnitude, name="scores")
-    return PruningMask(keep, SparsityPattern.unstructured())
+    return _counted(PruningMask(keep, SparsityPattern.unstructured()), count)
 
 
 def nm_mask(
@@ -324,7 +336,7 @@ def nm_mask(
         )
         raise ValueError(msg)
     keep = _backends.nm_keep(xp, scores, n, m, ax, magnitude=magnitude, name="scores")
-    return PruningMask(keep, SparsityPattern.n_m(n, m, axis=axis))
+    return _counted(PruningMask(keep, SparsityPattern.n_m(n, m, axis=axis)), math.prod(scores.shape) // m * n)
 
 
 def structured_mask(
@@ -359,7 +371,8 @@ def _slice_mask(scores: Array, sparsity: float | int, pattern: SparsityPattern, 
     shape = [1] * scores.ndim
     shape[ax] = scores.shape[ax]
     keep = xp.zeros(tuple(scores.shape), dtype=xp.bool, device=device(scores)) | xp.reshape(keep1, tuple(shape))
-    return PruningMask(keep, pattern)
+    per_slice = math.prod(scores.shape) // scores.shape[ax] if scores.shape[ax] else 0
+    return _counted(PruningMask(keep, pattern), count * per_slice)
 
 
 def block_mask(
@@ -393,7 +406,7 @@ def block_mask(
         spread += [t, 1]
         full += [t, b]
     keep = xp.zeros(tuple(full), dtype=xp.bool, device=device(scores)) | xp.reshape(keep_tiles, tuple(spread))
-    return PruningMask(xp.reshape(keep, tuple(scores.shape)), pattern)
+    return _counted(PruningMask(xp.reshape(keep, tuple(scores.shape)), pattern), count * math.prod(pattern.block or ()))
 
 
 def random_mask(
@@ -468,7 +481,8 @@ def create_mask(
         return topk_mask(scores, sparsity, magnitude=magnitude)
     ord = check_ord(ord)
     if pattern.kind is PatternKind.BLOCK_STRUCTURED:
-        return PruningMask(block_mask(scores, sparsity, block=pattern.block or (), ord=ord).mask, pattern)
+        tiles = block_mask(scores, sparsity, block=pattern.block or (), ord=ord)
+        return _counted(PruningMask(tiles.mask, pattern), tiles._pruned)
     return _slice_mask(scores, sparsity, pattern, ord)
 
 

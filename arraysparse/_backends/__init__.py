@@ -48,6 +48,7 @@ __all__ = [
     "cholesky_inverse_base",
     "count_blocks",
     "count_cols",
+    "count_exactly",
     "count_nan",
     "count_nonzero",
     "count_row_lengths",
@@ -73,6 +74,8 @@ __all__ = [
     "encode_nm",
     "global_keep",
     "kernel_cache",
+    "known_shape",
+    "lift",
     "nm_keep",
     "permutation",
     "result_float",
@@ -241,6 +244,14 @@ def permutation(xp: ModuleType, like: Array, seed: Any) -> Array:
     return xp.asarray(perm, device=device(like))
 
 
+def lift(small: Array, like: Array) -> Array:
+    """A small host array (a statistic: one value per feature) in ``like``'s library when
+    ``like`` is a Dask array and ``small`` is not: sent to the workers. Else ``small``."""
+    if _choose(like) == "dask" and _choose(small) == "host":
+        return _dask().from_numpy(np.asarray(bridge.host_view(small)), like, whole=True)
+    return small
+
+
 # -- calibration --------------------------------------------------------------------------
 def sum_squares(xp: ModuleType, x2: Array, acc: Any) -> Array:
     """``sum(x2[:, j] ** 2)`` over the rows of the 2-D ``x2``, accumulated in the float dtype ``acc``
@@ -301,33 +312,67 @@ class Counted:
 
     The format reads ``nnz`` (``longest`` / ``first_longest`` for ELL) to size
     its outputs, then hands the whole record to the matching ``encode_*``,
-    which runs on the backend that counted.
+    which runs on the backend that counted. A Dask first pass counts nothing
+    (``exact=False``, ``nnz`` an upper bound: the band encodes size their own
+    outputs) until :func:`count_exactly` is asked for the count.
     """
 
     backend: str
-    nnz: int  # non-zeros (BSR: non-zero blocks)
+    nnz: int  # non-zeros (BSR: non-zero blocks); with exact=False an upper bound of them
     state: Any = field(repr=False)
     longest: int = 0  # ELL: the most non-zeros in one row
     first_longest: int = 0  # ELL: the first row holding that many
+    exact: bool = True  # False: a lazy (Dask) first pass, nothing counted (see count_exactly)
 
 
 def _formats_backend(x: Array) -> str:
     """The backend of a format job on ``x``: the host codecs move items of up to
     :data:`.bridge.MAX_ITEMSIZE` bytes (complex128 runs the reference)."""
     name = _choose(x)
+    if name == "dask":
+        return name
     return "host" if name == "host" and x.dtype.itemsize <= bridge.MAX_ITEMSIZE else "reference"
 
 
+def _dask_formats() -> ModuleType:
+    from . import dask_formats
+
+    return dask_formats
+
+
+def count_exactly(counted: Counted) -> Counted:
+    """``counted`` with its exact count: a lazy (Dask) first pass counts its bands now (eager,
+    one integer per band reaches the client); any other is exact already."""
+    if counted.exact:
+        return counted
+    return replace(counted, nnz=_dask_formats().count_exactly(counted.state), exact=True)
+
+
+def known_shape(a: Array) -> tuple[int, ...]:
+    """The shape of ``a``; a Dask array of unknown chunk sizes has them computed (in place)."""
+    if _choose(a) == "dask" and any(s != s for s in a.shape):
+        a.compute_chunk_sizes()
+    return tuple(int(s) for s in a.shape)
+
+
 def count_nonzero(xp: ModuleType, values: Array) -> int:
-    """Non-zeros (``!= 0``; -0.0 is zero, NaN is not) among a result's stored values."""
-    if _formats_backend(values) == "host":
+    """Non-zeros (``!= 0``; -0.0 is zero, NaN is not) among a result's stored values
+    (computed for a Dask array)."""
+    backend = _formats_backend(values)
+    if backend == "dask":
+        return _dask_formats().count_nonzero(values)
+    if backend == "host":
         return host_formats.count_nonzero(values)
     return reference_formats.count_nonzero(xp, values)
 
 
 def count_rows(xp: ModuleType, x2: Array) -> Counted:
-    """First pass of CSR and COO: the non-zeros of the 2-D ``x2``, row by row."""
-    if _formats_backend(x2) == "host":
+    """First pass of CSR and COO: the non-zeros of the 2-D ``x2``, row by row (Dask: row bands,
+    nothing counted)."""
+    backend = _formats_backend(x2)
+    if backend == "dask":
+        return Counted("dask", *_dask_formats().count(x2, "rows"), exact=False)
+    if backend == "host":
         return Counted("host", *host_formats.count_rows(x2))
     return Counted("reference", *reference_formats.count_rows(xp, x2))
 
@@ -335,40 +380,56 @@ def count_rows(xp: ModuleType, x2: Array) -> Counted:
 def encode_csr(counted: Counted, index: str, *, coo: bool) -> tuple[Array, Array, Array]:
     """``(indptr, indices, data)``, or with ``coo`` ``(row, col, data)``; ``index`` is the
     index dtype's name (``"int32"`` / ``"int64"``)."""
+    if counted.backend == "dask":
+        return _dask_formats().encode(counted.state, index, coo=coo)
     impl = host_formats if counted.backend == "host" else reference_formats
     return impl.encode_csr(counted, index, coo=coo)
 
 
 def count_cols(xp: ModuleType, x2: Array) -> Counted:
-    """First pass of CSC: the non-zeros of the 2-D ``x2``, column by column."""
-    if _formats_backend(x2) == "host":
+    """First pass of CSC: the non-zeros of the 2-D ``x2``, column by column (Dask: column bands,
+    nothing counted)."""
+    backend = _formats_backend(x2)
+    if backend == "dask":
+        return Counted("dask", *_dask_formats().count(x2, "cols"), exact=False)
+    if backend == "host":
         return Counted("host", *host_formats.count_cols(x2))
     return Counted("reference", *reference_formats.count_cols(xp, x2))
 
 
 def encode_csc(counted: Counted, index: str) -> tuple[Array, Array, Array]:
     """CSC's ``(indptr, indices, data)``; ``indices`` are row numbers."""
+    if counted.backend == "dask":
+        return _dask_formats().encode(counted.state, index)
     impl = host_formats if counted.backend == "host" else reference_formats
     return impl.encode_csc(counted, index)
 
 
 def count_blocks(xp: ModuleType, x2: Array, block: tuple[int, int]) -> Counted:
-    """First pass of BSR: the blocks of shape ``block`` (dividing ``x2``'s shape) holding a non-zero."""
-    if _formats_backend(x2) == "host":
+    """First pass of BSR: the blocks of shape ``block`` (dividing ``x2``'s shape) holding a non-zero
+    (Dask: row bands of whole block rows, nothing counted)."""
+    backend = _formats_backend(x2)
+    if backend == "dask":
+        return Counted("dask", *_dask_formats().count(x2, "blocks", block), exact=False)
+    if backend == "host":
         return Counted("host", *host_formats.count_blocks(x2, *block))
     return Counted("reference", *reference_formats.count_blocks(xp, x2, *block))
 
 
 def encode_bsr(counted: Counted, index: str) -> tuple[Array, Array, Array]:
     """BSR's ``(indptr, indices, data)``: the non-zero blocks, block row by block row."""
+    if counted.backend == "dask":
+        return _dask_formats().encode(counted.state, index)
     impl = host_formats if counted.backend == "host" else reference_formats
     return impl.encode_bsr(counted, index)
 
 
 def count_row_lengths(xp: ModuleType, x2: Array) -> Counted:
-    """First pass of ELL: the row counts, with the longest row."""
+    """First pass of ELL: the row counts, with the longest row (Dask: counted, by row bands)."""
     backend = _formats_backend(x2)
-    if backend == "host":
+    if backend == "dask":
+        nnz, longest, first, state = _dask_formats().count_row_lengths(x2)
+    elif backend == "host":
         nnz, longest, first, state = host_formats.count_row_lengths(x2)
     else:
         nnz, longest, first, state = reference_formats.count_row_lengths(xp, x2)
@@ -377,29 +438,45 @@ def count_row_lengths(xp: ModuleType, x2: Array) -> Counted:
 
 def encode_ell(counted: Counted, width: int, index: str) -> tuple[Array, Array]:
     """ELL's ``(indices, data)`` of shape ``(rows, width)``, padding index -1 and value 0."""
+    if counted.backend == "dask":
+        return _dask_formats().encode_ell(counted.state, width, index)
     impl = host_formats if counted.backend == "host" else reference_formats
     return impl.encode_ell(counted, width, index)
 
 
 def encode_dia(xp: ModuleType, x2: Array, index: str) -> tuple[Array, Array, int]:
-    """DIA's ``(offsets, data, nnz)`` (scipy.sparse's layout)."""
-    if _formats_backend(x2) == "host":
+    """DIA's ``(offsets, data, nnz)`` (scipy.sparse's layout; Dask: the diagonals are found
+    first, ``data`` is lazy)."""
+    backend = _formats_backend(x2)
+    if backend == "dask":
+        return _dask_formats().encode_dia(x2, index)
+    if backend == "host":
         return host_formats.encode_dia(x2, index)
     return reference_formats.encode_dia(xp, x2, index)
 
 
-def encode_nm(xp: ModuleType, x2: Array, lay: Any) -> tuple[Array, Array]:
+def encode_nm(
+    xp: ModuleType, x2: Array, lay: Any, word: Callable[[Violation], Exception] | None = None
+) -> tuple[Array, Array]:
     """N:M's ``(values, packed_positions)`` packed as ``lay`` (the format's
     :class:`~arraysparse.formats.nm.PackedLayout`) says; :class:`Violation` (row, group,
-    non-zeros) when a group holds more than ``m - n`` non-zeros."""
-    if _formats_backend(x2) == "host":
+    non-zeros) when a group holds more than ``m - n`` non-zeros. Dask: lazy by row bands,
+    and a band that finds a violation when computed raises ``word(violation)`` (a picklable
+    callable giving the format's error)."""
+    backend = _formats_backend(x2)
+    if backend == "dask":
+        return _dask_formats().encode_nm(x2, lay, word)
+    if backend == "host":
         return host_formats.encode_nm(x2, lay)
     return reference_formats.encode_nm(xp, x2, lay)
 
 
 def encode_bitmask(xp: ModuleType, x2: Array) -> tuple[Array, Array, int]:
-    """The bitmask format's ``(values, bitmask, nnz)``."""
-    if _formats_backend(x2) == "host":
+    """The bitmask format's ``(values, bitmask, nnz)`` (Dask: lazy by row bands, ``nnz`` None)."""
+    backend = _formats_backend(x2)
+    if backend == "dask":
+        return _dask_formats().encode_bitmask(x2)
+    if backend == "host":
         return host_formats.encode_bitmask(x2)
     return reference_formats.encode_bitmask(xp, x2)
 
@@ -411,6 +488,11 @@ def _decoder(arrays: dict, dtype: Any, target: bridge.Host | None) -> bridge.Hos
         return target
     first = next(iter(arrays.values()))
     return bridge.Host.for_result(first, dtype) if _choose(first) == "host" else None
+
+
+def _lazy(arrays: dict) -> bool:
+    """Whether a result's arrays are Dask arrays (the first one decides, as in :func:`_decoder`)."""
+    return _choose(next(iter(arrays.values()))) == "dask"
 
 
 def decode_target(arrays: dict, dtype: Any, out: Array, shape2: tuple[int, int]) -> bridge.Host | None:
@@ -434,7 +516,10 @@ def shared_array(target: bridge.Host, arrays: dict) -> str | None:
 def decode_compressed(
     xp: ModuleType, fmt: str, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
-    """Dense 2-D array of a COO / CSR / CSC result (``fmt``), into ``target`` if given."""
+    """Dense 2-D array of a COO / CSR / CSC result (``fmt``), into ``target`` if given
+    (Dask: lazy, band by band)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_compressed(fmt, dict(arrays), shape2, dtype, (1, 1))
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_compressed(h, fmt, arrays, shape2)
@@ -445,7 +530,9 @@ def decode_bsr(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], block: tuple[int, int], dtype: Any,
     target: bridge.Host | None = None,
 ) -> Array:
-    """Dense 2-D array of a BSR result."""
+    """Dense 2-D array of a BSR result (Dask: lazy, band by band)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_compressed("bsr", dict(arrays), shape2, dtype, block)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_bsr(h, arrays, shape2)
@@ -455,7 +542,9 @@ def decode_bsr(
 def decode_ell(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
-    """Dense 2-D array of an ELL result."""
+    """Dense 2-D array of an ELL result (Dask: lazy, by row chunks)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_ell(arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_ell(h, arrays, shape2)
@@ -465,7 +554,9 @@ def decode_ell(
 def decode_dia(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
-    """Dense 2-D array of a DIA result."""
+    """Dense 2-D array of a DIA result (Dask: lazy, by column chunks)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_dia(arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_dia(h, arrays, shape2)
@@ -474,20 +565,29 @@ def decode_dia(
 
 def decode_nm(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], lay: Any, dtype: Any,
-    target: bridge.Host | None = None,
+    target: bridge.Host | None = None, word: Callable[[Violation], Exception] | None = None,
 ) -> Array:
     """Dense 2-D array of an N:M result packed as ``lay``; :class:`Violation` (row, group,
-    positions) for the first group whose packed positions no encoder writes."""
+    positions) for the first group whose packed positions no encoder writes (Dask: lazy by
+    row chunks; a chunk raises ``word(violation)`` when computed)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_nm(arrays, shape2, lay, dtype, word)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_nm(h, arrays, shape2, lay)
     return reference_formats.decode_nm(xp, arrays, shape2, lay)
 
 
-def unpack_nm_positions(xp: ModuleType, packed: Array, shape2: tuple[int, int], lay: Any) -> Array:
+def unpack_nm_positions(
+    xp: ModuleType, packed: Array, shape2: tuple[int, int], lay: Any,
+    word: Callable[[Violation], Exception] | None = None,
+) -> Array:
     """Each kept value's position in its group (uint8, one per kept value) from N:M
-    ``packed_positions``; :class:`Violation` as :func:`decode_nm`."""
-    if _choose(packed) == "host":
+    ``packed_positions``; :class:`Violation` as :func:`decode_nm` (Dask: lazy, ``word``)."""
+    backend = _choose(packed)
+    if backend == "dask":
+        return _dask_formats().unpack_nm_positions(packed, shape2, lay, word)
+    if backend == "host":
         return host_formats.unpack_nm_positions(packed, shape2, lay)
     return reference_formats.unpack_nm_positions(xp, packed, shape2, lay)
 
@@ -495,7 +595,9 @@ def unpack_nm_positions(xp: ModuleType, packed: Array, shape2: tuple[int, int], 
 def decode_bitmask(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
-    """Dense 2-D array of a bitmask result."""
+    """Dense 2-D array of a bitmask result (Dask: lazy, band by band)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_bitmask(arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_bitmask(h, arrays, shape2)
@@ -504,9 +606,20 @@ def decode_bitmask(
 
 # -- CUTLASS 2:4 --------------------------------------------------------------------------
 # ``lay`` is the format's layout record (arraysparse.formats.cutlass); its shape, dtype and
-# meta checks are done. Violations come back as Violation for the format to word.
+# meta checks are done. Violations come back as Violation for the format to word. Dask
+# arrays are refused: CUTLASS's layout is a kernel's input, held in one device's memory.
+def _no_dask(*arrays: Array) -> None:
+    if any(_choose(a) == "dask" for a in arrays):
+        msg = (
+            "the CUTLASS 2:4 layout is not built from Dask arrays (it feeds one device's kernel): "
+            "compute the matrix first (x.compute())"
+        )
+        raise TypeError(msg)
+
+
 def cutlass_encode(xp: ModuleType, dense: Array, lay: Any) -> tuple[Array, Array]:
     """``(values, meta)`` of a non-empty ``dense``; :class:`Violation` (row, group, non-zeros)."""
+    _no_dask(dense)
     if _choose(dense) == "host":
         return host_formats.cutlass_encode(xp, dense, lay)
     return reference_formats.cutlass_encode(xp, dense, lay)
@@ -514,6 +627,7 @@ def cutlass_encode(xp: ModuleType, dense: Array, lay: Any) -> tuple[Array, Array
 
 def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any) -> Array:
     """The dense matrix of non-empty ``values`` and their ``meta``; :class:`Violation` (row, group, code)."""
+    _no_dask(values, meta)
     if _choose(values, meta) == "host":
         return host_formats.cutlass_decode(values, meta, lay)
     return reference_formats.cutlass_decode(xp, values, meta, lay)
@@ -521,6 +635,7 @@ def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any) -> Arra
 
 def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
     """CUTLASS meta from the simple layout's ``positions``; :class:`Violation` (row, group, positions)."""
+    _no_dask(positions)
     if _choose(positions) == "host":
         return host_formats.cutlass_pack(xp, positions, lay)
     return reference_formats.cutlass_pack(xp, positions, lay)
@@ -529,6 +644,7 @@ def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
 def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
     """CUTLASS meta from a 2:4 result's ``packed_positions`` (its nibbles are the codes);
     :class:`Violation` (row, group, code)."""
+    _no_dask(packed)
     if _choose(packed) == "host":
         return host_formats.cutlass_pack_nm(xp, packed, lay)
     return reference_formats.cutlass_pack_nm(xp, packed, lay)
@@ -536,6 +652,7 @@ def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
 
 def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:
     """The simple layout's uint8 ``positions`` from CUTLASS ``meta``; :class:`Violation` (row, group, code)."""
+    _no_dask(meta)
     if _choose(meta) == "host":
         return host_formats.cutlass_unpack(meta, lay)
     return reference_formats.cutlass_unpack(xp, meta, lay)

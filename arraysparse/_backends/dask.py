@@ -547,9 +547,10 @@ def sum_squares(x2: Array, acc: Any) -> Array:
     return parts.sum(axis=0)
 
 
-def from_numpy(a: np.ndarray, like: Array) -> Array:
-    """The client's NumPy array ``a`` as a dask array chunked as ``like`` (shipped to the workers)."""
-    return da.from_array(a, chunks=like.chunks)
+def from_numpy(a: np.ndarray, like: Array, *, whole: bool = False) -> Array:
+    """The client's NumPy array ``a`` as a dask array chunked as ``like`` (or in one chunk
+    with ``whole``), sent to the workers."""
+    return da.from_array(a, chunks=-1 if whole else like.chunks)
 
 
 def _permutation(seed: Any, size: int, shape: tuple[int, ...]) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from .. import _backends
 from .._compat import device
 from .._validation import check_real, prune_count
-from ..masks import PruningMask
+from ..masks import PruningMask, _counted
 from ..patterns import SparsityPattern
 from .report import LayerReport, ModelMask
 from .rules import NamePattern, Patterns, describe, name_rules, rule_label
@@ -184,7 +184,7 @@ def global_mask(
             count = prune_count(s, size, name=f"overrides[{describe(p)}]")
             keep = _backends.topk_keep(xp, arr, count, magnitude=magnitude, name=f"scores[{name!r}]")
             pruned, rule = count, rule_label(rules[name])
-        masks[name] = PruningMask(keep, unstructured)
+        masks[name] = _counted(PruningMask(keep, unstructured), pruned)
         records.append(LayerReport(name, shape, size, pruned, rule))
     return ModelMask(masks, report=records)
 

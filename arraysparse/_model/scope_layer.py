@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._compat import device
-from ..masks import PruningMask, create_mask
+from ..masks import PruningMask, _counted, create_mask
 from ..patterns import SparsityPattern
 from ..strategies.base import PruningStrategy
 from ..strategies.magnitude import MagnitudePruning
@@ -80,7 +80,7 @@ def layer_masks(
         w = flat[name]
         rule = rules.get(name)
         if rule is not None and rule[0] == "excluded":
-            masks[name] = PruningMask(xp.ones(tuple(w.shape), dtype=xp.bool, device=device(w)))
+            masks[name] = _counted(PruningMask(xp.ones(tuple(w.shape), dtype=xp.bool, device=device(w))), 0)
             label = rule_label(rule)
         else:
             target = sparsity if rule is None else rule[2]
