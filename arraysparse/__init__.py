@@ -23,6 +23,7 @@ from .formats import (
     to_scipy,
     to_torch,
 )
+from .formats.store import from_zarr, to_zarr
 from .masks import (
     PruningMask,
     apply_mask,
@@ -121,6 +122,7 @@ __all__ = [
     "from_scipy",
     "from_sparse",
     "from_torch",
+    "from_zarr",
     "global_mask",
     "gradient_scores",
     "layer_masks",
@@ -144,6 +146,7 @@ __all__ = [
     "to_relative",
     "to_scipy",
     "to_torch",
+    "to_zarr",
     "topk_mask",
     "unflatten_model",
     "wanda_scores",
