@@ -29,6 +29,7 @@ from . import _backends
 from ._compat import array_namespace, backend_name, device, is_dask, is_writable, nonzero_mask
 from ._validation import (
     check_has_zero,
+    check_known_shape,
     check_nm,
     check_real,
     check_same_shape,
@@ -506,6 +507,8 @@ def apply_mask(weights: Array, mask: PruningMask | Array, /, *, inplace: bool = 
     if keep.dtype != xp.bool:
         msg = f"mask must have dtype bool (True = keep), got {keep.dtype}"
         raise TypeError(msg)
+    check_known_shape(weights, "weights")
+    check_known_shape(keep, "mask")
     check_same_shape(weights, keep, "weights", "mask")
     check_has_zero(weights, "weights", "pruning writes zeros")
     zero = xp.zeros((), dtype=weights.dtype, device=device(weights))

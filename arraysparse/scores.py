@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _backends
 from ._compat import array_namespace, ensure_array
-from ._validation import check_real, check_same_shape, normalize_axis
+from ._validation import check_known_shape, check_real, check_same_shape, normalize_axis
 
 __all__ = [
     "block_scores",
@@ -146,6 +146,7 @@ def random_scores(like: Array, /, *, seed: int | np.random.Generator | None = No
     (2, 3)
     """
     xp = array_namespace(like=like)
+    check_known_shape(like, "like")
     if isinstance(seed, bool) or not (
         seed is None or isinstance(seed, (numbers.Integral, np.random.Generator))
     ):

@@ -78,6 +78,7 @@ __all__ = [
     "lift",
     "nm_keep",
     "permutation",
+    "reshape",
     "result_float",
     "shared_array",
     "slice_norms",
@@ -346,6 +347,13 @@ def count_exactly(counted: Counted) -> Counted:
     if counted.exact:
         return counted
     return replace(counted, nnz=_dask_formats().count_exactly(counted.state), exact=True)
+
+
+def reshape(xp: ModuleType, a: Array, shape: tuple[int, ...]) -> Array:
+    """``xp.reshape(a, shape)``; an empty Dask array (which Dask cannot reshape) is made anew."""
+    if _choose(a) == "dask" and not math.prod(a.shape):
+        return _dask().empty(shape, a.dtype)
+    return xp.reshape(a, shape)
 
 
 def known_shape(a: Array) -> tuple[int, ...]:

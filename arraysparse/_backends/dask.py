@@ -547,6 +547,11 @@ def sum_squares(x2: Array, acc: Any) -> Array:
     return parts.sum(axis=0)
 
 
+def empty(shape: tuple[int, ...], dtype: Any) -> Array:
+    """An array of no elements (``prod(shape) == 0``) of ``shape`` and ``dtype``."""
+    return da.from_array(np.empty(shape, dtype))
+
+
 def from_numpy(a: np.ndarray, like: Array, *, whole: bool = False) -> Array:
     """The client's NumPy array ``a`` as a dask array chunked as ``like`` (or in one chunk
     with ``whole``), sent to the workers."""

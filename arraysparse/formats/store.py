@@ -114,7 +114,8 @@ def to_zarr(result: SparseCompressionResult, store: str | os.PathLike, /, *, ove
             if a.ndim > 1:
                 a = a.rechunk({ax: -1 for ax in range(1, a.ndim)})
             blocks = a.to_delayed().ravel().tolist()
-            writes += [dask.delayed(_write_chunk, pure=True)(b, path, name, i, stored.str) for i, b in enumerate(blocks)]
+            write = dask.delayed(_write_chunk, pure=True)
+            writes += [write(b, path, name, i, stored.str) for i, b in enumerate(blocks)]
         else:
             blocks = [a]
             _write_chunk(a, path, name, 0, stored.str)
