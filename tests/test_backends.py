@@ -122,10 +122,10 @@ def test_choose_jax_and_array_api_strict_run_the_reference():
     assert _backends._choose(jnp.zeros(3)) == "reference"
 
 
-def test_slots_for_cuda_and_dask_are_kept_empty():
+def test_slot_for_cuda_is_kept_empty_and_dask_claims_dask_arrays():
     assert _backends._SLOTS["cuda"] is None
-    assert _backends._SLOTS["dask"] is None
     assert bridge.device_view(np.zeros(3)) is None
+    assert not _backends._SLOTS["dask"](np.zeros(3))  # the Dask backend is tested in test_dask.py
 
 
 # -- the bridge ---------------------------------------------------------------------------
