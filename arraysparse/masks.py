@@ -65,6 +65,15 @@ class PruningMask:
     check : bool
         Verify that ``mask`` satisfies ``pattern`` (``ValueError`` if not).
 
+    Notes
+    -----
+    A Dask mask stays lazy: ``&``, ``|``, ``~``, :meth:`apply` and
+    :meth:`apply_` build on it without computing. Answers that are numbers
+    or booleans compute it: :attr:`num_kept`, :attr:`num_pruned`,
+    :attr:`sparsity`, :attr:`density` and ``repr`` (a count; except for the
+    masks the builders return, which know their count), :meth:`satisfies`,
+    :meth:`equals`, :meth:`kept_indices` and :meth:`pruned_indices`.
+
     Examples
     --------
     >>> import numpy as np, arraysparse as asp
@@ -285,6 +294,11 @@ def topk_mask(scores: Array, /, sparsity: float | int, *, magnitude: bool = Fals
     Runs in linear time (a parallel radix select on NumPy and CPU torch; no
     sort), with ties broken toward the lower flat index.
 
+    Dask: the threshold is eager (2 passes of per-chunk histograms for 32-bit
+    keys, 4 for float64 and int64, one more counting the ties when the cut
+    falls among them; inputs under 16 MiB are persisted first); the mask is
+    lazy and equals NumPy's bit for bit. NaN raises here, with the count.
+
     Parameters
     ----------
     scores : array
@@ -316,6 +330,9 @@ def nm_mask(
     which is also ``n=2, m=4`` here). Groups never cross the axis: its length
     must be divisible by ``m``. Within a group the lowest scores are pruned,
     ties toward the lower position.
+
+    Dask: lazy, chunk by chunk (the axis is rechunked to whole groups); NaN
+    raises when the chunk holding it is computed, naming the chunk.
 
     Examples
     --------
@@ -351,6 +368,9 @@ def structured_mask(
     is :meth:`SparsityPattern.slices`; use :func:`create_mask` with
     ``SparsityPattern.rows()`` / ``filters()`` / ... to label it otherwise.
 
+    Dask: the norms are lazy (chunks hold whole slices), their top-k
+    threshold eager as in :func:`topk_mask`; the mask is lazy.
+
     Examples
     --------
     >>> import numpy as np, arraysparse as asp
@@ -384,6 +404,9 @@ def block_mask(
     ``round(sparsity * number_of_tiles)`` tiles are pruned, ranked together
     across any leading axes; ties toward the lower C-order tile index. The
     trailing axes must be divisible by ``block``.
+
+    Dask: the tile norms are lazy, their top-k threshold eager as in
+    :func:`topk_mask`; the mask is lazy.
 
     Examples
     --------
@@ -422,7 +445,7 @@ def random_mask(
 
     Equivalent to ranking by :func:`random_scores` (a seeded permutation), so a
     seed gives the same mask on every backend. Works with any pattern; for
-    N:M patterns ``sparsity`` may be omitted.
+    N:M patterns ``sparsity`` may be omitted. Dask: as :func:`create_mask`.
 
     Examples
     --------
@@ -448,6 +471,8 @@ def create_mask(
     rows, columns, filters, channels, slices -> structures ranked by the Lp
     norm (``ord``) of their scores; blocks -> :func:`block_mask`; 2:4 and N:M ->
     :func:`nm_mask` (``sparsity`` may be omitted, and must equal ``n / m`` if given).
+    Dask: N:M is lazy; the other patterns compute their top-k threshold
+    (see :func:`topk_mask`) and return a lazy mask.
 
     Examples
     --------
@@ -493,7 +518,8 @@ def apply_mask(weights: Array, mask: PruningMask | Array, /, *, inplace: bool = 
     ``inplace=False`` returns a new array and leaves ``weights`` untouched;
     ``inplace=True`` writes into ``weights`` (``ValueError`` when it is
     read-only, as read-only NumPy and JAX arrays are) and returns it. NaN and
-    inf in pruned positions become 0; kept values are untouched.
+    inf in pruned positions become 0; kept values are untouched. Dask: lazy
+    (in place replaces the array's graph).
 
     Examples
     --------

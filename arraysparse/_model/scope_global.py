@@ -72,6 +72,11 @@ def global_mask(
     over the model, extra memory of a few histograms plus at most one widened
     copy of one array); other libraries run a standard-only selection that
     sorts one array at a time and gives the identical mask.
+    Dask arrays: the threshold and every layer's pruned count are eager
+    (summed per-chunk histograms, 2 passes for 32-bit keys, 4 for 64-bit
+    keys or with ``min_sparsity`` / ``max_sparsity``, then one counting pass;
+    only histograms and counts reach the client, nothing is concatenated);
+    the masks are lazy and equal NumPy's bit for bit. See docs/scaling-out.md.
 
     Parameters
     ----------

@@ -49,6 +49,9 @@ def layer_masks(
     Errors raised for one layer (a pattern that does not fit its shape, a
     missing gradient, NaN scores) name that layer.
 
+    Dask models: each layer's mask is built as its builder does (N:M lazy,
+    top-k thresholds eager); the report's counts need no compute.
+
     Examples
     --------
     >>> import numpy as np

@@ -65,6 +65,16 @@ def compress(
     SparseCompressionResult
         The format's arrays in ``x``'s library and device, and what they cost.
 
+    Notes
+    -----
+    A Dask ``x`` gives a lazy result, encoded band by band on the workers
+    (row bands; column bands for CSC and DIA): nothing is computed, except
+    the first pass of ELL (its width is the longest row) and of DIA (its
+    diagonals), and the band counts when a matrix of more than 2**31 - 1
+    elements needs them to choose the index dtype. Its ``nnz``, ``nbytes``,
+    ``sparsity`` and ``repr`` compute (counts); ``to_dense()`` is lazy;
+    :func:`arraysparse.to_zarr` writes it band by band from the workers.
+
     Examples
     --------
     >>> import numpy as np, arraysparse as asp
