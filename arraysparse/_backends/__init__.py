@@ -13,8 +13,9 @@ backend         arrays                              implementation
                                                     :mod:`.bridge` (no copy)
 ``cuda``        CuPy, torch on CUDA                 slot, not written: CUDA kernels through
                                                     :func:`.bridge.device_view` (DLPack)
-``dask``        dask arrays                         slot, not written: blockwise over the
-                                                    other backends
+``dask``        dask arrays of NumPy chunks         :mod:`.dask`, :mod:`.dask_formats`: the
+                                                    host kernels chunk by chunk; lazy, but
+                                                    for thresholds and counts (histograms)
 ``reference``   everything else (JAX,               standard-only: :mod:`.reference`,
                 array-api-strict, ...)              :mod:`.reference_formats`; the test oracle
 ==============  ==================================  =========================================
