@@ -78,6 +78,7 @@ from .formats import (
     to_scipy,
     to_torch,
 )
+from .formats.store import from_zarr, to_zarr
 from .io import load, save
 from .masks import (
     PruningMask,
@@ -182,6 +183,7 @@ __all__ = [
     "from_scipy",
     "from_sparse",
     "from_torch",
+    "from_zarr",
     "global_mask",
     "gradient_scores",
     "layer_masks",
@@ -208,6 +210,7 @@ __all__ = [
     "to_relative",
     "to_scipy",
     "to_torch",
+    "to_zarr",
     "topk_mask",
     "unflatten_model",
     "wanda_scores",

@@ -136,9 +136,9 @@ def array_namespace(**arrays: Array) -> ModuleType:
 
     Raises ``TypeError`` naming the argument when an input is not an array
     (``None`` included: an optional argument left out is the caller's to
-    skip, as :func:`arraysparse.strategies.base.check_gradients` does), when
-    the arrays come from different libraries, and ``ValueError`` when they sit
-    on different devices.
+    skip, as :func:`arraysparse.strategies.base.check_gradients` does), is a
+    Dask array of other than NumPy chunks, when the arrays come from
+    different libraries, and ``ValueError`` when they sit on different devices.
     """
     if not arrays:
         msg = "array_namespace() needs at least one named array"
@@ -150,6 +150,13 @@ def array_namespace(**arrays: Array) -> ModuleType:
             raise TypeError(msg)
         if isinstance(a, (bool, int, float, complex)) or not _aac.is_array_api_obj(a):
             msg = f"{name} must be an array, got {type(a).__name__}"
+            raise TypeError(msg)
+        if _aac.is_dask_array(a) and not isinstance(getattr(a, "_meta", None), np.ndarray):
+            meta = type(getattr(a, "_meta", None))
+            msg = (
+                f"{name} is a Dask array of {meta.__module__}.{meta.__name__} chunks; "
+                "arraysparse runs Dask arrays of NumPy chunks"
+            )
             raise TypeError(msg)
     names = list(given)
     first = names[0]
@@ -183,6 +190,11 @@ def same_device(a: Array, b: Array) -> bool:
 def is_numpy(x: Array) -> bool:
     """Whether ``x`` is a NumPy array."""
     return bool(_aac.is_numpy_array(x))
+
+
+def is_dask(x: Array) -> bool:
+    """Whether ``x`` is a Dask array (checked without importing Dask)."""
+    return bool(_aac.is_dask_array(x))
 
 
 def is_torch_cpu_strided(x: Array) -> bool:

@@ -17,6 +17,7 @@ from ._compat import isdtype, ml_dtype
 
 __all__ = [
     "check_has_zero",
+    "check_known_shape",
     "check_nm",
     "check_real",
     "check_same_shape",
@@ -91,8 +92,20 @@ def normalize_axis(axis: Any, ndim: int, *, name: str = "axis") -> int:
     return a % ndim
 
 
+def check_known_shape(x: Any, name: str) -> None:
+    """Refuse a lazy array whose shape is not known (a Dask array of unknown chunk sizes)."""
+    shape = tuple(x.shape)
+    if any(s is None or (isinstance(s, float) and math.isnan(s)) for s in shape):
+        msg = (
+            f"{name} has an unknown shape {shape} (a lazy array whose chunk sizes are not known); "
+            f"compute them first, e.g. {name}.compute_chunk_sizes()"
+        )
+        raise ValueError(msg)
+
+
 def check_real(xp: Any, x: Any, name: str) -> None:
-    """Refuse arrays whose values have no order (bool, complex)."""
+    """Refuse arrays whose values have no order (bool, complex), or whose shape is unknown."""
+    check_known_shape(x, name)
     if x.dtype == xp.bool:
         msg = f"{name} has dtype bool; scores must be real numbers (cast with astype first)"
         raise TypeError(msg)

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from . import _backends
-from ._compat import array_namespace, backend_name, device, is_writable, nonzero_mask
+from ._compat import array_namespace, backend_name, device, is_dask, is_writable, nonzero_mask
 from ._validation import (
     check_has_zero,
+    check_known_shape,
     check_nm,
     check_real,
     check_same_shape,
@@ -64,6 +65,15 @@ class PruningMask:
     check : bool
         Verify that ``mask`` satisfies ``pattern`` (``ValueError`` if not).
 
+    Notes
+    -----
+    A Dask mask stays lazy: ``&``, ``|``, ``~``, :meth:`apply` and
+    :meth:`apply_` build on it without computing. Answers that are numbers
+    or booleans compute it: :attr:`num_kept`, :attr:`num_pruned`,
+    :attr:`sparsity`, :attr:`density` and ``repr`` (a count; except for the
+    masks the builders return, which know their count), :meth:`satisfies`,
+    :meth:`equals`, :meth:`kept_indices` and :meth:`pruned_indices`.
+
     Examples
     --------
     >>> import numpy as np, arraysparse as asp
@@ -78,7 +88,7 @@ class PruningMask:
            [3., 0.]])
     """
 
-    __slots__ = ("_mask", "_pattern")
+    __slots__ = ("_mask", "_pattern", "_pruned")
 
     def __init__(self, mask: Array, pattern: SparsityPattern | None = None, *, check: bool = False):
         xp = array_namespace(mask=mask)
@@ -92,6 +102,7 @@ class PruningMask:
             raise TypeError(msg)
         self._mask = mask
         self._pattern = pattern
+        self._pruned: int | None = None  # known count of a lazy mask (see _counted)
         if check and not self.satisfies():
             msg = f"mask does not satisfy its pattern {pattern}"
             raise ValueError(msg)
@@ -130,6 +141,8 @@ class PruningMask:
     @property
     def num_kept(self) -> int:
         """Number of values kept (``True``); counted on the mask's device, returned as an int."""
+        if self._pruned is not None:
+            return self.size - self._pruned
         xp = array_namespace(mask=self._mask)
         return int(xp.sum(xp.astype(self._mask, xp.int64))) if self.size else 0
 
@@ -228,6 +241,15 @@ class PruningMask:
         )
 
 
+def _counted(mask: PruningMask, pruned: int | None) -> PruningMask:
+    """``mask``, told its pruned count when it is lazy (Dask): a builder knows the count it
+    pruned, so ``num_pruned`` / ``sparsity`` answer without computing the mask. Eager masks
+    always count their values."""
+    if pruned is not None and is_dask(mask.mask):
+        mask._pruned = pruned
+    return mask
+
+
 def _satisfies(mask: Array, pattern: SparsityPattern) -> bool:
     xp = array_namespace(mask=mask)
     if pattern.kind is PatternKind.UNSTRUCTURED:
@@ -277,6 +299,11 @@ def topk_mask(scores: Array, /, sparsity: float | int, *, magnitude: bool = Fals
     Runs in linear time (a parallel radix select on NumPy and CPU torch; no
     sort), with ties broken toward the lower flat index.
 
+    Dask: the threshold is eager (2 passes of per-chunk histograms for 32-bit
+    keys, 4 for float64 and int64, one more counting the ties when the cut
+    falls among them; inputs under 16 MiB are persisted first); the mask is
+    lazy and equals NumPy's bit for bit. NaN raises here, with the count.
+
     Parameters
     ----------
     scores : array
@@ -296,7 +323,7 @@ def topk_mask(scores: Array, /, sparsity: float | int, *, magnitude: bool = Fals
     xp = _scores_namespace(scores, magnitude)
     count = prune_count(sparsity, math.prod(scores.shape))
     keep = _backends.topk_keep(xp, scores, count, magnitude=magnitude, name="scores")
-    return PruningMask(keep, SparsityPattern.unstructured())
+    return _counted(PruningMask(keep, SparsityPattern.unstructured()), count)
 
 
 def nm_mask(
@@ -308,6 +335,9 @@ def nm_mask(
     which is also ``n=2, m=4`` here). Groups never cross the axis: its length
     must be divisible by ``m``. Within a group the lowest scores are pruned,
     ties toward the lower position.
+
+    Dask: lazy, chunk by chunk (the axis is rechunked to whole groups); NaN
+    raises when the chunk holding it is computed, naming the chunk.
 
     Examples
     --------
@@ -329,7 +359,7 @@ def nm_mask(
         )
         raise ValueError(msg)
     keep = _backends.nm_keep(xp, scores, n, m, ax, magnitude=magnitude, name="scores")
-    return PruningMask(keep, SparsityPattern.n_m(n, m, axis=axis))
+    return _counted(PruningMask(keep, SparsityPattern.n_m(n, m, axis=axis)), math.prod(scores.shape) // m * n)
 
 
 def structured_mask(
@@ -342,6 +372,9 @@ def structured_mask(
     ``torch.nn.utils.prune.ln_structured(n=ord, dim=axis)``. The mask's pattern
     is :meth:`SparsityPattern.slices`; use :func:`create_mask` with
     ``SparsityPattern.rows()`` / ``filters()`` / ... to label it otherwise.
+
+    Dask: the norms are lazy (chunks hold whole slices), their top-k
+    threshold eager as in :func:`topk_mask`; the mask is lazy.
 
     Examples
     --------
@@ -364,7 +397,8 @@ def _slice_mask(scores: Array, sparsity: float | int, pattern: SparsityPattern, 
     shape = [1] * scores.ndim
     shape[ax] = scores.shape[ax]
     keep = xp.zeros(tuple(scores.shape), dtype=xp.bool, device=device(scores)) | xp.reshape(keep1, tuple(shape))
-    return PruningMask(keep, pattern)
+    per_slice = math.prod(scores.shape) // scores.shape[ax] if scores.shape[ax] else 0
+    return _counted(PruningMask(keep, pattern), count * per_slice)
 
 
 def block_mask(
@@ -375,6 +409,9 @@ def block_mask(
     ``round(sparsity * number_of_tiles)`` tiles are pruned, ranked together
     across any leading axes; ties toward the lower C-order tile index. The
     trailing axes must be divisible by ``block``.
+
+    Dask: the tile norms are lazy, their top-k threshold eager as in
+    :func:`topk_mask`; the mask is lazy.
 
     Examples
     --------
@@ -398,7 +435,7 @@ def block_mask(
         spread += [t, 1]
         full += [t, b]
     keep = xp.zeros(tuple(full), dtype=xp.bool, device=device(scores)) | xp.reshape(keep_tiles, tuple(spread))
-    return PruningMask(xp.reshape(keep, tuple(scores.shape)), pattern)
+    return _counted(PruningMask(xp.reshape(keep, tuple(scores.shape)), pattern), count * math.prod(pattern.block or ()))
 
 
 def random_mask(
@@ -413,7 +450,7 @@ def random_mask(
 
     Equivalent to ranking by :func:`random_scores` (a seeded permutation), so a
     seed gives the same mask on every backend. Works with any pattern; for
-    N:M patterns ``sparsity`` may be omitted.
+    N:M patterns ``sparsity`` may be omitted. Dask: as :func:`create_mask`.
 
     Examples
     --------
@@ -439,6 +476,8 @@ def create_mask(
     rows, columns, filters, channels, slices -> structures ranked by the Lp
     norm (``ord``) of their scores; blocks -> :func:`block_mask`; 2:4 and N:M ->
     :func:`nm_mask` (``sparsity`` may be omitted, and must equal ``n / m`` if given).
+    Dask: N:M is lazy; the other patterns compute their top-k threshold
+    (see :func:`topk_mask`) and return a lazy mask.
 
     Examples
     --------
@@ -473,7 +512,8 @@ def create_mask(
         return topk_mask(scores, sparsity, magnitude=magnitude)
     ord = check_ord(ord)
     if pattern.kind is PatternKind.BLOCK_STRUCTURED:
-        return PruningMask(block_mask(scores, sparsity, block=pattern.block or (), ord=ord).mask, pattern)
+        tiles = block_mask(scores, sparsity, block=pattern.block or (), ord=ord)
+        return _counted(PruningMask(tiles.mask, pattern), tiles._pruned)
     return _slice_mask(scores, sparsity, pattern, ord)
 
 
@@ -483,7 +523,8 @@ def apply_mask(weights: Array, mask: PruningMask | Array, /, *, inplace: bool = 
     ``inplace=False`` returns a new array and leaves ``weights`` untouched;
     ``inplace=True`` writes into ``weights`` (``ValueError`` when it is
     read-only, as read-only NumPy and JAX arrays are) and returns it. NaN and
-    inf in pruned positions become 0; kept values are untouched.
+    inf in pruned positions become 0; kept values are untouched. Dask: lazy
+    (in place replaces the array's graph).
 
     Examples
     --------
@@ -497,6 +538,8 @@ def apply_mask(weights: Array, mask: PruningMask | Array, /, *, inplace: bool = 
     if keep.dtype != xp.bool:
         msg = f"mask must have dtype bool (True = keep), got {keep.dtype}"
         raise TypeError(msg)
+    check_known_shape(weights, "weights")
+    check_known_shape(keep, "mask")
     check_same_shape(weights, keep, "weights", "mask")
     check_has_zero(weights, "weights", "pruning writes zeros")
     zero = xp.zeros((), dtype=weights.dtype, device=device(weights))

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from . import _backends
-from ._compat import array_namespace, device, ensure_array
-from ._validation import check_real, check_same_shape, normalize_axis
+from ._compat import array_namespace, ensure_array
+from ._validation import check_known_shape, check_real, check_same_shape, normalize_axis
 
 __all__ = [
     "block_scores",
@@ -134,7 +134,10 @@ def random_scores(like: Array, /, *, seed: int | np.random.Generator | None = No
 
     The scores are distinct integers drawn on the host by NumPy's ``PCG64`` from
     ``seed``, so a given seed gives the same scores, hence the same mask, on every
-    backend and device. ``seed=None`` draws fresh entropy.
+    backend and device. ``seed=None`` draws fresh entropy. For a Dask ``like``
+    and an int seed (or None) one task on a worker draws them (lazily, 8 bytes
+    a value on that worker), in ``like``'s chunks; a Generator must advance on
+    the client, so it draws there and the scores are sent to the workers.
 
     Examples
     --------
@@ -143,15 +146,13 @@ def random_scores(like: Array, /, *, seed: int | np.random.Generator | None = No
     (2, 3)
     """
     xp = array_namespace(like=like)
+    check_known_shape(like, "like")
     if isinstance(seed, bool) or not (
         seed is None or isinstance(seed, (numbers.Integral, np.random.Generator))
     ):
         msg = f"seed must be None, an int or a numpy Generator, got {seed!r}"
         raise TypeError(msg)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    size = math.prod(like.shape)
-    perm = rng.permutation(size).reshape(tuple(like.shape))
-    return xp.asarray(perm, device=device(like))
+    return _backends.permutation(xp, like, seed)
 
 
 def check_ord(ord: Any) -> float:

@@ -122,11 +122,11 @@ def test_choose_jax_and_array_api_strict_run_the_reference():
     assert _backends._choose(jnp.zeros(3)) == "reference"
 
 
-def test_the_cuda_slot_claims_device_arrays_and_the_dask_slot_is_empty():
+def test_the_cuda_slot_claims_device_arrays_and_the_dask_slot_dask_arrays():
     assert _backends._SLOTS["cuda"] is bridge.is_device  # filled: it claims device arrays only
-    assert _backends._SLOTS["dask"] is None
     assert bridge.device_view(np.zeros(3)) is None
     assert not bridge.is_device(np.zeros(3))
+    assert not _backends._SLOTS["dask"](np.zeros(3))  # the Dask backend is tested in test_dask.py
 
 
 # -- the bridge ---------------------------------------------------------------------------

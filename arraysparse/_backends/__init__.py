@@ -15,8 +15,9 @@ backend         arrays                              implementation
                 CuPy installed)                     of :func:`.bridge.device_view` (DLPack,
                                                     no copy); jobs without a kernel run the
                                                     reference on the device
-``dask``        dask arrays                         slot, not written: blockwise over the
-                                                    other backends
+``dask``        dask arrays of NumPy chunks         :mod:`.dask`, :mod:`.dask_formats`: the
+                                                    host kernels chunk by chunk; lazy, but
+                                                    for thresholds and counts (histograms)
 ``reference``   everything else (JAX,               standard-only: :mod:`.reference`,
                 array-api-strict, ...)              :mod:`.reference_formats`; the test oracle
 ==============  ==================================  =========================================
@@ -40,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import isdtype
+from .._compat import device, is_dask, isdtype
 from . import bridge, cuda, host, host_formats, reference, reference_formats
 from .shared import Stream, Violation
 
@@ -52,6 +53,7 @@ __all__ = [
     "cholesky_inverse_base",
     "count_blocks",
     "count_cols",
+    "count_exactly",
     "count_nan",
     "count_nonzero",
     "count_row_lengths",
@@ -78,7 +80,11 @@ __all__ = [
     "global_cut",
     "global_keep",
     "kernel_cache",
+    "known_shape",
+    "lift",
     "nm_keep",
+    "permutation",
+    "reshape",
     "result_float",
     "shared_array",
     "slice_norms",
@@ -96,7 +102,7 @@ Array = Any
 _SLOTS: dict[str, Callable[[Array], bool] | None] = {
     "host": bridge.is_host,
     "cuda": bridge.is_device,
-    "dask": None,  # dask arrays, blockwise over the backend of their chunks
+    "dask": is_dask,  # dask arrays of NumPy chunks, chunk by chunk over the host kernels (.dask)
 }
 
 
@@ -118,11 +124,20 @@ def _raise_nan(name: str, count: int) -> None:
 
 
 # -- NaN count, selection, norms ------------------------------------------------------------
+def _dask() -> ModuleType:
+    """The Dask backend, imported on first use (Dask is optional)."""
+    from . import dask
+
+    return dask
+
+
 def count_nan(xp: ModuleType, x: Array) -> int:
-    """Number of NaN values in ``x`` (0 for integer dtypes)."""
+    """Number of NaN values in ``x`` (0 for integer dtypes); computed for a Dask array."""
     backend = _choose(x)
     if backend == "host":
         return host.count_nan(x)
+    if backend == "dask":
+        return _dask().count_nan(x)
     if backend == "cuda" and cuda.supports_keys(x):
         return cuda.count_nan(x)
     return reference.count_nan(xp, x)
@@ -131,9 +146,12 @@ def count_nan(xp: ModuleType, x: Array) -> int:
 def topk_keep(xp: ModuleType, x: Array, n_prune: int, *, magnitude: bool, name: str) -> Array:
     """Keep-mask pruning exactly ``n_prune`` smallest values (ties: lower flat index first).
 
-    ``name`` names ``x`` in the error NaN values raise.
+    ``name`` names ``x`` in the error NaN values raise. Dask: the threshold
+    is computed (histograms), the mask is lazy.
     """
     backend = _choose(x)
+    if backend == "dask":
+        return _dask().topk_keep(x, n_prune, magnitude, name)
     if backend == "host":
         keep, nans = host.topk_keep(x, n_prune, magnitude)
     elif backend == "cuda" and cuda.supports_keys(x):
@@ -147,8 +165,13 @@ def topk_keep(xp: ModuleType, x: Array, n_prune: int, *, magnitude: bool, name: 
 
 
 def nm_keep(xp: ModuleType, x: Array, n: int, m: int, axis: int, *, magnitude: bool, name: str) -> Array:
-    """Keep-mask with ``n`` zeros in each group of ``m`` along ``axis`` (ties: lower position first)."""
+    """Keep-mask with ``n`` zeros in each group of ``m`` along ``axis`` (ties: lower position first).
+
+    Dask: lazy, chunk by chunk (NaN raises when a chunk holding it is computed).
+    """
     backend = _choose(x)
+    if backend == "dask":
+        return _dask().nm_keep(x, n, m, axis, magnitude, name)
     if backend == "host":
         keep, nans = host.nm_keep(x, n, m, axis, magnitude)
     elif backend == "cuda" and cuda.supports_keys(x):
@@ -162,9 +185,11 @@ def nm_keep(xp: ModuleType, x: Array, n: int, m: int, axis: int, *, magnitude: b
 
 
 def slice_norms(xp: ModuleType, x: Array, axis: int, ord: float) -> Array:
-    """Lp norm of each slice along ``axis``, in the result float dtype of ``x``."""
+    """Lp norm of each slice along ``axis``, in the result float dtype of ``x`` (Dask: lazy)."""
     dtype = result_float(xp, x)
     backend = _choose(x) if math.prod(x.shape) else "reference"
+    if backend == "dask":
+        return _dask().slice_norms(x, axis, ord, dtype)
     if backend == "host":
         return xp.astype(host.slice_norms(x, axis, ord), dtype)
     if backend == "cuda" and cuda.supports_norms(x):
@@ -173,9 +198,13 @@ def slice_norms(xp: ModuleType, x: Array, axis: int, ord: float) -> Array:
 
 
 def block_norms(xp: ModuleType, x: Array, block: tuple[int, ...], ord: float) -> Array:
-    """Lp norm of each tile of shape ``block`` over the trailing axes."""
+    """Lp norm of each tile of shape ``block`` over the trailing axes (Dask: lazy)."""
     dtype = result_float(xp, x)
-    backend = _choose(x) if math.prod(x.shape) and len(block) <= 2 else "reference"
+    backend = _choose(x) if math.prod(x.shape) else "reference"
+    if backend == "dask":
+        return _dask().block_norms(x, block, ord, dtype)
+    if len(block) > 2:
+        backend = "reference"
     if backend == "host":
         return xp.astype(host.block_norms(x, block, ord), dtype)
     if backend == "cuda" and cuda.supports_norms(x):
@@ -226,9 +255,14 @@ def global_keep(
     """:func:`global_cut` of arrays in memory: ``(keep, pruned, unclamped)`` for each.
 
     CUDA arrays whose keys the kernels rank take the CUDA path (the whole
-    selection on the device); everything else is the two-phase cut.
+    selection on the device); Dask arrays the chunked one (the threshold and
+    the counts are computed: histograms and a count pass; the masks are lazy);
+    everything else is the two-phase cut.
     """
-    if _choose(*arrays) == "cuda" and cuda.supports_keys(*arrays):
+    backend = _choose(*arrays)
+    if backend == "dask":
+        return _dask().global_keep(arrays, names, k, lo, hi, magnitude)
+    if backend == "cuda" and cuda.supports_keys(*arrays):
 
         def on_nan(i: int, count: int) -> None:
             _raise_nan(names[i], count)
@@ -237,10 +271,36 @@ def global_keep(
     return global_cut(xp, Stream.of(arrays, names), k, lo, hi, magnitude=magnitude).keep_all()
 
 
+# -- random scores ------------------------------------------------------------------------
+def permutation(xp: ModuleType, like: Array, seed: Any) -> Array:
+    """``default_rng(seed).permutation(size)`` (a Generator: its own ``permutation``) in ``like``'s
+    shape, library and device. NumPy draws it; for a Dask ``like`` and an int seed (or None) one
+    task on a worker draws it, a Generator draws on the client (it must advance)."""
+    if _choose(like) == "dask" and not isinstance(seed, np.random.Generator):
+        return _dask().permutation(like, seed)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    perm = rng.permutation(math.prod(like.shape)).reshape(tuple(like.shape))
+    if _choose(like) == "dask":
+        return _dask().from_numpy(perm, like)
+    return xp.asarray(perm, device=device(like))
+
+
+def lift(small: Array, like: Array) -> Array:
+    """A small host array (a statistic: one value per feature) in ``like``'s library when
+    ``like`` is a Dask array and ``small`` is not: sent to the workers. Else ``small``."""
+    if _choose(like) == "dask" and _choose(small) == "host":
+        return _dask().from_numpy(np.asarray(bridge.host_view(small)), like, whole=True)
+    return small
+
+
 # -- calibration --------------------------------------------------------------------------
 def sum_squares(xp: ModuleType, x2: Array, acc: Any) -> Array:
-    """``sum(x2[:, j] ** 2)`` over the rows of the 2-D ``x2``, accumulated in the float dtype ``acc``."""
-    if _choose(x2) == "host" and math.prod(x2.shape):
+    """``sum(x2[:, j] ** 2)`` over the rows of the 2-D ``x2``, accumulated in the float dtype ``acc``
+    (Dask: lazy)."""
+    backend = _choose(x2)
+    if backend == "dask" and math.prod(x2.shape):
+        return _dask().sum_squares(x2, acc)
+    if backend == "host" and math.prod(x2.shape):
         return host.sum_squares(xp, x2, acc)
     return reference.sum_squares(xp, x2, acc)
 
@@ -257,8 +317,15 @@ def sparsegpt_sweep(
     upper Cholesky factor of the dampened ``H^-1``) in that namespace: the
     host runs it in NumPy on the arrays' memory, the reference in ``xp``.
     Unstructured: ``counts`` is each block's pruned count; N:M: ``nm = (n, m)``.
-    The result is in the compute dtype ``prepare`` chose.
+    The result is in the compute dtype ``prepare`` chose. Dask arrays are
+    refused: the sweep runs through the columns in order, updating every row.
     """
+    if _choose(weights) == "dask" or _choose(hessian) == "dask":
+        msg = (
+            "SparseGPT sweeps a layer's columns in order and updates every row; it does not run "
+            "on Dask arrays: prune the layer's NumPy array (weights.compute()) and its hessian"
+        )
+        raise TypeError(msg)
     if _choose(weights, hessian) == "host" and math.prod(weights.shape):
         return host.sparsegpt_sweep(weights, hessian, prepare, counts, nm, block_size)
     w, u = prepare(xp, weights, hessian)
@@ -286,20 +353,25 @@ class Counted:
 
     The format reads ``nnz`` (``longest`` / ``first_longest`` for ELL) to size
     its outputs, then hands the whole record to the matching ``encode_*``,
-    which runs on the backend that counted.
+    which runs on the backend that counted. A Dask first pass counts nothing
+    (``exact=False``, ``nnz`` an upper bound: the band encodes size their own
+    outputs) until :func:`count_exactly` is asked for the count.
     """
 
     backend: str
-    nnz: int  # non-zeros (BSR: non-zero blocks)
+    nnz: int  # non-zeros (BSR: non-zero blocks); with exact=False an upper bound of them
     state: Any = field(repr=False)
     longest: int = 0  # ELL: the most non-zeros in one row
     first_longest: int = 0  # ELL: the first row holding that many
+    exact: bool = True  # False: a lazy (Dask) first pass, nothing counted (see count_exactly)
 
 
 def _formats_backend(x: Array) -> str:
     """The backend of a format job on ``x``: the host and CUDA codecs move items of up to
     :data:`.bridge.MAX_ITEMSIZE` bytes (complex128 runs the reference)."""
     name = _choose(x)
+    if name == "dask":
+        return name
     return name if name in _KERNELS and x.dtype.itemsize <= bridge.MAX_ITEMSIZE else "reference"
 
 
@@ -309,17 +381,51 @@ _KERNELS = ("host", "cuda")
 _CODECS: dict[str, ModuleType] = {"host": host_formats, "cuda": cuda, "reference": reference_formats}
 
 
+def _dask_formats() -> ModuleType:
+    from . import dask_formats
+
+    return dask_formats
+
+
+def count_exactly(counted: Counted) -> Counted:
+    """``counted`` with its exact count: a lazy (Dask) first pass counts its bands now (eager,
+    one integer per band reaches the client); any other is exact already."""
+    if counted.exact:
+        return counted
+    return replace(counted, nnz=_dask_formats().count_exactly(counted.state), exact=True)
+
+
+def reshape(xp: ModuleType, a: Array, shape: tuple[int, ...]) -> Array:
+    """``xp.reshape(a, shape)``; an empty Dask array (which Dask cannot reshape) is made anew."""
+    if _choose(a) == "dask" and not math.prod(a.shape):
+        return _dask().empty(shape, a.dtype)
+    return xp.reshape(a, shape)
+
+
+def known_shape(a: Array) -> tuple[int, ...]:
+    """The shape of ``a``; a Dask array of unknown chunk sizes has them computed (in place)."""
+    if _choose(a) == "dask" and any(s != s for s in a.shape):
+        a.compute_chunk_sizes()
+    return tuple(int(s) for s in a.shape)
+
+
 def count_nonzero(xp: ModuleType, values: Array) -> int:
-    """Non-zeros (``!= 0``; -0.0 is zero, NaN is not) among a result's stored values."""
+    """Non-zeros (``!= 0``; -0.0 is zero, NaN is not) among a result's stored values
+    (computed for a Dask array)."""
     backend = _formats_backend(values)
+    if backend == "dask":
+        return _dask_formats().count_nonzero(values)
     if backend != "reference":
         return _CODECS[backend].count_nonzero(values)
     return reference_formats.count_nonzero(xp, values)
 
 
 def count_rows(xp: ModuleType, x2: Array) -> Counted:
-    """First pass of CSR and COO: the non-zeros of the 2-D ``x2``, row by row."""
+    """First pass of CSR and COO: the non-zeros of the 2-D ``x2``, row by row (Dask: row bands,
+    nothing counted)."""
     backend = _formats_backend(x2)
+    if backend == "dask":
+        return Counted("dask", *_dask_formats().count(x2, "rows"), exact=False)
     if backend != "reference":
         return Counted(backend, *_CODECS[backend].count_rows(x2))
     return Counted("reference", *reference_formats.count_rows(xp, x2))
@@ -328,12 +434,17 @@ def count_rows(xp: ModuleType, x2: Array) -> Counted:
 def encode_csr(counted: Counted, index: str, *, coo: bool) -> tuple[Array, Array, Array]:
     """``(indptr, indices, data)``, or with ``coo`` ``(row, col, data)``; ``index`` is the
     index dtype's name (``"int32"`` / ``"int64"``)."""
+    if counted.backend == "dask":
+        return _dask_formats().encode(counted.state, index, coo=coo)
     return _CODECS[counted.backend].encode_csr(counted, index, coo=coo)
 
 
 def count_cols(xp: ModuleType, x2: Array) -> Counted:
-    """First pass of CSC: the non-zeros of the 2-D ``x2``, column by column."""
+    """First pass of CSC: the non-zeros of the 2-D ``x2``, column by column (Dask: column bands,
+    nothing counted)."""
     backend = _formats_backend(x2)
+    if backend == "dask":
+        return Counted("dask", *_dask_formats().count(x2, "cols"), exact=False)
     if backend != "reference":
         return Counted(backend, *_CODECS[backend].count_cols(x2))
     return Counted("reference", *reference_formats.count_cols(xp, x2))
@@ -341,12 +452,17 @@ def count_cols(xp: ModuleType, x2: Array) -> Counted:
 
 def encode_csc(counted: Counted, index: str) -> tuple[Array, Array, Array]:
     """CSC's ``(indptr, indices, data)``; ``indices`` are row numbers."""
+    if counted.backend == "dask":
+        return _dask_formats().encode(counted.state, index)
     return _CODECS[counted.backend].encode_csc(counted, index)
 
 
 def count_blocks(xp: ModuleType, x2: Array, block: tuple[int, int]) -> Counted:
-    """First pass of BSR: the blocks of shape ``block`` (dividing ``x2``'s shape) holding a non-zero."""
+    """First pass of BSR: the blocks of shape ``block`` (dividing ``x2``'s shape) holding a non-zero
+    (Dask: row bands of whole block rows, nothing counted)."""
     backend = _formats_backend(x2)
+    if backend == "dask":
+        return Counted("dask", *_dask_formats().count(x2, "blocks", block), exact=False)
     if backend != "reference":
         return Counted(backend, *_CODECS[backend].count_blocks(x2, *block))
     return Counted("reference", *reference_formats.count_blocks(xp, x2, *block))
@@ -354,45 +470,64 @@ def count_blocks(xp: ModuleType, x2: Array, block: tuple[int, int]) -> Counted:
 
 def encode_bsr(counted: Counted, index: str) -> tuple[Array, Array, Array]:
     """BSR's ``(indptr, indices, data)``: the non-zero blocks, block row by block row."""
+    if counted.backend == "dask":
+        return _dask_formats().encode(counted.state, index)
     return _CODECS[counted.backend].encode_bsr(counted, index)
 
 
 def count_row_lengths(xp: ModuleType, x2: Array) -> Counted:
-    """First pass of ELL: the row counts, with the longest row (no CUDA kernel: device arrays
-    run the reference)."""
-    backend = "host" if _formats_backend(x2) == "host" else "reference"
-    if backend == "host":
+    """First pass of ELL: the row counts, with the longest row (Dask: counted, by row bands; no
+    CUDA kernel: device arrays run the reference)."""
+    backend = _formats_backend(x2)
+    if backend == "dask":
+        nnz, longest, first, state = _dask_formats().count_row_lengths(x2)
+    elif backend == "host":
         nnz, longest, first, state = host_formats.count_row_lengths(x2)
     else:
+        backend = "reference"
         nnz, longest, first, state = reference_formats.count_row_lengths(xp, x2)
     return Counted(backend, nnz, state, longest, first)
 
 
 def encode_ell(counted: Counted, width: int, index: str) -> tuple[Array, Array]:
     """ELL's ``(indices, data)`` of shape ``(rows, width)``, padding index -1 and value 0."""
+    if counted.backend == "dask":
+        return _dask_formats().encode_ell(counted.state, width, index)
     return _CODECS[counted.backend].encode_ell(counted, width, index)
 
 
 def encode_dia(xp: ModuleType, x2: Array, index: str) -> tuple[Array, Array, int]:
-    """DIA's ``(offsets, data, nnz)`` (scipy.sparse's layout)."""
-    if _formats_backend(x2) == "host":
+    """DIA's ``(offsets, data, nnz)`` (scipy.sparse's layout; Dask: the diagonals are found
+    first, ``data`` is lazy)."""
+    backend = _formats_backend(x2)
+    if backend == "dask":
+        return _dask_formats().encode_dia(x2, index)
+    if backend == "host":
         return host_formats.encode_dia(x2, index)
     return reference_formats.encode_dia(xp, x2, index)
 
 
-def encode_nm(xp: ModuleType, x2: Array, lay: Any) -> tuple[Array, Array]:
+def encode_nm(
+    xp: ModuleType, x2: Array, lay: Any, word: Callable[[Violation], Exception] | None = None
+) -> tuple[Array, Array]:
     """N:M's ``(values, packed_positions)`` packed as ``lay`` (the format's
     :class:`~arraysparse.formats.nm.PackedLayout`) says; :class:`Violation` (row, group,
-    non-zeros) when a group holds more than ``m - n`` non-zeros."""
+    non-zeros) when a group holds more than ``m - n`` non-zeros. Dask: lazy by row bands,
+    and a band that finds a violation when computed raises ``word(violation)`` (a picklable
+    callable giving the format's error)."""
     backend = _formats_backend(x2)
+    if backend == "dask":
+        return _dask_formats().encode_nm(x2, lay, word)
     if backend != "reference":
         return _CODECS[backend].encode_nm(x2, lay)
     return reference_formats.encode_nm(xp, x2, lay)
 
 
 def encode_bitmask(xp: ModuleType, x2: Array) -> tuple[Array, Array, int]:
-    """The bitmask format's ``(values, bitmask, nnz)``."""
+    """The bitmask format's ``(values, bitmask, nnz)`` (Dask: lazy by row bands, ``nnz`` None)."""
     backend = _formats_backend(x2)
+    if backend == "dask":
+        return _dask_formats().encode_bitmask(x2)
     if backend != "reference":
         return _CODECS[backend].encode_bitmask(x2)
     return reference_formats.encode_bitmask(xp, x2)
@@ -411,6 +546,9 @@ def _on_device(arrays: dict, dtype: Any, target: bridge.Host | None) -> bool:
     """Whether the CUDA decoders take a result of ``dtype`` (its arrays share a device)."""
     first = next(iter(arrays.values()))
     return target is None and _choose(first) == "cuda" and getattr(dtype, "itemsize", 16) <= bridge.MAX_ITEMSIZE
+def _lazy(arrays: dict) -> bool:
+    """Whether a result's arrays are Dask arrays (the first one decides, as in :func:`_decoder`)."""
+    return _choose(next(iter(arrays.values()))) == "dask"
 
 
 def decode_target(arrays: dict, dtype: Any, out: Array, shape2: tuple[int, int]) -> bridge.Host | None:
@@ -434,7 +572,10 @@ def shared_array(target: bridge.Host, arrays: dict) -> str | None:
 def decode_compressed(
     xp: ModuleType, fmt: str, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
-    """Dense 2-D array of a COO / CSR / CSC result (``fmt``), into ``target`` if given."""
+    """Dense 2-D array of a COO / CSR / CSC result (``fmt``), into ``target`` if given
+    (Dask: lazy, band by band)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_compressed(fmt, dict(arrays), shape2, dtype, (1, 1))
     if _on_device(arrays, dtype, target):
         return cuda.decode_compressed(fmt, arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
@@ -447,7 +588,9 @@ def decode_bsr(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], block: tuple[int, int], dtype: Any,
     target: bridge.Host | None = None,
 ) -> Array:
-    """Dense 2-D array of a BSR result."""
+    """Dense 2-D array of a BSR result (Dask: lazy, band by band)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_compressed("bsr", dict(arrays), shape2, dtype, block)
     if _on_device(arrays, dtype, target):
         return cuda.decode_bsr(arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
@@ -459,7 +602,9 @@ def decode_bsr(
 def decode_ell(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
-    """Dense 2-D array of an ELL result."""
+    """Dense 2-D array of an ELL result (Dask: lazy, by row chunks)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_ell(arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_ell(h, arrays, shape2)
@@ -469,7 +614,9 @@ def decode_ell(
 def decode_dia(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
-    """Dense 2-D array of a DIA result."""
+    """Dense 2-D array of a DIA result (Dask: lazy, by column chunks)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_dia(arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
     if h is not None:
         return host_formats.decode_dia(h, arrays, shape2)
@@ -478,10 +625,13 @@ def decode_dia(
 
 def decode_nm(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], lay: Any, dtype: Any,
-    target: bridge.Host | None = None,
+    target: bridge.Host | None = None, word: Callable[[Violation], Exception] | None = None,
 ) -> Array:
     """Dense 2-D array of an N:M result packed as ``lay``; :class:`Violation` (row, group,
-    positions) for the first group whose packed positions no encoder writes."""
+    positions) for the first group whose packed positions no encoder writes (Dask: lazy by
+    row chunks; a chunk raises ``word(violation)`` when computed)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_nm(arrays, shape2, lay, dtype, word)
     if _on_device(arrays, dtype, target):
         return cuda.decode_nm(arrays, shape2, lay, dtype)
     h = _decoder(arrays, dtype, target)
@@ -490,10 +640,15 @@ def decode_nm(
     return reference_formats.decode_nm(xp, arrays, shape2, lay)
 
 
-def unpack_nm_positions(xp: ModuleType, packed: Array, shape2: tuple[int, int], lay: Any) -> Array:
+def unpack_nm_positions(
+    xp: ModuleType, packed: Array, shape2: tuple[int, int], lay: Any,
+    word: Callable[[Violation], Exception] | None = None,
+) -> Array:
     """Each kept value's position in its group (uint8, one per kept value) from N:M
-    ``packed_positions``; :class:`Violation` as :func:`decode_nm`."""
+    ``packed_positions``; :class:`Violation` as :func:`decode_nm` (Dask: lazy, ``word``)."""
     backend = _choose(packed)
+    if backend == "dask":
+        return _dask_formats().unpack_nm_positions(packed, shape2, lay, word)
     if backend in _KERNELS:
         return _CODECS[backend].unpack_nm_positions(packed, shape2, lay)
     return reference_formats.unpack_nm_positions(xp, packed, shape2, lay)
@@ -502,7 +657,9 @@ def unpack_nm_positions(xp: ModuleType, packed: Array, shape2: tuple[int, int], 
 def decode_bitmask(
     xp: ModuleType, arrays: dict, shape2: tuple[int, int], dtype: Any, target: bridge.Host | None = None
 ) -> Array:
-    """Dense 2-D array of a bitmask result."""
+    """Dense 2-D array of a bitmask result (Dask: lazy, band by band)."""
+    if _lazy(arrays):
+        return _dask_formats().decode_bitmask(arrays, shape2, dtype)
     if _on_device(arrays, dtype, target):
         return cuda.decode_bitmask(arrays, shape2, dtype)
     h = _decoder(arrays, dtype, target)
@@ -513,9 +670,20 @@ def decode_bitmask(
 
 # -- CUTLASS 2:4 --------------------------------------------------------------------------
 # ``lay`` is the format's layout record (arraysparse.formats.cutlass); its shape, dtype and
-# meta checks are done. Violations come back as Violation for the format to word.
+# meta checks are done. Violations come back as Violation for the format to word. Dask
+# arrays are refused: CUTLASS's layout is a kernel's input, held in one device's memory.
+def _no_dask(*arrays: Array) -> None:
+    if any(_choose(a) == "dask" for a in arrays):
+        msg = (
+            "the CUTLASS 2:4 layout is not built from Dask arrays (it feeds one device's kernel): "
+            "compute the matrix first (x.compute())"
+        )
+        raise TypeError(msg)
+
+
 def cutlass_encode(xp: ModuleType, dense: Array, lay: Any) -> tuple[Array, Array]:
     """``(values, meta)`` of a non-empty ``dense``; :class:`Violation` (row, group, non-zeros)."""
+    _no_dask(dense)
     backend = _choose(dense)
     if backend in _KERNELS:
         return _CODECS[backend].cutlass_encode(xp, dense, lay)
@@ -524,6 +692,7 @@ def cutlass_encode(xp: ModuleType, dense: Array, lay: Any) -> tuple[Array, Array
 
 def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any) -> Array:
     """The dense matrix of non-empty ``values`` and their ``meta``; :class:`Violation` (row, group, code)."""
+    _no_dask(values, meta)
     backend = _choose(values, meta)
     if backend in _KERNELS:
         return _CODECS[backend].cutlass_decode(values, meta, lay)
@@ -532,6 +701,7 @@ def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any) -> Arra
 
 def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
     """CUTLASS meta from the simple layout's ``positions``; :class:`Violation` (row, group, positions)."""
+    _no_dask(positions)
     backend = _choose(positions)
     if backend in _KERNELS:
         return _CODECS[backend].cutlass_pack(xp, positions, lay)
@@ -541,6 +711,7 @@ def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
 def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
     """CUTLASS meta from a 2:4 result's ``packed_positions`` (its nibbles are the codes);
     :class:`Violation` (row, group, code)."""
+    _no_dask(packed)
     backend = _choose(packed)
     if backend in _KERNELS:
         return _CODECS[backend].cutlass_pack_nm(xp, packed, lay)
@@ -549,6 +720,7 @@ def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
 
 def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:
     """The simple layout's uint8 ``positions`` from CUTLASS ``meta``; :class:`Violation` (row, group, code)."""
+    _no_dask(meta)
     backend = _choose(meta)
     if backend in _KERNELS:
         return _CODECS[backend].cutlass_unpack(meta, lay)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import device
+from .._compat import device, ml_dtype
 from .bridge import host_dtype, host_view, wrap
 from .shared import Stream, resolve_counts
 
@@ -62,11 +62,22 @@ def nm_keep(x: Array, n: int, m: int, axis: int, magnitude: bool) -> tuple[Array
 
 
 # -- norms --------------------------------------------------------------------------------
-def slice_norms(x: Array, axis: int, ord: float) -> Array:
-    """Lp norm of each slice along ``axis`` (float64 accumulation); ``x`` is not empty."""
+def slice_norms(x: Array, axis: int, ord: float, plan: tuple[bool, int] | None = None) -> Array:
+    """Lp norm of each slice along ``axis`` (float64 accumulation); ``x`` is not empty.
+
+    ``plan`` (:func:`slice_plan` of a larger array) sums in that array's order:
+    the norms of a block holding whole slices of it then equal the whole's.
+    """
     from .._kernels.cpu import norms
 
-    return wrap(norms.slice_norms(_as_3d(host_view(x, widen=True), axis), ord), x)
+    return wrap(norms.slice_norms(_as_3d(host_view(x, widen=True), axis), ord, plan), x)
+
+
+def slice_plan(shape: tuple[int, ...], axis: int) -> tuple[bool, int]:
+    """The summation plan :func:`slice_norms` follows on an array of ``shape``."""
+    from .._kernels.cpu import norms
+
+    return norms.slice_plan((math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])))
 
 
 def block_norms(x: Array, block: tuple[int, ...], ord: float) -> Array:
@@ -242,6 +253,60 @@ def _half_kind(dtypes: list[Any] | None) -> str | None:
     names = {getattr(d, "name", None) or str(d).removeprefix("torch.") for d in dtypes}
     kind = names.pop() if len(names) == 1 else None
     return kind if kind in ("float16", "bfloat16") else None
+
+
+# -- selection over chunks (the Dask backend's per-chunk jobs) -----------------------------
+def key_space(dtypes: list[Any]) -> tuple[bool, int]:
+    """``(as_float64, key_bits)`` of a pool of host arrays of ``dtypes`` (as :func:`global_keep`
+    ranks them: one key space, or all as float64)."""
+    from .._kernels.cpu import chunked
+
+    return chunked.key_space(_widened(d) for d in dtypes)
+
+
+def key_mode(dtype: Any, as_float64: bool) -> int:
+    """The key mode of a host array of ``dtype`` in a pool ranked ``as_float64`` or not."""
+    from .._kernels.cpu import chunked
+
+    return chunked.key_mode(_widened(dtype), as_float64)
+
+
+def nan_keys(key_bits: int, mode: int, kmin: int, kmax: int) -> bool:
+    """Whether keys spanning ``[kmin, kmax]`` include a NaN's."""
+    from .._kernels.cpu import chunked
+
+    return chunked.nan_keys(key_bits, mode, kmin, kmax)
+
+
+def _widened(dtype: Any) -> np.dtype:
+    ml = ml_dtype(dtype)
+    return ml.wide if ml is not None else np.dtype(dtype)
+
+
+def key_histogram(
+    x: Array, as_float64: bool, magnitude: bool, prefix: int, pmask: int, shift: int, digit: int
+) -> tuple[np.ndarray, int, int]:
+    """One chunk's histogram of a key digit, and its extreme keys (see :mod:`.chunked`)."""
+    from .._kernels.cpu import chunked
+
+    return chunked.histogram(host_view(x, widen=True), as_float64, magnitude, prefix, pmask, shift, digit)
+
+
+def key_tie_counts(x: Array, as_float64: bool, magnitude: bool, threshold: int, runs: int) -> tuple[int, np.ndarray]:
+    """One chunk's keys below ``threshold`` and, per run, equal to it."""
+    from .._kernels.cpu import chunked
+
+    return chunked.tie_counts(host_view(x, widen=True), as_float64, magnitude, threshold, runs)
+
+
+def key_keep(
+    x: Array, as_float64: bool, magnitude: bool, threshold: int, quota: np.ndarray, equal: np.ndarray
+) -> np.ndarray:
+    """One chunk's keep-mask (NumPy, the chunk's shape) for the threshold key and the runs' quotas."""
+    from .._kernels.cpu import chunked
+
+    h = host_view(x, widen=True)
+    return chunked.keep(h, as_float64, magnitude, threshold, quota, equal).reshape(h.shape)
 
 
 # -- calibration --------------------------------------------------------------------------

@@ -37,6 +37,8 @@ def prune_model(
     of all pooled layers are held at once (one score array per layer).
     ``scope="layer"`` prunes each layer to ``sparsity`` (:func:`layer_masks`;
     any pattern; ``min_sparsity`` / ``max_sparsity`` do not apply).
+    Dask models: the thresholds are eager as in :func:`global_mask` and
+    :func:`~arraysparse.topk_mask`, the masks and pruned weights lazy.
 
     Examples
     --------

@@ -12,7 +12,7 @@ import numpy as np
 from .. import _backends
 from .._compat import device
 from .._validation import check_real, prune_count
-from ..masks import PruningMask
+from ..masks import PruningMask, _counted
 from ..patterns import SparsityPattern
 from .report import LayerReport, ModelMask
 from .rules import NamePattern, Patterns, describe, name_rules, rule_label
@@ -72,6 +72,11 @@ def global_mask(
     over the model, extra memory of a few histograms plus at most one widened
     copy of one array); other libraries run a standard-only selection that
     sorts one array at a time and gives the identical mask.
+    Dask arrays: the threshold and every layer's pruned count are eager
+    (summed per-chunk histograms, 2 passes for 32-bit keys, 4 for 64-bit
+    keys or with ``min_sparsity`` / ``max_sparsity``, then one counting pass;
+    only histograms and counts reach the client, nothing is concatenated);
+    the masks are lazy and equal NumPy's bit for bit. See docs/scaling-out.md.
 
     Parameters
     ----------
@@ -184,7 +189,7 @@ def global_mask(
             count = prune_count(s, size, name=f"overrides[{describe(p)}]")
             keep = _backends.topk_keep(xp, arr, count, magnitude=magnitude, name=f"scores[{name!r}]")
             pruned, rule = count, rule_label(rules[name])
-        masks[name] = PruningMask(keep, unstructured)
+        masks[name] = _counted(PruningMask(keep, unstructured), pruned)
         records.append(LayerReport(name, shape, size, pruned, rule))
     return ModelMask(masks, report=records)
 

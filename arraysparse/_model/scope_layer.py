@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._compat import device
-from ..masks import PruningMask, create_mask
+from ..masks import PruningMask, _counted, create_mask
 from ..patterns import SparsityPattern
 from ..strategies.base import PruningStrategy
 from ..strategies.magnitude import MagnitudePruning
@@ -57,6 +57,9 @@ def layer_masks(
         For one layer (a pattern that does not fit its shape, a missing gradient,
         NaN scores): the message names that layer.
 
+    Dask models: each layer's mask is built as its builder does (N:M lazy,
+    top-k thresholds eager); the report's counts need no compute.
+
     Examples
     --------
     >>> import numpy as np
@@ -88,7 +91,7 @@ def layer_masks(
         w = flat[name]
         rule = rules.get(name)
         if rule is not None and rule[0] == "excluded":
-            masks[name] = PruningMask(xp.ones(tuple(w.shape), dtype=xp.bool, device=device(w)))
+            masks[name] = _counted(PruningMask(xp.ones(tuple(w.shape), dtype=xp.bool, device=device(w))), 0)
             label = rule_label(rule)
         else:
             target = sparsity if rule is None else rule[2]

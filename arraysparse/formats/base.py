@@ -178,7 +178,8 @@ class SparseCompressionResult:
 
     @property
     def nnz(self) -> int:
-        """Non-zero values of the original array (stored explicit zeros not counted)."""
+        """Non-zero values of the original array (stored explicit zeros not counted); a lazy
+        Dask result counts them (a compute), once."""
         if self._nnz is None:
             from .codecs import count_nonzero
 
@@ -192,7 +193,8 @@ class SparseCompressionResult:
 
     @property
     def nbytes(self) -> int:
-        """Bytes the compressed arrays really occupy."""
+        """Bytes the compressed arrays really occupy (a lazy Dask result of unknown lengths
+        measures its chunks: a compute)."""
         return sum(_nbytes(a) for a in self._arrays.values())
 
     @property
@@ -325,7 +327,12 @@ def _nbytes(a: Array) -> int:
     n = getattr(a, "nbytes", None)
     if isinstance(n, int):
         return n
-    return math.prod(a.shape) * _itemsize(a, a.dtype)
+    shape = tuple(a.shape)
+    if any(s != s for s in shape):  # a lazy (Dask) array of unknown length: measured, a compute
+        from .. import _backends
+
+        shape = _backends.known_shape(a)
+    return math.prod(shape) * _itemsize(a, a.dtype)
 
 
 def _itemsize(a: Array, dtype: Any) -> int:

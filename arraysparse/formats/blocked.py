@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _backends
-from .base import index_dtype_name
+from .compressed import index_of
 
 Array = Any
 
@@ -37,8 +37,7 @@ def check_block(block: Any, shape2: tuple[int, int]) -> tuple[int, int]:
 def encode(xp: Any, x2: Array, *, block: Any = None) -> tuple[dict, dict, int | None]:
     rows, cols = x2.shape
     br, bc = check_block(block, (rows, cols))
-    counted = _backends.count_blocks(xp, x2, (br, bc))
-    index = index_dtype_name(counted.nnz, rows // br, cols // bc)
+    counted, index = index_of(_backends.count_blocks(xp, x2, (br, bc)), rows // br, cols // bc)
     indptr, indices, data = _backends.encode_bsr(counted, index)
     return {"indptr": indptr, "indices": indices, "data": data}, {"block": (br, bc)}, None
 

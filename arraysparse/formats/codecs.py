@@ -16,7 +16,7 @@ from array_api_compat import is_array_api_obj
 
 from .. import _backends
 from .._compat import array_namespace, backend_name, is_numpy, is_writable
-from .._validation import check_has_zero
+from .._validation import check_has_zero, check_known_shape
 from . import bitmask, blocked, compressed, dia, ell, nm
 from .base import SparseCompressionResult, SparseFormat, matrix_shape
 
@@ -65,6 +65,16 @@ def compress(
     SparseCompressionResult
         The format's arrays in ``x``'s library and device, and what they cost.
 
+    Notes
+    -----
+    A Dask ``x`` gives a lazy result, encoded band by band on the workers
+    (row bands; column bands for CSC and DIA): nothing is computed, except
+    the first pass of ELL (its width is the longest row) and of DIA (its
+    diagonals), and the band counts when a matrix of more than 2**31 - 1
+    elements needs them to choose the index dtype. Its ``nnz``, ``nbytes``,
+    ``sparsity`` and ``repr`` compute (counts); ``to_dense()`` is lazy;
+    :func:`arraysparse.to_zarr` writes it band by band from the workers.
+
     Examples
     --------
     >>> import numpy as np, arraysparse as asp
@@ -76,6 +86,7 @@ def compress(
            [1., 0., 3.]])
     """
     xp = array_namespace(x=x)
+    check_known_shape(x, "x")
     check_has_zero(x, "x", "a sparse format stores the non-zeros only")
     fmt = SparseFormat.parse(format)
     given = {"block": block, "n": n, "m": m, "width": width}
@@ -87,7 +98,7 @@ def compress(
             raise ValueError(msg)
     shape = tuple(x.shape)
     shape2 = matrix_shape(shape)
-    x2 = xp.reshape(x, shape2)
+    x2 = _backends.reshape(xp, x, shape2)
     if fmt in (SparseFormat.CSR, SparseFormat.COO):
         arrays, params, nnz = compressed.encode_rows(xp, x2, coo=fmt is SparseFormat.COO)
     elif fmt is SparseFormat.CSC:
@@ -113,7 +124,7 @@ def decode(result: SparseCompressionResult, out: Array | None = None) -> Array:
     if out is not None:
         return _decode_into(result, arrays, out)
     xp = array_namespace(**arrays)
-    return xp.reshape(_decode_matrix(result, arrays, xp), result.shape)
+    return _backends.reshape(xp, _decode_matrix(result, arrays, xp), result.shape)
 
 
 def _decode_matrix(result: SparseCompressionResult, arrays: dict, xp: Any, target: Any = None) -> Array:
@@ -148,7 +159,7 @@ def _decode_into(result: SparseCompressionResult, arrays: dict, out: Array) -> A
             raise ValueError(msg)
         _decode_matrix(result, arrays, xp, target)
         return out
-    dense = xp.reshape(_decode_matrix(result, arrays, xp), result.shape)
+    dense = _backends.reshape(xp, _decode_matrix(result, arrays, xp), result.shape)
     if is_numpy(out):
         np.copyto(out, dense)
     elif backend_name(out) == "torch":

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .. import _backends
@@ -137,10 +138,15 @@ def encode(xp: Any, x2: Array, *, n: Any = None, m: Any = None) -> tuple[dict, d
         raise ValueError(msg)
     n, m = check_params(n, m, tuple(x2.shape))
     try:
-        values, packed = _backends.encode_nm(xp, x2, packed_layout(n, m))
+        values, packed = _backends.encode_nm(xp, x2, packed_layout(n, m), partial(_violation_of, n=n, m=m))
     except _backends.Violation as v:
         raise _violation(v.row, v.group, v.found, n, m) from None
     return {"values": values, "packed_positions": packed}, {"n": n, "m": m}, None
+
+
+def _violation_of(v: _backends.Violation, n: int, m: int) -> ValueError:
+    """:func:`_violation` of a caught violation (what a lazy chunk raises when computed)."""
+    return _violation(v.row, v.group, v.found, n, m)
 
 
 def _checked(arrays: dict, params: dict, shape2: tuple[int, int]) -> PackedLayout:
@@ -177,7 +183,7 @@ def _bad_positions(v: _backends.Violation, lay: PackedLayout) -> ValueError:
 def decode(xp: Any, arrays: dict, params: dict, shape2: tuple[int, int], dtype: Any, target: Any = None) -> Array:
     lay = _checked(arrays, params, shape2)
     try:
-        return _backends.decode_nm(xp, arrays, shape2, lay, dtype, target)
+        return _backends.decode_nm(xp, arrays, shape2, lay, dtype, target, partial(_bad_positions, lay=lay))
     except _backends.Violation as v:
         raise _bad_positions(v, lay) from None
 
@@ -186,6 +192,7 @@ def positions(xp: Any, arrays: dict, params: dict, shape2: tuple[int, int]) -> A
     """Each kept value's position in its group, uint8 ``(rows, cols * (m - n) / m)``."""
     lay = _checked(arrays, params, shape2)
     try:
-        return _backends.unpack_nm_positions(xp, arrays["packed_positions"], shape2, lay)
+        word = partial(_bad_positions, lay=lay)
+        return _backends.unpack_nm_positions(xp, arrays["packed_positions"], shape2, lay, word)
     except _backends.Violation as v:
         raise _bad_positions(v, lay) from None

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._compat import ensure_array
 from .._validation import prune_count
-from ..masks import PruningMask, apply_mask
+from ..masks import PruningMask, _counted, apply_mask
 from ..patterns import PatternKind, SparsityPattern
 from ..scores import random_scores
 from .base import PruningStrategy, check_gradients
@@ -65,5 +65,5 @@ class RandomPruning(PruningStrategy):
             return super().prune(weights, target_sparsity, gradients)
         scores = self.compute_importance_scores(weights, gradients)
         count = prune_count(target_sparsity, math.prod(scores.shape))
-        mask = PruningMask(ensure_array(scores >= count), self.pattern)
+        mask = _counted(PruningMask(ensure_array(scores >= count), self.pattern), count)
         return apply_mask(weights, mask), mask

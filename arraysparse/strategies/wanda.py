@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _backends
 from .._compat import array_namespace, device, isdtype
 from .._validation import prune_count
 from ..calibration import InputNormAccumulator
-from ..masks import PruningMask, nm_mask
+from ..masks import PruningMask, _counted, nm_mask
 from ..patterns import PatternKind, SparsityPattern
 from .base import PruningStrategy, check_gradients
 
@@ -130,7 +131,11 @@ class WandaPruning(PruningStrategy):
         return not self.accumulator.is_empty
 
     def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:
-        """``|W_ij| * ||X_j||_2`` from the calibration so far; ``ValueError`` before any."""
+        """``|W_ij| * ||X_j||_2`` from the calibration so far; ``ValueError`` before any.
+
+        Dask weights: norms calibrated from NumPy (or CPU torch) batches, one per
+        input feature, are sent to the workers; the scores are lazy.
+        """
         check_gradients(weights, gradients)
         if not self.is_calibrated:
             msg = "WandaPruning is not calibrated: feed batches of the layer's inputs with calibrate(x) first"
@@ -142,7 +147,7 @@ class WandaPruning(PruningStrategy):
                 f"inputs had {int(norms.shape[0])}"
             )
             raise ValueError(msg)
-        return wanda_scores(weights, norms)
+        return wanda_scores(weights, _backends.lift(norms, weights))
 
     def create_mask(self, scores: Array, target_sparsity: float | None = None) -> PruningMask:
         """Row comparison: each row of ``scores`` prunes its own ``round(s * row_length)`` lowest.
@@ -163,8 +168,8 @@ class WandaPruning(PruningStrategy):
         # a per-row top-k is an N:M mask whose group is the whole row
         if length == 0:
             return PruningMask(xp.ones(tuple(scores.shape), dtype=xp.bool, device=device(scores)))
-        keep = nm_mask(scores, k, length, axis=-1).mask
-        return PruningMask(keep, SparsityPattern.unstructured())
+        rows = nm_mask(scores, k, length, axis=-1)
+        return _counted(PruningMask(rows.mask, SparsityPattern.unstructured()), rows._pruned)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(pattern={self.pattern}, comparison={self.comparison!r})"

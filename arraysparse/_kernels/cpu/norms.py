@@ -70,14 +70,26 @@ def _slices_by_outer(x, p, is_max, out, threads):
         out[a] = _root(s, p, is_max)
 
 
-def slice_norms(x3: np.ndarray, ord: float) -> np.ndarray:
-    """Norm of every ``x3[:, a, :]``; float64 of shape ``(x3.shape[1],)``."""
+def slice_plan(shape3: tuple[int, int, int]) -> tuple[bool, int]:
+    """How :func:`slice_norms` sums an array of this 3-D shape: ``(by_outer, threads)``.
+
+    The plan fixes the order of the float64 additions, so the slices of a
+    part of the array (some of its slices, all their rows) summed with the
+    whole array's plan come out bit for bit as in the whole.
+    """
+    threads = numba.get_num_threads()
+    return shape3[0] >= 4 * threads and shape3[1] < 4 * shape3[0], threads
+
+
+def slice_norms(x3: np.ndarray, ord: float, plan: tuple[bool, int] | None = None) -> np.ndarray:
+    """Norm of every ``x3[:, a, :]``; float64 of shape ``(x3.shape[1],)``; ``plan`` (from
+    :func:`slice_plan`) defaults to ``x3``'s own."""
     x3 = _kernel_dtype(x3)
     out = np.empty(x3.shape[1], np.float64)
     is_max = math.isinf(ord)
     p = 1.0 if is_max else float(ord)
-    threads = numba.get_num_threads()
-    if x3.shape[0] >= 4 * threads and x3.shape[1] < 4 * x3.shape[0]:
+    by_outer, threads = slice_plan(x3.shape) if plan is None else plan
+    if by_outer:
         _slices_by_outer(x3, p, is_max, out, threads)
     else:
         _slices_by_slice(x3, p, is_max, out)
