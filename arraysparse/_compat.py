@@ -11,6 +11,7 @@ arrays and the kernels (views in, results out) is
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "is_writable",
     "isdtype",
     "ml_dtype",
+    "optional_import",
     "same_device",
 ]
 
@@ -33,6 +35,40 @@ Array = Any
 
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16}
+
+#: The optional libraries: their name as people know it and the extras (pyproject.toml) that install them.
+OPTIONAL: dict[str, tuple[str, tuple[str, ...]]] = {
+    "scipy": ("SciPy", ("scipy",)),
+    "torch": ("PyTorch", ("torch",)),
+    "cupy": ("CuPy", ("cupy-cuda12", "cupy-cuda13")),
+    "cupyx": ("CuPy", ("cupy-cuda12", "cupy-cuda13")),
+    "jax": ("JAX", ("jax",)),
+}
+
+
+def optional_import(module: str, *, purpose: str) -> ModuleType:
+    """Import ``module`` of an optional library; if the library is missing, say which extra installs it.
+
+    The one door for every optional import in the package. ``purpose`` names
+    what needs it (``"to_scipy()"``); the ``ModuleNotFoundError`` (a subclass of
+    ``ImportError``, with ``.name`` set to the library) reads e.g.
+    ``to_scipy() needs SciPy: pip install 'arraysparse[scipy]'``. Errors from
+    inside an installed library (a dependency of it missing) pass unchanged.
+    """
+    top = module.split(".")[0]
+    if top not in OPTIONAL:
+        msg = f"module={module!r} is not one of the optional libraries {sorted(OPTIONAL)}"
+        raise ValueError(msg)
+    try:
+        importlib.import_module(top)  # first: a hidden top level does not hide its loaded submodules
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is None or not (module == e.name or module.startswith(e.name + ".")):
+            raise
+        label, extras = OPTIONAL[top]
+        install = " or ".join(f"pip install 'arraysparse[{x}]'" for x in extras)
+        msg = f"{purpose} needs {label}: {install}"
+        raise ModuleNotFoundError(msg, name=top) from None
 
 
 @dataclass(frozen=True)
@@ -189,8 +225,7 @@ def is_torch_cpu_strided(x: Array) -> bool:
     """Whether ``x`` is a dense torch tensor on the CPU (NumPy can view its memory)."""
     if not _aac.is_torch_array(x):
         return False
-    import torch
-
+    torch = optional_import("torch", purpose="torch tensors")
     return x.device.type == "cpu" and x.layout == torch.strided
 
 
@@ -237,8 +272,7 @@ def float_order_keys(xp: ModuleType, x: Array, magnitude: bool) -> Array:
     every other backend; the keys rank exactly. -0.0 and +0.0 share a key, as
     in the CPU kernels. Keys of one dtype only compare with each other.
     """
-    import jax
-
+    jax = optional_import("jax", purpose="JAX arrays")
     width = xp.finfo(x.dtype).bits
     unsigned = getattr(xp, f"uint{width}")
     bits = jax.lax.bitcast_convert_type(x, unsigned)

@@ -9,7 +9,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ._compat import optional_import
+
 _DTYPES = ("float32", "float16", "float64", "bfloat16")
+_BFLOAT16 = "precompile(['bfloat16']), which prepares bfloat16 through torch tensors,"
 
 
 def _jobs(dtype: str) -> list[tuple[str, Callable[[], Any]]]:
@@ -40,7 +43,7 @@ def _jobs(dtype: str) -> list[tuple[str, Callable[[], Any]]]:
     large = rng.standard_normal((1024, 1024), dtype=np.float32)
     x = rng.standard_normal((256, 128), dtype=np.float32)
     if dtype == "bfloat16":
-        import torch
+        torch = optional_import("torch", purpose=_BFLOAT16)
 
         def cast(a: np.ndarray) -> Any:
             return torch.from_numpy(a).to(torch.bfloat16)
@@ -139,12 +142,8 @@ def precompile(dtypes: Iterable[str] = ("float32", "float16"), *, progress: bool
     else:
         msg = f"progress must be True, False or a writable text file, got {progress!r}"
         raise TypeError(msg)
-    if "bfloat16" in dtypes:
-        try:
-            import torch  # noqa: F401
-        except ModuleNotFoundError:
-            msg = "dtypes holds 'bfloat16', which precompile prepares through PyTorch; install torch first"
-            raise ModuleNotFoundError(msg) from None
+    if "bfloat16" in dtypes:  # before any job: no torch, no half-done precompile
+        optional_import("torch", purpose=_BFLOAT16)
     jobs = [(d, label, call) for d in dtypes for label, call in _jobs(d)]
     start = time.perf_counter()
     cache, compiled_log = kernel_cache()

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import _backends
-from ._compat import array_namespace, backend_name, device, is_writable, nonzero_mask
+from ._compat import array_namespace, backend_name, device, is_writable, nonzero_mask, optional_import
 from ._validation import (
     check_has_zero,
     check_nm,
@@ -512,8 +512,7 @@ def _zero_pruned(xp: Any, weights: Array, keep: Array) -> None:
     if name == "numpy":
         np.copyto(weights, 0, where=~keep)
     elif name == "torch":
-        import torch
-
+        torch = optional_import("torch", purpose="torch tensors")
         with torch.no_grad():
             weights.masked_fill_(~keep, 0)
     else:

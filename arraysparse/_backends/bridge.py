@@ -74,8 +74,7 @@ def _numpy_view(x: np.ndarray, widen: bool = False) -> np.ndarray:
 
 
 def _torch_view(x: Any, widen: bool) -> np.ndarray:
-    import torch
-
+    torch = _compat.optional_import("torch", purpose="torch tensors")
     t = x.detach().resolve_conj().resolve_neg()
     if t.dtype == torch.bfloat16:
         return t.float().numpy() if widen else t.view(torch.int16).numpy().view(np.uint16)
@@ -99,8 +98,7 @@ def wrap(a: np.ndarray, like: Array, dtype: Any = None) -> Array:
     """
     if not _compat.is_torch_cpu_strided(like):
         return a if dtype is None else a.view(dtype)
-    import torch
-
+    torch = _compat.optional_import("torch", purpose="torch tensors")
     # not np.ascontiguousarray: it turns a 0-d array into a 1-d one
     t = torch.from_numpy(a if a.flags.c_contiguous else a.copy())
     return t if dtype is None or t.dtype == dtype else t.view(dtype)
@@ -163,8 +161,7 @@ class Host:
         if _compat.is_numpy(like):
             return cls.of(np.empty(0, np.dtype(dtype)))
         if _compat.is_torch_cpu_strided(like):
-            import torch
-
+            torch = _compat.optional_import("torch", purpose="torch tensors")
             return cls.of(torch.empty(0, dtype=dtype))
         return None
 
@@ -181,8 +178,7 @@ class Host:
         a = a.view(self.values.dtype)
         if not self.is_torch:
             return a if self.numpy_dtype is None else a.view(self.numpy_dtype)
-        import torch
-
+        torch = _compat.optional_import("torch", purpose="torch tensors")
         t = torch.from_numpy(a if a.flags.c_contiguous else a.copy())
         return t.view(self.torch_dtype) if t.dtype != self.torch_dtype else t
 
@@ -190,8 +186,7 @@ class Host:
         """An index (or other integer) array in the caller's library."""
         if not self.is_torch:
             return a
-        import torch
-
+        torch = _compat.optional_import("torch", purpose="torch tensors")
         return torch.from_numpy(a if a.flags.c_contiguous else a.copy())
 
     def empty_values(self, shape: tuple[int, ...]) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from array_api_compat import is_array_api_obj
 
 from .. import _backends
-from .._compat import array_namespace, backend_name, is_numpy, is_writable
+from .._compat import array_namespace, backend_name, is_numpy, is_writable, optional_import
 from .._validation import check_has_zero
 from . import bitmask, blocked, compressed, dia, ell, nm
 from .base import SparseCompressionResult, SparseFormat, matrix_shape
@@ -152,8 +152,7 @@ def _decode_into(result: SparseCompressionResult, arrays: dict, out: Array) -> A
     if is_numpy(out):
         np.copyto(out, dense)
     elif backend_name(out) == "torch":
-        import torch
-
+        torch = optional_import("torch", purpose="torch tensors")
         with torch.no_grad():
             out.copy_(dense)
     else:
