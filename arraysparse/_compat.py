@@ -22,6 +22,7 @@ import numpy as np
 __all__ = [
     "array_namespace",
     "backend_name",
+    "check_array",
     "device",
     "ensure_array",
     "is_writable",
@@ -181,12 +182,7 @@ def array_namespace(**arrays: Array) -> ModuleType:
         raise TypeError(msg)
     given = dict(arrays)
     for name, a in given.items():
-        if a is None:
-            msg = f"{name} must be an array, got None"
-            raise TypeError(msg)
-        if isinstance(a, (bool, int, float, complex)) or not _aac.is_array_api_obj(a):
-            msg = f"{name} must be an array, got {type(a).__name__}"
-            raise TypeError(msg)
+        check_array(a, name)
     names = list(given)
     first = names[0]
     for other in names[1:]:
@@ -204,6 +200,52 @@ def array_namespace(**arrays: Array) -> ModuleType:
             )
             raise ValueError(msg)
     return _aac.array_namespace(*given.values())
+
+
+def check_array(x: Any, name: str, *, importers: bool = True) -> None:
+    """``TypeError`` naming ``name`` unless ``x`` is a dense array of a supported library.
+
+    Sparse objects (scipy.sparse, torch sparse tensors, cupyx.scipy.sparse,
+    JAX's BCOO) are refused with the way in (with ``importers``, for inputs):
+    ``from_scipy`` / ``from_torch`` / ``from_cupyx`` for a compressed result,
+    or their dense array.
+    """
+    if x is None:
+        msg = f"{name} must be an array, got None"
+        raise TypeError(msg)
+    sparse = _sparse_kind(x, name)
+    if sparse is not None:
+        what, bring, dense = sparse
+        if not importers:
+            msg = f"{name} must be a dense array, got {what}"
+        elif bring is None:
+            msg = f"{name} is {what}, not a dense array: pass the dense {dense}"
+        else:
+            msg = (
+                f"{name} is {what}, not a dense array: use arraysparse.{bring}({name}) to bring it in "
+                f"as a compressed result, or pass the dense {dense}"
+            )
+        raise TypeError(msg)
+    if isinstance(x, (bool, int, float, complex)) or not _aac.is_array_api_obj(x):
+        msg = f"{name} must be an array, got {type(x).__name__}"
+        raise TypeError(msg)
+
+
+def _sparse_kind(x: Any, name: str) -> tuple[str, str | None, str] | None:
+    """``(what x is, its importer or None, its dense array)`` for a sparse object of a known
+    library; None for anything else."""
+    kind = type(x).__name__
+    module = type(x).__module__ or ""
+    if module.startswith("scipy.sparse"):
+        return f"a scipy.sparse {kind}", "from_scipy", f"{name}.toarray()"
+    if module.startswith("cupyx.scipy.sparse"):
+        return f"a cupyx.scipy.sparse {kind}", "from_cupyx", f"{name}.toarray()"
+    if module.startswith("jax.experimental.sparse"):
+        return f"a JAX sparse {kind}", None, f"{name}.todense()"
+    if _aac.is_torch_array(x) and (str(x.layout) != "torch.strided" or kind.startswith("SparseSemiStructured")):
+        layout = "semi-structured (2:4)" if kind.startswith("SparseSemiStructured") else str(x.layout)
+        return f"a torch sparse tensor (layout {layout})", "from_torch", f"{name}.to_dense()"
+    return None
 
 
 def device(x: Array) -> Any:
