@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from .. import _backends
 from .._compat import array_namespace, backend_name, check_array, is_numpy, is_writable, optional_import
 from .._validation import check_has_zero
