@@ -15,6 +15,11 @@ _DTYPES = ("float32", "float16", "float64", "bfloat16")
 _BFLOAT16 = "precompile(['bfloat16']), which prepares bfloat16 through torch tensors,"
 
 
+def _calibrated(strategy: Any, x: Any) -> Any:
+    strategy.calibrate(x)
+    return strategy
+
+
 def _jobs(dtype: str) -> list[tuple[str, Callable[[], Any]]]:
     """``(label, call)`` pairs that together reach every common kernel signature of ``dtype``.
 
@@ -89,11 +94,11 @@ def _jobs(dtype: str) -> list[tuple[str, Callable[[], Any]]]:
     if dtype in ("float32", "float64"):
         calib_w = cast(rng.standard_normal((64, 128), dtype=np.float32))
         jobs += [
-            ("WandaPruning", lambda: WandaPruning().calibrate(calib).prune(calib_w, 0.5)),
-            ("SparseGPTPruning", lambda: SparseGPTPruning().calibrate(calib).prune(calib_w, 0.5)),
+            ("WandaPruning", lambda: _calibrated(WandaPruning(), calib).prune(calib_w, 0.5)),
+            ("SparseGPTPruning", lambda: _calibrated(SparseGPTPruning(), calib).prune(calib_w, 0.5)),
             (
                 "SparseGPTPruning 2:4",
-                lambda: SparseGPTPruning(SparsityPattern.two_four()).calibrate(calib).prune(calib_w),
+                lambda: _calibrated(SparseGPTPruning(SparsityPattern.two_four()), calib).prune(calib_w),
             ),
         ]
     jobs.append(("MagnitudePruning", lambda: MagnitudePruning().prune(w, 0.5)))
