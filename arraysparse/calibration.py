@@ -159,6 +159,30 @@ class _Accumulator:
 
         return feed
 
+    def check_partner(self, a: Array, name: str) -> None:
+        """``a`` (say the weights) must share the calibration batches' library and device.
+
+        ``TypeError`` / ``ValueError`` naming ``name`` and the calibration
+        statistics, before an internal array would be named instead.
+        """
+        array_namespace(**{name: a})
+        if self._backend is None:
+            return
+        lib = backend_name(a)
+        if lib != self._backend:
+            msg = (
+                f"{name} is a {lib} array but the calibration statistics are {self._backend} arrays "
+                f"(from the batches fed to calibrate() / update()); arrays of two libraries do not "
+                f"mix: convert {name} to {self._backend}, or calibrate on {lib} inputs"
+            )
+            raise TypeError(msg)
+        if str(device(a)) != str(self._device):
+            msg = (
+                f"{name} is on device {device(a)} but the calibration statistics are on "
+                f"{self._device} (from the batches fed to calibrate() / update()); move one of them"
+            )
+            raise ValueError(msg)
+
     def _tokens(self, x: Array, mask: Array | None = None) -> tuple[ModuleType, Array]:
         """Check a batch against the earlier ones; return its real tokens as a ``(tokens, features)`` matrix."""
         xp = array_namespace(x=x)

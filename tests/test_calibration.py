@@ -388,3 +388,13 @@ def test_hook_errors() -> None:
     layer.register_forward_hook(acc.hook())
     with pytest.raises(ValueError, match="the hooked Linear got no positional input"):
         layer(input=torch.ones(2, FEATURES))
+
+
+@pytest.mark.parametrize("cls", [InputNormAccumulator, HessianAccumulator])
+def test_check_partner_names_the_calibration_statistics(cls) -> None:
+    acc = fed(cls(), torch.zeros((2, 4)))
+    acc.check_partner(torch.ones((3, 4)), "weights")
+    with pytest.raises(TypeError, match="^weights is a numpy array but the calibration statistics are torch arrays"):
+        acc.check_partner(np.ones((3, 4)), "weights")
+    with pytest.raises(ValueError, match="^weights is on device meta but the calibration statistics are on cpu"):
+        acc.check_partner(torch.ones((3, 4), device="meta"), "weights")

@@ -289,10 +289,20 @@ def test_feature_mismatch() -> None:
         sparsegpt_prune(np.ones((2, 5)), np.eye(4), 0.5)
 
 
-def test_library_mismatch() -> None:
+def test_library_mismatch_names_the_calibration_statistics_not_an_internal_array() -> None:
+    """Calibrated on torch, pruning NumPy weights: the error names what the user gave (it named
+    the internal ``hessian``)."""
+    s = fed(SparseGPTPruning(), torch.ones((3, 4)))
+    match = r"^weights is a numpy array but the calibration statistics are torch arrays \(from the batches fed"
+    with pytest.raises(TypeError, match=match):
+        s.prune(np.ones((2, 4), np.float32), 0.5)
+    with pytest.raises(TypeError, match=match):
+        s.compute_importance_scores(np.ones((2, 4), np.float32))
     s = fed(SparseGPTPruning(), np.ones((3, 4)))
-    with pytest.raises(TypeError, match="different array libraries"):
+    with pytest.raises(TypeError, match="^weights is a torch array but the calibration statistics are numpy arrays"):
         s.prune(torch.ones((2, 4)), 0.5)
+    with pytest.raises(TypeError, match="different array libraries"):  # the functional form names its own arguments
+        sparsegpt_prune(torch.ones((2, 4)), np.eye(4), 0.5)
 
 
 @pytest.mark.parametrize(

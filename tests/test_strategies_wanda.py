@@ -239,9 +239,16 @@ def test_feature_mismatch() -> None:
         s.calibrate(np.ones((3, 5)))
 
 
-def test_library_mismatch() -> None:
+def test_library_mismatch_names_the_calibration_statistics_not_an_internal_array() -> None:
+    """Calibrated on torch, pruning NumPy weights: the error names what the user gave (it named
+    the internal ``norms``)."""
+    s = fed(WandaPruning(), torch.ones((3, 4)))
+    match = r"^weights is a numpy array but the calibration statistics are torch arrays \(from the batches fed"
+    for call in (lambda w: s.prune(w, 0.5), s.compute_importance_scores, lambda w: s.create_mask(s.compute_importance_scores(w), 0.5)):
+        with pytest.raises(TypeError, match=match):
+            call(np.ones((2, 4)))
     s = fed(WandaPruning(), np.ones((3, 4)))
-    with pytest.raises(TypeError, match="different array libraries"):
+    with pytest.raises(TypeError, match="^weights is a torch array but the calibration statistics are numpy arrays"):
         s.prune(torch.ones((2, 4)), 0.5)
 
 

@@ -241,6 +241,7 @@ class SparseGPTPruning(PruningStrategy):
                 "with calibrate(x) first"
             )
             raise ValueError(msg)
+        self.accumulator.check_partner(weights, "weights")
         return self.accumulator.hessian
 
     def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:

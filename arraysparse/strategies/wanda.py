@@ -143,6 +143,7 @@ class WandaPruning(PruningStrategy):
         if not self.is_calibrated:
             msg = "WandaPruning is not calibrated: feed batches of the layer's inputs with calibrate(x) first"
             raise ValueError(msg)
+        self.accumulator.check_partner(weights, "weights")
         norms = self.accumulator.norms
         if weights.ndim == 2 and int(weights.shape[1]) != int(norms.shape[0]):
             msg = (
