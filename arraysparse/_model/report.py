@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .._compat import backend_name, is_writable
+from .. import _backends
+from .._compat import array_namespace, backend_name, is_writable
 from ..masks import PruningMask
 from .rules import on_layer
 from .tree import flatten_model, leaves, unflatten_model
@@ -22,6 +24,11 @@ class LayerReport:
     or ``"global, max_sparsity"`` (clamped at a bound), ``"layer"`` (its own
     target), ``"override <pattern> -> <sparsity>"``, ``"excluded <pattern>"``
     or ``"given"``.
+
+    ``pruned`` counts the values the mask prunes. ``zeros``, when the report
+    comes with a pruned model (:func:`~arraysparse.model.prune_model`), counts
+    the zero values of the layer in that model: the pruned ones plus the zeros
+    it already had (an earlier pruning, an excluded layer); ``None`` otherwise.
     """
 
     name: str
@@ -29,6 +36,7 @@ class LayerReport:
     size: int
     pruned: int
     rule: str
+    zeros: int | None = None
 
     @property
     def kept(self) -> int:
@@ -36,11 +44,17 @@ class LayerReport:
 
     @property
     def sparsity(self) -> float:
-        return self.pruned / self.size if self.size else 0.0
+        """Fraction of zeros of the pruned layer where known (``zeros``), else of pruned values."""
+        count = self.pruned if self.zeros is None else self.zeros
+        return count / self.size if self.size else 0.0
 
 
 class ModelReport(list):
-    """A list of :class:`LayerReport`, one per layer, whose ``str`` is a table."""
+    """A list of :class:`LayerReport`, one per layer, whose ``str`` is a table.
+
+    With a pruned model (``zeros`` known for every layer) the table has a
+    ``zeros`` column and ``sparsity`` is the fraction of zeros of that model.
+    """
 
     @property
     def size(self) -> int:
@@ -51,19 +65,34 @@ class ModelReport(list):
         return sum(r.pruned for r in self)
 
     @property
+    def zeros(self) -> int | None:
+        """Zero values of the pruned model, or ``None`` when a layer's count is unknown."""
+        counts = [r.zeros for r in self]
+        return None if not counts or None in counts else sum(counts)
+
+    @property
     def sparsity(self) -> float:
+        """Fraction of zeros of the pruned model where known (:attr:`zeros`), else of pruned values."""
         size = self.size
-        return self.pruned / size if size else 0.0
+        zeros = self.zeros
+        return (self.pruned if zeros is None else zeros) / size if size else 0.0
 
     def __str__(self) -> str:
-        head = ("name", "shape", "size", "pruned", "sparsity", "rule")
+        with_zeros = self.zeros is not None
+        head = ("name", "shape", "size", "pruned", *(("zeros",) if with_zeros else ()), "sparsity", "rule")
+
+        def zeros(count: int | None) -> tuple[str, ...]:
+            return (str(count),) if with_zeros else ()
+
         rows = [
-            (r.name, str(r.shape), str(r.size), str(r.pruned), f"{100 * r.sparsity:.2f}%", r.rule)
+            (r.name, str(r.shape), str(r.size), str(r.pruned), *zeros(r.zeros), f"{100 * r.sparsity:.2f}%", r.rule)
             for r in self
         ]
-        rows.append(("total", "", str(self.size), str(self.pruned), f"{100 * self.sparsity:.2f}%", ""))
+        rows.append(
+            ("total", "", str(self.size), str(self.pruned), *zeros(self.zeros), f"{100 * self.sparsity:.2f}%", "")
+        )
         widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-        right = {2, 3, 4}
+        right = set(range(2, len(head) - 1))
 
         def line(row: tuple[str, ...]) -> str:
             cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
@@ -140,8 +169,13 @@ class ModelMask(Mapping[str, PruningMask]):
 
     @property
     def sparsity(self) -> float:
-        """Fraction of all values pruned, excluded layers included."""
-        return self._report.sparsity
+        """Fraction of all values the masks prune, excluded layers included.
+
+        The masks' own fraction; after :func:`~arraysparse.model.prune_model`,
+        ``report.sparsity`` is the pruned model's, zeros it already had included.
+        """
+        size = self.size
+        return self.num_pruned / size if size else 0.0
 
     def _targets(self, model: Mapping[str, Any]) -> list[tuple[Mapping, str, str, Array]]:
         targets = [leaf for leaf in leaves(model) if leaf[2] in self._masks]
@@ -189,3 +223,20 @@ class ModelMask(Mapping[str, PruningMask]):
 
     def __repr__(self) -> str:
         return f"ModelMask({len(self)} layers, size={self.size}, sparsity={self.sparsity:.4g})"
+
+
+def with_zeros(mm: ModelMask, pruned: Mapping[str, Any]) -> ModelMask:
+    """``mm`` with every report record's ``zeros`` counted in the pruned model ``pruned``.
+
+    The masks say what one call pruned; a model pruned before (or a layer
+    excluded this time but pruned earlier) holds more zeros, and the report of
+    :func:`~arraysparse.model.prune_model` describes the model it returns.
+    """
+    flat = flatten_model(pruned)
+    records = []
+    for r in mm.report:
+        a = flat[r.name]
+        xp = array_namespace(**{f"model[{r.name!r}]": a})
+        zeros = r.size - (_backends.count_nonzero(xp, xp.reshape(a, (-1,))) if math.prod(a.shape) else 0)
+        records.append(replace(r, zeros=zeros))
+    return ModelMask({n: mm[n] for n in mm}, report=records)
