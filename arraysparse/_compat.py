@@ -12,6 +12,7 @@ arrays and the kernels (views in, results out) is
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -23,8 +24,10 @@ __all__ = [
     "array_namespace",
     "backend_name",
     "check_array",
+    "count_true",
     "device",
     "ensure_array",
+    "int_dtype",
     "is_writable",
     "isdtype",
     "ml_dtype",
@@ -246,6 +249,51 @@ def _sparse_kind(x: Any, name: str) -> tuple[str, str | None, str] | None:
         layout = "semi-structured (2:4)" if kind.startswith("SparseSemiStructured") else str(x.layout)
         return f"a torch sparse tensor (layout {layout})", "from_torch", f"{name}.to_dense()"
     return None
+
+
+_SIGNED: dict[tuple[str, str], tuple[bool, Any]] = {}
+
+
+def int_dtype(xp: ModuleType, like: Array, *extents: int) -> Any:
+    """The signed integer dtype for counts and flat positions on ``like``'s library and device.
+
+    int64 where the library has it, else its default integer: JAX without
+    ``jax_enable_x64`` has no int64 (asking for it warns and truncates to
+    int32), so it gets int32. ``ValueError`` when an extent (a size, count or
+    position the integers must hold) does not fit that dtype.
+    """
+    if backend_name(like) == "jax":
+        jax = optional_import("jax", purpose="JAX arrays")
+        wide, dt = bool(jax.config.jax_enable_x64), xp.int32
+    else:  # the other libraries answer once per device
+        key = (xp.__name__, str(device(like)))
+        if key not in _SIGNED:
+            try:
+                info = xp.__array_namespace_info__()
+                has = "int64" in info.dtypes(device=device(like), kind="signed integer")
+                _SIGNED[key] = (has, info.default_dtypes(device=device(like))["integral"])
+            except Exception:  # noqa: BLE001 - an old or partial namespace: assume the standard's int64
+                _SIGNED[key] = (True, None)
+        wide, dt = _SIGNED[key]
+    if wide:
+        return xp.int64
+    if max(extents, default=0) > xp.iinfo(dt).max:
+        msg = (
+            f"{backend_name(like)} arrays on {device(like)} have no int64 here (for JAX: jax_enable_x64 "
+            f"is off), and {max(extents)} items need 64-bit counts or positions; enable it with "
+            "jax.config.update('jax_enable_x64', True), or split the array"
+        )
+        raise ValueError(msg)
+    return dt
+
+
+def count_true(xp: ModuleType, flags: Array) -> int:
+    """The number of ``True`` values of a boolean array, in the library's own integers."""
+    size = math.prod(flags.shape)
+    if size == 0:
+        return 0
+    int_dtype(xp, flags, size)  # refuses sizes its integers cannot count
+    return int(xp.count_nonzero(flags))
 
 
 def device(x: Array) -> Any:

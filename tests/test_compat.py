@@ -102,3 +102,96 @@ def test_optional_libraries_are_imported_only_through_optional_import() -> None:
                 continue
             bare += [f"{path.relative_to(ROOT)}:{node.lineno} {m}" for m in modules if m.split(".")[0] in _compat.OPTIONAL]
     assert not bare, bare
+
+
+# -- JAX without x64: no int64 requested, none needed ----------------------------------------
+@pytest.fixture
+def jax_x32():
+    """JAX with ``jax_enable_x64`` off, its default (the test suite turns it on in conftest)."""
+    jax = pytest.importorskip("jax")
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        yield jax.numpy
+    finally:
+        jax.config.update("jax_enable_x64", before)
+
+
+def _jax_calls(jnp):
+    rng = np.random.default_rng(0)
+    w_np = rng.standard_normal((32, 32)).astype(np.float32)
+    w = jnp.asarray(w_np)
+    w24 = asp.nm_mask(w, 2, 4, magnitude=True).apply(w)
+    x = jnp.asarray(rng.standard_normal((4, 8, 32)).astype(np.float32))
+    attention = jnp.asarray(np.arange(8)[None, :] < np.array([8, 5, 3, 1])[:, None])
+
+    def calibrated(s):
+        s.calibrate(x, mask=attention)
+        return s
+
+    return {
+        "topk_mask": lambda: asp.topk_mask(w, 0.5, magnitude=True).num_pruned,
+        "nm_mask": lambda: asp.nm_mask(w, 2, 4, magnitude=True).satisfies(),
+        "StructuredPruning": lambda: asp.StructuredPruning(asp.SparsityPattern.rows()).prune(w, 0.25),
+        **{f"compress {f}": (lambda f=f: asp.compress(w24, f, **({"block": (2, 2)} if f == "bsr" else {})).to_dense())
+           for f in ["coo", "csr", "csc", "bsr", "ell", "dia", "2:4", "bitmask"]},
+        "to_cutlass": lambda: asp.from_cutlass(*asp.to_cutlass(w24.astype(jnp.float16))),
+        "global_mask": lambda: asp.global_mask({"a": w, "b": w24}, 0.5, magnitude=True, max_sparsity=0.9),
+        "prune_model": lambda: str(asp.prune_model({"a": w, "b": w24}, 0.5)[1].report),
+        "WandaPruning": lambda: calibrated(asp.WandaPruning()).prune(w, 0.5),
+        "SparseGPTPruning": lambda: calibrated(asp.SparseGPTPruning(asp.SparsityPattern.two_four())).prune(w),
+    }
+
+
+JAX_CALLS = ["topk_mask", "nm_mask", "StructuredPruning", "compress coo", "compress csr", "compress csc",
+             "compress bsr", "compress ell", "compress dia", "compress 2:4", "compress bitmask", "to_cutlass",
+             "global_mask", "prune_model", "WandaPruning", "SparseGPTPruning"]
+
+
+@pytest.mark.parametrize("call", JAX_CALLS)
+def test_jax_without_x64_warns_nothing(jax_x32, call) -> None:
+    """Every call asked for int64 (JAX warned twice, "Explicitly requested dtype int64 ... will be
+    truncated"): counts and positions take the library's own integers now."""
+    import warnings
+
+    calls = _jax_calls(jax_x32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calls[call]()
+
+
+def test_jax_without_x64_gives_the_numpy_results(jax_x32) -> None:
+    """int32 magnitudes, |INT32_MIN| included, rank as on NumPy (abs in int32 would wrap);
+    compress round-trips."""
+    import warnings
+
+    v = np.array([[np.iinfo(np.int32).min, 3, -2, 7], [1, -1, 0, 5]], np.int32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = asp.topk_mask(jax_x32.asarray(v), 4, magnitude=True).mask
+        for fmt in ("csr", "ell", "dia"):
+            back = asp.compress(jax_x32.asarray(v), fmt).to_dense()
+            np.testing.assert_array_equal(np.asarray(back), v)
+    np.testing.assert_array_equal(np.asarray(got), asp.topk_mask(v, 4, magnitude=True).mask)
+
+
+def test_jax_without_x64_refuses_what_needs_64_bit_integers(jax_x32, monkeypatch) -> None:
+    """Sizes beyond int32 need int64, which JAX lacks without x64: a clear refusal, not a
+    silent truncation."""
+    from arraysparse.formats import base
+
+    x = jax_x32.asarray(np.eye(6, 8, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"jax arrays on .* have no int64 here \(for JAX: jax_enable_x64 is off\), "
+                                         r"and 3000000000 items need 64-bit"):
+        _compat.int_dtype(jax_x32, x, 3_000_000_000)
+    assert _compat.int_dtype(jax_x32, x, 2**31 - 1) == jax_x32.int32
+    monkeypatch.setattr(base, "INDEX32_LIMIT", 5)  # as if the matrix were beyond int32 indices
+    with pytest.raises(ValueError, match="jax_enable_x64 is off"):
+        asp.compress(x, "csr")
+
+
+def test_int_dtype_is_int64_where_the_library_has_it() -> None:
+    x = np.zeros(3)
+    assert _compat.int_dtype(np, x, 2**40) == np.int64
+    strict = pytest.importorskip("array_api_strict")
+    assert _compat.int_dtype(strict, strict.zeros(3), 2**40) == strict.int64
