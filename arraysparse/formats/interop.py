@@ -69,6 +69,11 @@ def _numpy_arrays(result: SparseCompressionResult) -> dict[str, np.ndarray]:
     return out
 
 
+def _from_library(obj: Any, library: str) -> bool:
+    """Whether ``obj``'s type, or a base of it, comes from ``library`` (read without importing it)."""
+    return any((k.__module__ or "").split(".")[0] == library for k in type(obj).__mro__)
+
+
 # -- scipy ------------------------------------------------------------------------
 def to_scipy(result: SparseCompressionResult) -> Any:
     """The scipy.sparse array (``coo/csr/csc/bsr/dia_array``) holding the same matrix.
@@ -100,7 +105,7 @@ def from_scipy(matrix: Any, /) -> SparseCompressionResult:
     index out of range.
     """
     msg = f"matrix must be a scipy.sparse array or matrix, got {type(matrix).__name__}"
-    if not type(matrix).__module__.startswith("scipy."):  # checked first: no scipy, still a TypeError
+    if not _from_library(matrix, "scipy"):  # checked first: no scipy, still a TypeError
         raise TypeError(msg)
     sp = _compat.optional_import("scipy.sparse", purpose="from_scipy()")
     if not sp.issparse(matrix):
@@ -221,7 +226,7 @@ def from_torch(tensor: Any, /) -> SparseCompressionResult:
     from .codecs import compress
 
     msg = f"tensor must be a torch sparse tensor, got {type(tensor).__name__}"
-    if not type(tensor).__module__.startswith("torch"):  # checked first: no torch, still a TypeError
+    if not _from_library(tensor, "torch"):  # checked first: no torch, still a TypeError
         raise TypeError(msg)
     torch = _compat.optional_import("torch", purpose="from_torch()")
     if not isinstance(tensor, torch.Tensor):
