@@ -1,8 +1,63 @@
-"""arraysparse: pruning, sparsity patterns and sparse compression for any array-API array.
+"""Pruning, sparsity patterns and sparse compression for any array-API array.
 
-The same algorithms run on NumPy, PyTorch, CuPy, JAX and any array the
-Python array API standard describes; hot paths are Numba kernels on the CPU,
-compiled on first use (nothing is compiled at import).
+The same algorithms run on NumPy, PyTorch, CuPy, JAX and any array the Python
+array API standard describes; results come back in the caller's library, dtype
+family and device. NumPy and CPU torch run Numba kernels, compiled on first use
+and cached on disk (``import arraysparse`` compiles nothing).
+
+Main entry points
+-----------------
+Scores
+    ``magnitude_scores``, ``gradient_scores``, ``structure_scores``,
+    ``block_scores``, ``random_scores``.
+Masks
+    ``topk_mask`` (unstructured), ``nm_mask`` (2:4, any N:M), ``structured_mask``,
+    ``block_mask``, ``random_mask``, ``create_mask`` (any ``SparsityPattern``)
+    return a ``PruningMask``: ``.apply(w)``, ``.apply_(w)``, ``&``, ``|``, ``~``,
+    ``.satisfies()``, exact counts, one tie rule on every backend.
+Strategies
+    ``MagnitudePruning``, ``GradientPruning``, ``StructuredPruning``,
+    ``RandomPruning``, ``TaylorPruning``, ``SNIPPruning``, ``MovementPruning``,
+    ``LotteryTicketPruning``, ``WandaPruning``, ``SparseGPTPruning``: one
+    ``PruningStrategy`` interface, ``strategy.prune(w, sparsity)``.
+Whole models
+    ``global_mask``, ``layer_masks``, ``prune_model`` on a mapping of names to
+    arrays (a ``state_dict``), answering with a ``ModelMask`` and its report;
+    schedules ``CubicSchedule``, ``LinearSchedule``, ``ExponentialSchedule``.
+Compression
+    ``compress(x, "csr" | "bsr" | "2:4" | ...)`` returns a
+    ``SparseCompressionResult`` (``.to_dense()``, ``.to_scipy()``,
+    ``.to_torch()``, ``.to_cutlass()``); ``from_scipy``, ``from_torch``,
+    ``from_cupyx``, ``from_sparse`` bring sparse arrays back.
+
+Documentation
+-------------
+``docs/index.md`` in the repository is the start of the documentation site
+(``mkdocs serve`` in a checkout with the ``docs`` extra); the guides are
+``docs/guide.md``, ``docs/formats.md``, ``docs/model-pruning.md`` and
+``docs/*-strategies.md``, and ``docs/api/`` is the reference generated from
+these docstrings. ``help()`` on any public name gives its docstring, with a
+runnable example.
+
+Try it
+------
+``python examples/quickstart.py`` (in a checkout) prunes one matrix six ways and
+compresses each result. ``arraysparse.precompile()`` compiles the common
+kernels ahead of time, e.g. in a container build:
+``python -c "import arraysparse; arraysparse.precompile()"``.
+
+Examples
+--------
+>>> import numpy as np
+>>> import arraysparse as asp
+>>> w = np.array([[0.1, -2.0, 0.3, 4.0], [1.0, 0.2, -0.5, 3.0]])
+>>> mask = asp.nm_mask(w, 2, 4, magnitude=True)
+>>> mask.apply(w)
+array([[ 0., -2.,  0.,  4.],
+       [ 1.,  0.,  0.,  3.]])
+>>> asp.compress(mask.apply(w), "2:4").values
+array([[-2.,  4.],
+       [ 1.,  3.]])
 """
 
 from ._precompile import precompile
@@ -23,6 +78,7 @@ from .formats import (
     to_scipy,
     to_torch,
 )
+from .io import load, save
 from .masks import (
     PruningMask,
     apply_mask,
@@ -37,9 +93,12 @@ from .model import (
     LayerReport,
     ModelMask,
     ModelReport,
+    compress_model,
+    decompress_model,
     flatten_model,
     global_mask,
     layer_masks,
+    prune_checkpoint,
     prune_model,
     unflatten_model,
 )
@@ -113,8 +172,10 @@ __all__ = [
     "block_mask",
     "block_scores",
     "compress",
+    "compress_model",
     "create_mask",
     "cutlass_meta_from_positions",
+    "decompress_model",
     "flatten_model",
     "from_cupyx",
     "from_cutlass",
@@ -124,15 +185,18 @@ __all__ = [
     "global_mask",
     "gradient_scores",
     "layer_masks",
+    "load",
     "magnitude_scores",
     "movement_scores",
     "nm_mask",
     "positions_from_cutlass_meta",
     "precompile",
+    "prune_checkpoint",
     "prune_model",
     "random_mask",
     "random_scores",
     "round_counts",
+    "save",
     "snip_scores",
     "sparsegpt_prune",
     "structure_scores",

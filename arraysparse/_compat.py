@@ -47,6 +47,8 @@ OPTIONAL: dict[str, tuple[str, tuple[str, ...]]] = {
     "cupy": ("CuPy", ("cupy-cuda12", "cupy-cuda13")),
     "cupyx": ("CuPy", ("cupy-cuda12", "cupy-cuda13")),
     "jax": ("JAX", ("jax",)),
+    "tqdm": ("tqdm", ("cli",)),
+    "matplotlib": ("matplotlib", ("cli",)),
 }
 
 
@@ -263,7 +265,7 @@ def int_dtype(xp: ModuleType, like: Array, *extents: int) -> Any:
     position the integers must hold) does not fit that dtype.
     """
     if backend_name(like) == "jax":
-        jax = optional_import("jax", purpose="JAX arrays")
+        jax = optional_import("jax", purpose="reading a JAX array")
         wide, dt = bool(jax.config.jax_enable_x64), xp.int32
     else:  # the other libraries answer once per device
         key = (xp.__name__, str(device(like)))
@@ -315,7 +317,7 @@ def is_torch_cpu_strided(x: Array) -> bool:
     """Whether ``x`` is a dense torch tensor on the CPU (NumPy can view its memory)."""
     if not _aac.is_torch_array(x):
         return False
-    torch = optional_import("torch", purpose="torch tensors")
+    torch = optional_import("torch", purpose="reading a torch tensor")
     return x.device.type == "cpu" and x.layout == torch.strided
 
 
@@ -362,7 +364,7 @@ def float_order_keys(xp: ModuleType, x: Array, magnitude: bool) -> Array:
     every other backend; the keys rank exactly. -0.0 and +0.0 share a key, as
     in the CPU kernels. Keys of one dtype only compare with each other.
     """
-    jax = optional_import("jax", purpose="JAX arrays")
+    jax = optional_import("jax", purpose="reading a JAX array")
     width = xp.finfo(x.dtype).bits
     unsigned = getattr(xp, f"uint{width}")
     bits = jax.lax.bitcast_convert_type(x, unsigned)

@@ -282,6 +282,7 @@ class InputNormAccumulator(_Accumulator):
     """
 
     def reset(self) -> None:
+        """Forget every batch seen, sums included (the next batch may have any features, library and device)."""
         super().reset()
         self._sumsq: Array = None
 
@@ -350,6 +351,7 @@ class HessianAccumulator(_Accumulator):
         super().__init__()
 
     def reset(self) -> None:
+        """Forget every batch seen, the Hessian included (the dtype stays)."""
         super().reset()
         self._h: Array = None
 

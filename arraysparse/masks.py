@@ -123,23 +123,28 @@ class PruningMask:
 
     @property
     def pattern(self) -> SparsityPattern:
+        """The :class:`~arraysparse.SparsityPattern` the mask follows (see :meth:`satisfies`)."""
         return self._pattern
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Shape of the mask, that of the array it prunes."""
         return tuple(self._mask.shape)
 
     @property
     def size(self) -> int:
+        """Number of values under the mask."""
         return math.prod(self.shape)
 
     @property
     def num_kept(self) -> int:
+        """Number of values kept (``True``); counted on the mask's device, returned as an int."""
         xp = array_namespace(mask=self._mask)
         return count_true(xp, self._mask)
 
     @property
     def num_pruned(self) -> int:
+        """Number of values pruned (``False``): ``size - num_kept``."""
         return self.size - self.num_kept
 
     @property
@@ -521,7 +526,7 @@ def _zero_pruned(xp: Any, weights: Array, keep: Array) -> None:
     if name == "numpy":
         np.copyto(weights, 0, where=~keep)
     elif name == "torch":
-        torch = optional_import("torch", purpose="torch tensors")
+        torch = optional_import("torch", purpose="reading a torch tensor")
         with torch.no_grad():
             weights.masked_fill_(~keep, 0)
     else:

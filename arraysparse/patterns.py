@@ -34,14 +34,23 @@ class PatternKind(str, enum.Enum):
     """The kinds of pattern; the first eight are the seed's ``SparsityPattern`` members."""
 
     UNSTRUCTURED = "unstructured"
+    """Any element may be pruned on its own."""
     ROW_STRUCTURED = "rows"
+    """Whole rows (axis 0 by default): the output neurons of a Linear weight."""
     COLUMN_STRUCTURED = "columns"
+    """Whole columns (the last axis by default): input features."""
     FILTER_STRUCTURED = "filters"
+    """Whole conv filters: axis 0 of torch's ``(out, in, kh, kw)``."""
     CHANNEL_STRUCTURED = "channels"
+    """Whole conv input channels: axis 1 of torch's ``(out, in, kh, kw)``."""
     BLOCK_STRUCTURED = "blocks"
+    """Whole tiles of a block shape over the trailing axes."""
     STRUCTURED_2TO4 = "2:4"
+    """2 zeros in every 4 consecutive elements (NVIDIA's sparse tensor cores)."""
     STRUCTURED_NTOM = "n:m"
+    """``n`` zeros in every ``m`` consecutive elements."""
     SLICE_STRUCTURED = "slices"
+    """Whole slices ``x[..., i, ...]`` along any axis."""
 
 
 #: Kinds that remove whole slices along one axis.
@@ -65,6 +74,7 @@ class SparsityPattern:
     Attributes
     ----------
     kind : PatternKind
+        Which kind of pattern this is.
     axis : int or None
         Slice kinds: the axis whose index names a structure (rows: 0, columns:
         -1, ...). N:M kinds: the axis the groups run along. ``None`` otherwise.

@@ -51,8 +51,8 @@ __all__ = [
     "to_relative",
 ]
 
-#: The compounding rules a schedule can follow.
 COMPOUNDING = ("absolute", "relative")
+"""The compounding rules a schedule can follow (what :meth:`PruningSchedule.amount_at` returns)."""
 
 
 def _fraction(value: Any, name: str) -> float:
@@ -127,6 +127,15 @@ class PruningSchedule(abc.ABC):
         Steps between updates (``>= 1``); the sparsity holds in between.
     compounding : {"absolute", "relative"}
         What :meth:`amount_at` returns (see the module docs).
+
+    Attributes
+    ----------
+    final, initial : float
+        The sparsities at ``end_step`` and ``begin_step``.
+    begin_step, end_step, frequency : int
+        First update step, first step at ``final``, steps between updates.
+    compounding : str
+        ``"absolute"`` or ``"relative"``.
     """
 
     def __init__(

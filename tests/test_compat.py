@@ -54,7 +54,30 @@ CASES = {
     "from_cupyx": ("cupyx", lambda: CupyxLike, asp.from_cupyx, r"from_cupyx\(\) needs CuPy: pip install 'arraysparse\[cupy-cuda12\]'"),
     "precompile bfloat16": ("torch", lambda: lambda: ["bfloat16"], lambda d: asp.precompile(d, progress=False),
                             r"precompile\(\['bfloat16'\]\).* needs PyTorch: pip install 'arraysparse\[torch\]'"),
+    "open_checkpoint like='torch'": ("torch", lambda: _checkpoint, lambda path: asp.io.open_checkpoint(path, like="torch"),
+                                     r"like='torch' needs PyTorch: pip install 'arraysparse\[torch\]'"),
+    "prune_checkpoint progress": ("tqdm", lambda: lambda: {"w": np.ones((4, 4))},
+                                  lambda m: asp.prune_checkpoint(m, {}, 0.5, progress=True),
+                                  r"progress=True needs tqdm: pip install 'arraysparse\[cli\]'"),
+    "cli plots": ("matplotlib", lambda: lambda: None, lambda _: _plots_figure(),
+                  r"drawing plots needs matplotlib: pip install 'arraysparse\[cli\]'"),
 }
+
+
+def _checkpoint(tmp=[]):  # noqa: B006 - one file for the module
+    if not tmp:
+        import tempfile
+
+        path = Path(tempfile.mkdtemp()) / "m.safetensors"
+        asp.io.write_checkpoint(path, {"w": np.ones(3, np.float32)})
+        tmp.append(path)
+    return tmp[0]
+
+
+def _plots_figure():
+    from arraysparse.cli import _plots
+
+    return _plots._figure_class()
 
 
 @pytest.mark.parametrize("case", list(CASES))

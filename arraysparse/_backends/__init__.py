@@ -39,10 +39,11 @@ import numpy as np
 
 from .._compat import isdtype
 from . import bridge, host, host_formats, reference, reference_formats
-from .shared import Violation
+from .shared import Stream, Violation
 
 __all__ = [
     "Counted",
+    "Stream",
     "Violation",
     "block_norms",
     "cholesky_inverse_base",
@@ -71,6 +72,7 @@ __all__ = [
     "encode_dia",
     "encode_ell",
     "encode_nm",
+    "global_cut",
     "global_keep",
     "kernel_cache",
     "nm_keep",
@@ -171,29 +173,40 @@ def result_float(xp: ModuleType, x: Array) -> Any:
 
 
 # -- global threshold over many arrays ----------------------------------------------------
+def global_cut(xp: ModuleType, source: Stream, k: int, lo: list[int], hi: list[int], *, magnitude: bool) -> Any:
+    """One exact threshold over the arrays of ``source``, in two phases.
+
+    Creating the cut is the first phase: the ``k`` lowest values of all
+    arrays together are found (ties: earlier arrays, then lower flat
+    indices, first), each array pruning between ``lo[i]`` and ``hi[i]``
+    values, reading the arrays through ``source.fetch`` (one at a time when
+    they are streamed). The second phase is the cut's
+    ``keep(i, array) -> (keep, pruned, unclamped)``, called for each array in
+    order with the same data (``unclamped``: its count before the bounds),
+    or ``keep_all()`` for a source in memory. The backend is the one of
+    ``source.probe``. Requires
+    ``sum(lo) <= k <= sum(hi)``; ``source.names`` name the arrays in the
+    error NaN values raise.
+    """
+    if _choose(source.probe) == "host":
+
+        def on_nan(i: int, count: int) -> None:
+            _raise_nan(source.names[i], count)
+
+        return host.GlobalCut(source, k, lo, hi, magnitude, on_nan)
+    for i, name in enumerate(source.names):
+        nans = reference.count_nan(xp, source.fetch(i))
+        if nans:
+            _raise_nan(name, nans)
+    return reference.GlobalCut(xp, source, k, lo, hi, magnitude)
+
+
 def global_keep(
     xp: ModuleType, arrays: list[Array], names: list[str], k: int, lo: list[int], hi: list[int], *,
     magnitude: bool,
 ) -> list[tuple[Array, int, int]]:
-    """One exact threshold over ``arrays``: ``(keep, pruned, unclamped)`` for each.
-
-    The ``k`` lowest values of all arrays together are pruned (ties: earlier
-    arrays, then lower flat indices, first), each array pruning between
-    ``lo[i]`` and ``hi[i]`` values; ``unclamped`` is its count before those
-    bounds. Requires ``sum(lo) <= k <= sum(hi)``. ``names`` name the arrays
-    in the error NaN values raise.
-    """
-    if _choose(*arrays) == "host":
-
-        def on_nan(i: int, count: int) -> None:
-            _raise_nan(names[i], count)
-
-        return host.global_keep(arrays, k, lo, hi, magnitude, on_nan)
-    for a, name in zip(arrays, names):
-        nans = reference.count_nan(xp, a)
-        if nans:
-            _raise_nan(name, nans)
-    return reference.global_keep(xp, arrays, k, lo, hi, magnitude)
+    """:func:`global_cut` of arrays in memory: ``(keep, pruned, unclamped)`` for each."""
+    return global_cut(xp, Stream.of(arrays, names), k, lo, hi, magnitude=magnitude).keep_all()
 
 
 # -- calibration --------------------------------------------------------------------------

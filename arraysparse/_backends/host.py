@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from .._compat import device
-from .bridge import host_view, wrap
-from .shared import resolve_counts
+from .bridge import host_dtype, host_view, wrap
+from .shared import Stream, resolve_counts
 
 Array = Any
 
@@ -85,66 +85,163 @@ def block_norms(x: Array, block: tuple[int, ...], ord: float) -> Array:
 
 
 # -- global threshold over many arrays ----------------------------------------------------
-def global_keep(
-    arrays: list[Array], k: int, lo: list[int], hi: list[int], magnitude: bool,
-    on_nan: Callable[[int, int], None],
-) -> list[tuple[Array, int, int]]:
-    """``(keep, pruned, unclamped)`` per array, by a radix select over all arrays at once.
+class GlobalCut:
+    """One exact threshold over many arrays, found by a radix select; then each array's mask.
+
+    Construction is the selection's first phase: it finds the threshold key
+    (or, when every array sits at one of its count bounds, just the counts)
+    reading the arrays of ``source`` (a :class:`.shared.Stream`) one level of
+    key digits at a time. The second phase gives each array's keep-mask
+    against that threshold: :meth:`keep` one array at a time, in order (what
+    a streamed model needs), or :meth:`keep_all` for arrays in memory (one
+    batched kernel launch). Both place the ties alike: among keys equal to
+    the threshold, earlier arrays, then lower flat indices, are pruned first.
 
     Requires ``sum(lo) <= k <= sum(hi)``. ``on_nan(i, count)`` is called (and
     must raise) when array ``i`` holds NaN.
     """
-    from .._kernels.cpu import global_select as gs
-    from .._kernels.cpu import select
 
-    hosts = [host_view(a, widen=True) for a in arrays]
-    src = gs.KeySource(hosts)
-    sizes = [h.size for h in hosts]
+    def __init__(
+        self, source: Stream, k: int, lo: list[int], hi: list[int], magnitude: bool,
+        on_nan: Callable[[int, int], None],
+    ):
+        from .._kernels.cpu import global_select as gs
 
-    def nan_in(i: int) -> None:
-        on_nan(i, _count_nan(hosts[i]))
+        self._gs = gs
+        self.source = source
+        self.magnitude = magnitude
+        self.on_nan = on_nan
+        self.half = None if source.arrays is not None else _half_kind(source.dtypes)
+        if source.arrays is not None:
+            self.hosts: list[np.ndarray] | None = [host_view(a, widen=True) for a in source.arrays]
+            self.src = gs.KeySource(self.hosts)
+        elif self.half is not None:  # 16-bit floats: 16-bit keys, one read finds the threshold
+            self.hosts = None
+            self.src = gs.KeySource.halves(self.half, source.sizes, self._fetch, magnitude, on_nan)
+        else:
+            self.hosts = None
+            if source.dtypes is None:  # one read learns what the arrays rank as
+                dtypes = [self._fetch(i).dtype for i in range(len(source.sizes))]
+            else:
+                dtypes = [host_dtype(d) for d in source.dtypes]
+            self.src = gs.KeySource.streamed(dtypes, source.sizes, self._fetch)
+        sizes = self.src.sizes
+        n = len(sizes)
+        self.threshold: int | None = None
+        self.remaining = 0  # unbounded: ties still to prune, in array order
+        self.less: list[int] | None = None  # bounded: each array's keys below the threshold ...
+        self.equal: list[int] | None = None  # ... and equal to it
+        self.next = 0  # the array keep() expects next
+        bounded = any(lo) or any(h < s for h, s in zip(hi, sizes))
+        if k <= sum(lo) or k >= sum(hi):  # every layer at one of its bounds: its own top-k
+            self.pruned = list(lo if k <= sum(lo) else hi)
+            self.unclamped = [0] * n if k <= sum(lo) else list(sizes)
+            self.own = [True] * n
+            return
+        if not bounded:
+            threshold, less_total, _ = gs.find_threshold(self.src, k, magnitude, None, None, self._nan_in)
+            self.threshold = threshold
+            self.remaining = k - int(less_total[0])
+            self.less_total = int(less_total[0])
+            self.seen_less = 0
+            self.pruned = self.unclamped = [0] * n  # decided array by array (ties in order)
+            self.own = [False] * n
+            return
+        lo_a, hi_a = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
+        threshold, less_a, equal_a = gs.find_threshold(self.src, k, magnitude, lo_a, hi_a, self._nan_in)
+        self.threshold = threshold
+        self.less, self.equal = [int(v) for v in less_a], [int(v) for v in equal_a]
+        counts = resolve_counts(self.less, self.equal, lo, hi, k)
+        self.unclamped = counts
+        self.pruned = [max(lo[i], min(hi[i], c)) for i, c in enumerate(counts)]
+        self.own = [self.pruned[i] != c for i, c in enumerate(counts)]  # clamped: its own top-k
 
-    def own_topk(i: int, p: int) -> np.ndarray:
-        keep, nans = select.topk_keep(src.values(i), p, magnitude)
+    def _fetch(self, i: int) -> np.ndarray:
+        return self._view(self.source.fetch(i))
+
+    def _view(self, x: Array) -> np.ndarray:
+        """What the key source reads: the raw bits of 16-bit floats, else values widened to rank."""
+        return host_view(x) if self.half is not None else host_view(x, widen=True)
+
+    def _nan_in(self, i: int) -> None:
+        h = self.hosts[i] if self.hosts is not None else self._fetch(i)
+        self.on_nan(i, _count_nan(h))
+
+    def _own_topk(self, src: Any, j: int, i: int) -> np.ndarray:
+        from .._kernels.cpu import select
+
+        keep, nans = select.topk_keep(src.values(j), self.pruned[i], self.magnitude)
         if nans:
-            nan_in(i)
+            self.on_nan(i, nans)
         return keep
 
-    def back(i: int, keep: np.ndarray) -> Array:
-        return wrap(keep.reshape(hosts[i].shape), arrays[i])
-
-    bounded = any(lo) or any(h < n for h, n in zip(hi, sizes))
-    if k <= sum(lo) or k >= sum(hi):  # every layer at one of its bounds
-        counts, cut = (lo, [0] * len(sizes)) if k <= sum(lo) else (hi, sizes)
-        return [(back(i, own_topk(i, p)), p, cut[i]) for i, p in enumerate(counts)]
-    everything = range(len(hosts))
-    if not bounded:
-        threshold, less_total, _ = gs.find_threshold(src, k, magnitude, None, None, nan_in)
-        keeps, equal, less = gs.keep_from(src, everything, magnitude, threshold)
-        remaining = k - int(less_total[0])
-        out = []
-        for i in everything:
-            j = min(equal[i], remaining)  # ties: earlier arrays, then lower indices, first
-            gs.prune_equal(src, i, magnitude, threshold, j, keeps[i])
-            remaining -= j
-            out.append((back(i, keeps[i]), less[i] + j, less[i] + j))
-        return out
-    lo_a, hi_a = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
-    threshold, less_a, equal_a = gs.find_threshold(src, k, magnitude, lo_a, hi_a, nan_in)
-    less, equal = [int(v) for v in less_a], [int(v) for v in equal_a]
-    counts = resolve_counts(less, equal, lo, hi, k)
-    pruned = [max(lo[i], min(hi[i], c)) for i, c in enumerate(counts)]
-    cut = [i for i in everything if pruned[i] == counts[i]]
-    keeps = gs.keep_from(src, cut, magnitude, threshold)[0]
-    out = []
-    for i, c in enumerate(counts):
-        if i in keeps:
-            gs.prune_equal(src, i, magnitude, threshold, c - less[i], keeps[i])
-            keep = keeps[i]
+    def _cut(self, src: Any, j: int, i: int, keep: np.ndarray, equal: int, less: int) -> tuple[int, int]:
+        """Prune array ``i``'s share of the keys equal to the threshold (it is array ``j`` of
+        ``src``) in ``keep`` (``key >= threshold``); its ``(pruned, unclamped)``."""
+        if self.less is None:  # unbounded: ties to the earlier arrays first
+            take = min(equal, self.remaining)
+            self.remaining -= take
+            self.seen_less += less
+            pruned = unclamped = less + take
         else:
-            keep = own_topk(i, pruned[i])
-        out.append((back(i, keep), pruned[i], c))
-    return out
+            if (less, equal) != (self.less[i], self.equal[i]):
+                self._changed(i)
+            take = self.unclamped[i] - less
+            pruned, unclamped = self.pruned[i], self.unclamped[i]
+        self._gs.prune_equal(src, j, self.magnitude, self.threshold, take, keep)
+        return pruned, unclamped
+
+    def _changed(self, i: int) -> None:
+        msg = f"{self.source.names[i]} changed between the passes of the global selection"
+        raise ValueError(msg)
+
+    def keep(self, i: int, x: Array) -> tuple[Array, int, int]:
+        """``(keep, pruned, unclamped)`` of array ``i`` (``x``, the same data the first phase
+        read); arrays come in order, each once."""
+        if i != self.next:
+            msg = f"the arrays of a global cut come in order: expected array {self.next}, got {i}"
+            raise ValueError(msg)
+        self.next += 1
+        h = self._view(x)
+        one = self.src.single(h, i)
+        if self.own[i]:
+            keep = self._own_topk(one, 0, i)
+            pruned, unclamped = self.pruned[i], self.unclamped[i]
+        else:
+            keeps, equal, less = self._gs.keep_from(one, [0], self.magnitude, self.threshold)
+            keep = keeps[0]
+            pruned, unclamped = self._cut(one, 0, i, keep, equal[0], less[0])
+        if self.next == len(self.src) and self.less is None and not all(self.own):
+            if self.remaining or self.seen_less != self.less_total:
+                self._changed(i)
+        return wrap(keep.reshape(h.shape), x), pruned, unclamped
+
+    def keep_all(self) -> list[tuple[Array, int, int]]:
+        """:meth:`keep` of every array of a source in memory, in batched kernel launches."""
+        arrays, hosts = self.source.arrays, self.hosts
+        cut = [i for i in range(len(arrays)) if not self.own[i]]
+        keeps, equal, less = self._gs.keep_from(self.src, cut, self.magnitude, self.threshold) if cut else ({}, {}, {})
+        out = []
+        for i, a in enumerate(arrays):
+            if self.own[i]:
+                keep = self._own_topk(self.src, i, i)
+                pruned, unclamped = self.pruned[i], self.unclamped[i]
+            else:
+                keep = keeps[i]
+                pruned, unclamped = self._cut(self.src, i, i, keep, equal[i], less[i])
+            out.append((wrap(keep.reshape(hosts[i].shape), a), pruned, unclamped))
+        self.next = len(arrays)
+        return out
+
+
+def _half_kind(dtypes: list[Any] | None) -> str | None:
+    """``"float16"`` or ``"bfloat16"`` when every dtype is that 16-bit float (NumPy's, ml_dtypes'
+    or torch's), else None."""
+    if not dtypes:
+        return None
+    names = {getattr(d, "name", None) or str(d).removeprefix("torch.") for d in dtypes}
+    kind = names.pop() if len(names) == 1 else None
+    return kind if kind in ("float16", "bfloat16") else None
 
 
 # -- calibration --------------------------------------------------------------------------

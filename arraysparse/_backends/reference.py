@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from .._compat import backend_name, count_true, device, float_order_keys, int_dtype, isdtype
-from .shared import resolve_counts
+from .shared import Stream, resolve_counts
 
 Array = Any
 
@@ -149,100 +149,118 @@ def default_float(xp: ModuleType, x: Array) -> Any:
 
 
 # -- global threshold over many arrays ----------------------------------------------------
-def global_keep(
-    xp: ModuleType, arrays: list[Array], k: int, lo: list[int], hi: list[int], magnitude: bool
-) -> list[tuple[Array, int, int]]:
-    """``(keep, pruned, unclamped)`` per array: one threshold over all, one array in memory at a time.
+class GlobalCut:
+    """One threshold over many arrays, one array in memory at a time; then each array's mask.
 
-    Requires ``sum(lo) <= k <= sum(hi)`` and no NaN. The threshold value is
-    found by a selection over the union of the arrays: each round sorts every
-    array (one at a time), takes the median of its remaining candidates, and
-    splits the candidates at the weighted median of those medians, which
-    removes at least a quarter of them. The same tie walk as the kernels
-    (:func:`.shared.resolve_counts`) then places the cut. ``unclamped`` is the
-    array's count before its bounds (``pruned`` differs from it only where a
-    bound clamped it).
+    Construction finds the threshold value by a selection over the union of
+    the arrays of ``source`` (a :class:`.shared.Stream`): each round sorts
+    every array (fetched one at a time), takes the median of its remaining
+    candidates, and splits the candidates at the weighted median of those
+    medians, which removes at least a quarter of them; a last pass counts
+    each array's values below and equal to it, and the same tie walk as the
+    kernels (:func:`.shared.resolve_counts`) places the cut. :meth:`keep`
+    then gives each array's mask (any order); ``unclamped`` is its count
+    before its bounds (``pruned`` differs from it only where a bound clamped
+    it). Requires ``sum(lo) <= k <= sum(hi)`` and no NaN.
     """
-    dev = device(arrays[0])
-    sizes = [math.prod(a.shape) for a in arrays]
-    flats = [xp.reshape(a, (-1,)) for a in arrays]
-    order_dtypes = {_order_values(xp, f[: min(1, n)], magnitude).dtype for f, n in zip(flats, sizes)}
-    common = next(iter(order_dtypes)) if len(order_dtypes) == 1 else _accumulator(xp, arrays[0])
-    integral = isdtype(xp, common, "integral")
 
-    def values(i: int) -> Array:
-        v = _order_values(xp, flats[i], magnitude)
-        return v if v.dtype == common else xp.astype(v, common)
-
-    def count(x: Array) -> int:
-        return count_true(xp, x)
-
-    def scalar(x: Array) -> int | float:
-        return int(x) if integral else float(x)
-
-    def clamp(c: int, i: int) -> int:
-        return max(lo[i], min(hi[i], c))
-
-    def own_topk(i: int, p: int) -> Array:
-        return topk_keep(xp, xp.reshape(values(i), tuple(arrays[i].shape)), p, False)
-
-    if k <= sum(lo) or k >= sum(hi):  # every layer at one of its bounds
-        counts, cut = (lo, [0] * len(sizes)) if k <= sum(lo) else (hi, sizes)
-        return [(own_topk(i, p), p, cut[i]) for i, p in enumerate(counts)]
-
-    below: Array | None = None  # candidates lie strictly between below and above
-    above: Array | None = None
-    while True:
-        medians = []
+    def __init__(self, xp: ModuleType, source: Stream, k: int, lo: list[int], hi: list[int], magnitude: bool):
+        self.xp = xp
+        self.source = source
+        self.magnitude = magnitude
+        self.lo, self.hi = lo, hi
+        sizes = source.sizes
+        fetch = source.fetch
+        order_dtypes = set()
         for i, n in enumerate(sizes):
-            if n == 0:
-                continue
-            s = xp.sort(values(i))
-            a = count(s <= below) if below is not None else 0
-            b = count(s < above) if above is not None else n
-            if b > a:
-                medians.append((scalar(s[(a + b - 1) // 2]), b - a))
-        medians.sort(key=lambda mw: mw[0])
-        half, acc = (sum(w for _, w in medians) + 1) // 2, 0
-        for value, w in medians:  # noqa: B007 - value is the weighted median after the break
-            acc += w
-            if acc >= half:
+            a = fetch(i)
+            self.dev = device(a)
+            order_dtypes.add(_order_values(xp, xp.reshape(a, (-1,))[: min(1, n)], magnitude).dtype)
+        self.common = next(iter(order_dtypes)) if len(order_dtypes) == 1 else _accumulator(xp, a)
+        integral = isdtype(xp, self.common, "integral")
+
+        def scalar(x: Array) -> int | float:
+            return int(x) if integral else float(x)
+
+        self.pivot: Array | None = None
+        if k <= sum(lo) or k >= sum(hi):  # every layer at one of its bounds
+            self.unclamped = [0] * len(sizes) if k <= sum(lo) else list(sizes)
+            self.counts = list(lo if k <= sum(lo) else hi)
+            self.own = [True] * len(sizes)
+            return
+        below: Array | None = None  # candidates lie strictly between below and above
+        above: Array | None = None
+        count = self._count
+        while True:
+            medians = []
+            for i, n in enumerate(sizes):
+                if n == 0:
+                    continue
+                sorted_values = xp.sort(self._values(fetch(i)))
+                a = count(sorted_values <= below) if below is not None else 0
+                b = count(sorted_values < above) if above is not None else n
+                if b > a:
+                    medians.append((scalar(sorted_values[(a + b - 1) // 2]), b - a))
+            medians.sort(key=lambda mw: mw[0])
+            half, acc = (sum(w for _, w in medians) + 1) // 2, 0
+            for value, w in medians:  # noqa: B007 - value is the weighted median after the break
+                acc += w
+                if acc >= half:
+                    break
+            pivot = xp.asarray(value, dtype=self.common, device=self.dev)
+            f_lt = f_le = 0
+            for i in range(len(sizes)):
+                v = self._values(fetch(i))
+                f_lt += self._clamp(count(v < pivot), i)
+                f_le += self._clamp(count(v <= pivot), i)
+            if f_lt >= k:
+                above = pivot
+            elif f_le < k:
+                below = pivot
+            else:
                 break
-        pivot = xp.asarray(value, dtype=common, device=dev)
-        f_lt = f_le = 0
-        for i in range(len(arrays)):
-            v = values(i)
-            f_lt += clamp(count(v < pivot), i)
-            f_le += clamp(count(v <= pivot), i)
-        if f_lt >= k:
-            above = pivot
-        elif f_le < k:
-            below = pivot
-        else:
-            break
-    less, equal = [], []
-    for i in range(len(arrays)):
-        v = values(i)
-        less.append(count(v < pivot))
-        equal.append(count(v == pivot))
-    out = []
-    for i, c in enumerate(resolve_counts(less, equal, lo, hi, k)):
-        p = clamp(c, i)
-        if p != c:
-            keep = own_topk(i, p)
-        else:
-            v = values(i)
-            eq = v == pivot
-            keep = v > pivot
-            j = c - less[i]
-            if j:
-                eq = eq & (xp.cumulative_sum(xp.astype(eq, int_dtype(xp, eq, sizes[i]))) > j)
-            keep = xp.reshape(keep | eq, tuple(arrays[i].shape))
-        out.append((keep, p, c))
-    return out
+        self.pivot = pivot
+        self.less, self.equal = [], []
+        for i in range(len(sizes)):
+            v = self._values(fetch(i))
+            self.less.append(count(v < pivot))
+            self.equal.append(count(v == pivot))
+        self.unclamped = resolve_counts(self.less, self.equal, lo, hi, k)
+        self.counts = [self._clamp(c, i) for i, c in enumerate(self.unclamped)]
+        self.own = [p != c for p, c in zip(self.counts, self.unclamped)]
+
+    def _values(self, a: Array) -> Array:
+        v = _order_values(self.xp, self.xp.reshape(a, (-1,)), self.magnitude)
+        return v if v.dtype == self.common else self.xp.astype(v, self.common)
+
+    def _count(self, x: Array) -> int:
+        return count_true(self.xp, x)
+
+    def _clamp(self, c: int, i: int) -> int:
+        return max(self.lo[i], min(self.hi[i], c))
+
+    def keep(self, i: int, x: Array) -> tuple[Array, int, int]:
+        """``(keep, pruned, unclamped)`` of array ``i`` (``x``, the data the selection read)."""
+        xp = self.xp
+        p, c = self.counts[i], self.unclamped[i]
+        v = self._values(x)
+        if self.own[i]:
+            return topk_keep(xp, xp.reshape(v, tuple(x.shape)), p, False), p, c
+        eq = v == self.pivot
+        keep = v > self.pivot
+        if (self._count(v < self.pivot), self._count(eq)) != (self.less[i], self.equal[i]):
+            msg = f"{self.source.names[i]} changed between the passes of the global selection"
+            raise ValueError(msg)
+        j = c - self.less[i]
+        if j:
+            eq = eq & (xp.cumulative_sum(xp.astype(eq, int_dtype(xp, eq, math.prod(eq.shape)))) > j)
+        return xp.reshape(keep | eq, tuple(x.shape)), p, c
+
+    def keep_all(self) -> list[tuple[Array, int, int]]:
+        """:meth:`keep` of every array of a source in memory."""
+        return [self.keep(i, a) for i, a in enumerate(self.source.arrays)]
 
 
-# -- calibration --------------------------------------------------------------------------
 def sum_squares(xp: ModuleType, x2: Array, acc: Any) -> Array:
     """``sum(x2[:, j] ** 2)`` over the rows of the 2-D ``x2``, accumulated in ``acc``."""
     xf = xp.astype(x2, acc)

@@ -1,9 +1,39 @@
-"""What every backend shares: the signal of a pattern violation and the global selection's tie walk."""
+"""What every backend shares: the signal of a pattern violation, the global selection's input and tie walk."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+Array = Any
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The arrays a global selection reads: in memory, or fetched afresh on every pass.
+
+    ``fetch(i)`` gives array ``i`` (a streamed model reads it from its file
+    each time, so one array is in memory at a time); ``arrays`` holds them
+    all when they are in memory already. ``names`` name the arrays in
+    errors; ``sizes`` are known without fetching, and so are ``dtypes``
+    unless ``None`` (then one read learns them). ``probe`` is an array of the
+    arrays' library and device (the first one, say), which chooses the backend.
+    """
+
+    names: list[str]
+    sizes: list[int]
+    dtypes: list[Any] | None
+    fetch: Callable[[int], Array]
+    probe: Array
+    arrays: list[Array] | None = None
+
+    @classmethod
+    def of(cls, arrays: list[Array], names: list[str]) -> Stream:
+        """The stream of arrays in memory."""
+        sizes = [math.prod(a.shape) for a in arrays]
+        return cls(names, sizes, [a.dtype for a in arrays], arrays.__getitem__, arrays[0], arrays)
 
 
 class Violation(Exception):

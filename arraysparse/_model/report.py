@@ -26,25 +26,34 @@ class LayerReport:
     or ``"given"``.
 
     ``pruned`` counts the values the mask prunes. ``zeros``, when the report
-    comes with a pruned model (:func:`~arraysparse.model.prune_model`), counts
-    the zero values of the layer in that model: the pruned ones plus the zeros
-    it already had (an earlier pruning, an excluded layer); ``None`` otherwise.
+    comes with a pruned model (:func:`~arraysparse.model.prune_model`,
+    :func:`~arraysparse.prune_checkpoint`), counts the zero values of the
+    layer in that model: the pruned ones plus the zeros it already had (an
+    earlier pruning, an excluded layer); ``None`` otherwise.
     """
 
     name: str
+    """Flat layer name (levels joined with ``"."``)."""
     shape: tuple[int, ...]
+    """Shape of the layer's array."""
     size: int
+    """Number of values in the layer."""
     pruned: int
+    """Number of values pruned."""
     rule: str
+    """Why the layer got its mask (see above)."""
     zeros: int | None = None
+    """Zero values of the layer in the pruned model (see above), else ``None``."""
 
     @property
     def kept(self) -> int:
+        """Number of values kept: ``size - pruned``."""
         return self.size - self.pruned
 
     @property
     def sparsity(self) -> float:
-        """Fraction of zeros of the pruned layer where known (``zeros``), else of pruned values."""
+        """Fraction of zeros of the pruned layer where known (``zeros``), else of pruned values
+        (0.0 for an empty layer)."""
         count = self.pruned if self.zeros is None else self.zeros
         return count / self.size if self.size else 0.0
 
@@ -58,10 +67,12 @@ class ModelReport(list):
 
     @property
     def size(self) -> int:
+        """Number of values over all layers."""
         return sum(r.size for r in self)
 
     @property
     def pruned(self) -> int:
+        """Number of values pruned over all layers."""
         return sum(r.pruned for r in self)
 
     @property
@@ -72,7 +83,8 @@ class ModelReport(list):
 
     @property
     def sparsity(self) -> float:
-        """Fraction of zeros of the pruned model where known (:attr:`zeros`), else of pruned values."""
+        """Fraction of zeros of the pruned model where known (:attr:`zeros`), else of all values
+        pruned; excluded layers included (0.0 when empty)."""
         size = self.size
         zeros = self.zeros
         return (self.pruned if zeros is None else zeros) / size if size else 0.0
@@ -165,6 +177,7 @@ class ModelMask(Mapping[str, PruningMask]):
 
     @property
     def num_pruned(self) -> int:
+        """Number of values pruned over all layers."""
         return self._report.pruned
 
     @property
@@ -233,10 +246,12 @@ def with_zeros(mm: ModelMask, pruned: Mapping[str, Any]) -> ModelMask:
     :func:`~arraysparse.model.prune_model` describes the model it returns.
     """
     flat = flatten_model(pruned)
-    records = []
-    for r in mm.report:
-        a = flat[r.name]
-        xp = array_namespace(**{f"model[{r.name!r}]": a})
-        zeros = r.size - (_backends.count_nonzero(xp, xp.reshape(a, (-1,))) if math.prod(a.shape) else 0)
-        records.append(replace(r, zeros=zeros))
+    records = [replace(r, zeros=count_zeros(flat[r.name], f"model[{r.name!r}]")) for r in mm.report]
     return ModelMask({n: mm[n] for n in mm}, report=records)
+
+
+def count_zeros(a: Array, name: str) -> int:
+    """Zero values of ``a`` (``-0.0`` is zero, NaN is not), for a report's ``zeros``."""
+    xp = array_namespace(**{name: a})
+    size = math.prod(a.shape)
+    return size - _backends.count_nonzero(xp, xp.reshape(a, (-1,))) if size else 0

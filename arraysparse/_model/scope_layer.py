@@ -46,8 +46,16 @@ def layer_masks(
     exclude, overrides
         As in :func:`global_mask`; an override gives the layer's own target.
 
-    Errors raised for one layer (a pattern that does not fit its shape, a
-    missing gradient, NaN scores) name that layer.
+    Returns
+    -------
+    ModelMask
+        One mask per flat name, excluded layers all kept, with a per-layer report.
+
+    Raises
+    ------
+    ValueError
+        For one layer (a pattern that does not fit its shape, a missing gradient,
+        NaN scores): the message names that layer.
 
     Examples
     --------

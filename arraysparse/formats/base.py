@@ -27,8 +27,8 @@ from .._compat import array_namespace, backend_name, isdtype
 
 Array = Any
 
-#: Largest value an int32 index array may hold; lowered in tests to reach the int64 path.
 INDEX32_LIMIT = 2**31 - 1
+"""Largest value an int32 index array may hold; beyond it indices are int64 (lowered in tests)."""
 
 
 class SparseFormat(str, enum.Enum):
@@ -37,15 +37,24 @@ class SparseFormat(str, enum.Enum):
     Members compare equal to their lower-case names (``SparseFormat.CSR == "csr"``).
     """
 
-    COO = "coo"  #: row, col, data (row-major order)
-    CSR = "csr"  #: indptr, indices, data
-    CSC = "csc"  #: indptr, indices (row numbers), data
-    BSR = "bsr"  #: indptr, indices (block columns), data (nblocks, r, c)
-    ELL = "ell"  #: indices, data of shape (rows, width); padding index -1, value 0
-    DIA = "dia"  #: offsets, data (ndiag, cols) with data[k, j] = A[j - offsets[k], j] (scipy's layout)
-    STRUCTURED_N_TO_M = "n:m"  #: values (rows, cols * (m - n) / m), packed_positions (rows, bytes) uint8
-    STRUCTURED_2_TO_4 = "2:4"  #: N:M with n = 2, m = 4, plus the CUTLASS export
-    BITMASK = "bitmask"  #: values (row-major non-zeros), bitmask (rows, ceil(cols / 8)) uint8
+    COO = "coo"
+    """Coordinates: ``row``, ``col``, ``data``, in row-major order."""
+    CSR = "csr"
+    """Compressed rows: ``indptr`` (rows + 1), ``indices`` (columns, sorted per row), ``data``."""
+    CSC = "csc"
+    """Compressed columns: ``indptr`` (cols + 1), ``indices`` (row numbers), ``data``."""
+    BSR = "bsr"
+    """Blocked rows (``block=(r, c)``): ``indptr``, ``indices`` (block columns), ``data`` ``(nblocks, r, c)``."""
+    ELL = "ell"
+    """ELLPACK: ``indices`` and ``data`` of shape ``(rows, width)``; padding has index -1 and value 0."""
+    DIA = "dia"
+    """Diagonals, scipy's layout: ``offsets``, ``data`` ``(ndiag, cols)``, ``data[k, j] = A[j - offsets[k], j]``."""
+    STRUCTURED_N_TO_M = "n:m"
+    """``n`` zeros in every ``m``: ``values`` ``(rows, cols * (m - n) / m)``, ``packed_positions`` uint8."""
+    STRUCTURED_2_TO_4 = "2:4"
+    """N:M with ``n = 2``, ``m = 4`` (4 bits a group), plus the CUTLASS export ``to_cutlass()``."""
+    BITMASK = "bitmask"
+    """``values`` (the non-zeros, row-major) and ``bitmask`` ``(rows, ceil(cols / 8))`` uint8, little bit order."""
 
     @classmethod
     def parse(cls, value: Any) -> SparseFormat:
@@ -131,13 +140,25 @@ class SparseCompressionResult:
         self._params = MappingProxyType(dict(params or {}))
         self._nnz = nnz
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # the arrays and params live in read-only mapping proxies, which do not pickle:
+        # rebuild from plain dicts (deepcopy goes this way too, copying the arrays)
+        args = (self.format.value, self.shape, self.dtype, dict(self._arrays), dict(self._params), self._nnz)
+        return _rebuild_result, args
+
     # -- content ----------------------------------------------------------------
     @property
     def arrays(self) -> Mapping[str, Array]:
+        """The format's arrays by name, read-only (``{"indptr": ..., "indices": ..., "data": ...}`` for CSR).
+
+        Each is also an attribute: ``result.indptr is result.arrays["indptr"]``.
+        Which arrays a format has is listed on :class:`SparseFormat`.
+        """
         return self._arrays
 
     @property
     def params(self) -> Mapping[str, Any]:
+        """The format's parameters, read-only: ``block`` (BSR), ``width`` (ELL), ``n`` and ``m`` (N:M)."""
         return self._params
 
     def __getattr__(self, name: str) -> Array:
@@ -291,6 +312,13 @@ class SparseCompressionResult:
             f"nnz={self.nnz}, sparsity={self.sparsity:.3g}, nbytes={self.nbytes}, "
             f"dense_nbytes={self.dense_nbytes}, ratio={self.compression_ratio:.3g}x; {arrays})"
         )
+
+
+def _rebuild_result(
+    format: str, shape: tuple[int, ...], dtype: Any, arrays: dict, params: dict, nnz: int | None
+) -> SparseCompressionResult:
+    """Unpickle a :class:`SparseCompressionResult` (see its ``__reduce__``)."""
+    return SparseCompressionResult(format, shape, dtype, arrays, params, nnz=nnz)
 
 
 def _nbytes(a: Array) -> int:

@@ -151,7 +151,7 @@ def _decode_into(result: SparseCompressionResult, arrays: dict, out: Array) -> A
     if is_numpy(out):
         np.copyto(out, dense)
     elif backend_name(out) == "torch":
-        torch = optional_import("torch", purpose="torch tensors")
+        torch = optional_import("torch", purpose="reading a torch tensor")
         with torch.no_grad():
             out.copy_(dense)
     else:

@@ -58,7 +58,9 @@ class PackedLayout:
     """How an ``n:m`` result packs its positions (see the module docstring)."""
 
     n: int
+    """Zeros in every group."""
     m: int
+    """Group size."""
 
     @property
     def keep(self) -> int:

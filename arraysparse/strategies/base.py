@@ -35,15 +35,16 @@ class PruningStrategy(abc.ABC):
         Norm order that ranks structures and blocks (any ``p > 0`` or ``inf``).
     """
 
-    #: Short name of the method.
     name: ClassVar[str]
-    #: Whether :meth:`compute_importance_scores` needs ``gradients``.
+    """Short name of the method (``"magnitude"``, ``"wanda"``, ...)."""
     requires_gradients: ClassVar[bool] = False
-    #: Pattern kinds this strategy can build.
+    """Whether :meth:`compute_importance_scores` needs ``gradients``."""
     supported_patterns: ClassVar[tuple[PatternKind, ...]] = ALL_KINDS
+    """Pattern kinds this strategy can build; a ``pattern`` of another kind is refused."""
 
     @classmethod
     def default_pattern(cls) -> SparsityPattern:
+        """The pattern used when none is given: unstructured (structured pruning: rows)."""
         return SparsityPattern.unstructured()
 
     def __init__(self, pattern: SparsityPattern | None = None, *, ord: float = 2):
@@ -57,7 +58,9 @@ class PruningStrategy(abc.ABC):
             msg = f"pattern={pattern} is not one {type(self).__name__} builds; supported: {kinds}"
             raise ValueError(msg)
         self.pattern = pattern
+        """The :class:`~arraysparse.SparsityPattern` that :meth:`create_mask` builds."""
         self.ord = check_ord(ord)
+        """Norm order ranking structures and blocks (``p > 0`` or ``inf``)."""
 
     @property
     def is_structured(self) -> bool:

@@ -25,6 +25,7 @@ class GradientPruning(PruningStrategy):
     requires_gradients = True
 
     def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:
+        """``|weights * gradients|``; ``ValueError`` without ``gradients``."""
         if gradients is None:
             msg = "GradientPruning requires gradients (the loss gradient of every weight)"
             raise ValueError(msg)

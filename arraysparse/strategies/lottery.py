@@ -153,8 +153,11 @@ class LotteryTicketPruning(PruningStrategy):
     ) -> None:
         super().__init__(pattern)
         self.rounds = positive_int(rounds, "rounds")
+        """Pruning rounds ``R``; each prunes ``1 - (1 - s) ** (1 / R)`` of what remains."""
         self.rewind_step = positive_int(rewind_step, "rewind_step", minimum=0)
+        """``0``: survivors rewind to the initial weights; ``k``: to those recorded at step ``k``."""
         self.scope = check_scope(scope)
+        """For mappings: ``"layer"`` (every array pruned by the same fraction) or ``"global"``."""
         if self.scope == "global" and self.pattern.kind in NM_KINDS:
             msg = (
                 f"scope='global' ranks single weights across arrays; the pattern {self.pattern} is per group: "

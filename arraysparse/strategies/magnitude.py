@@ -26,6 +26,7 @@ class MagnitudePruning(PruningStrategy):
     name = "magnitude"
 
     def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:
+        """``|weights|``; ``gradients`` is checked against ``weights`` if given, then unused."""
         check_gradients(weights, gradients)
         return magnitude_scores(weights)
 

@@ -61,6 +61,14 @@ def _step(w: Array, g: Array) -> Array:
 class MovementPruning(PruningStrategy):
     """Hard movement pruning: a stateful accumulator ``S -= W * dL/dW`` and top-k masks of ``S``.
 
+    Call :meth:`update` once per training step with the weights and their
+    gradients (one array or a mapping; the first call fixes the structure, later
+    calls must match it). :attr:`scores` holds ``S`` in the same structure,
+    :attr:`steps` counts the updates, :meth:`reset` starts over. Masks come from
+    :meth:`masks` (or :meth:`create_mask` / :meth:`prune`, which use ``S``).
+    Torch tensors that require grad are read detached, so the accumulator never
+    holds an autograd graph.
+
     Parameters
     ----------
     pattern : SparsityPattern, optional
@@ -72,14 +80,6 @@ class MovementPruning(PruningStrategy):
         For mappings: ``"layer"`` (default, as Sanh et al.'s per-matrix top-k)
         prunes every array by the same fraction; ``"global"`` chooses one
         threshold over all of them (unstructured patterns only).
-
-    Call :meth:`update` once per training step with the weights and their
-    gradients (one array or a mapping; the first call fixes the structure, later
-    calls must match it). :attr:`scores` holds ``S`` in the same structure,
-    :attr:`steps` counts the updates, :meth:`reset` starts over. Masks come from
-    :meth:`masks` (or :meth:`create_mask` / :meth:`prune`, which use ``S``).
-    Torch tensors that require grad are read detached, so the accumulator never
-    holds an autograd graph.
 
     Examples
     --------
@@ -101,6 +101,7 @@ class MovementPruning(PruningStrategy):
     def __init__(self, pattern: Any = None, *, ord: float = 2, scope: str = "layer") -> None:
         super().__init__(pattern, ord=ord)
         self.scope = check_scope(scope)
+        """For mappings: ``"layer"`` (every array pruned by the same fraction) or ``"global"``."""
         self.reset()
 
     # -- the accumulator ------------------------------------------------------

@@ -42,6 +42,7 @@ class RandomPruning(PruningStrategy):
     ):
         super().__init__(pattern, ord=ord)
         self.seed = seed
+        """The seed (or NumPy ``Generator``) that :func:`~arraysparse.random_scores` draws from."""
 
     def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:
         """Seeded random permutation of ``0 .. size-1``; ``gradients`` is checked, then unused."""

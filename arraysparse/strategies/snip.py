@@ -115,6 +115,7 @@ class SNIPPruning(PruningStrategy):
     def __init__(self, pattern: Any = None, *, ord: float = 2, scope: str = "global") -> None:
         super().__init__(pattern, ord=ord)
         self.scope = check_scope(scope)
+        """For mappings: ``"global"`` (one threshold over all arrays) or ``"layer"``."""
 
     def compute_importance_scores(self, weights: Tree, gradients: Tree | None = None) -> Tree:
         """:func:`snip_scores`: an array, or a mapping of the weights' structure summing to 1."""

@@ -206,14 +206,18 @@ class SparseGPTPruning(PruningStrategy):
         super().__init__(pattern)
         _check_pattern(self.pattern)
         self.block_size = positive_int(block_size, "block_size")
+        """Columns swept per block (the lazy-update batch of the SparseGPT paper)."""
         self.damp = _check_damp(damp)
+        """Dampening: ``damp * mean(diag(H))`` is added to the Hessian's diagonal."""
         self.dtype = float_dtype_name(dtype)
+        """Name of the float dtype the sweep computes in (``"float32"`` or ``"float64"``)."""
         if accumulator is None:
             accumulator = HessianAccumulator(dtype=self.dtype)
         if not isinstance(accumulator, HessianAccumulator):
             msg = f"accumulator must be a HessianAccumulator, got {type(accumulator).__name__}"
             raise TypeError(msg)
         self.accumulator = accumulator
+        """The :class:`~arraysparse.HessianAccumulator` that :meth:`calibrate` feeds."""
 
     def calibrate(self, x: Array, /, *, mask: Array | None = None) -> None:
         """Feed one batch of layer inputs ``(..., in_features)``; ``mask`` (``True`` = real token,
@@ -232,6 +236,7 @@ class SparseGPTPruning(PruningStrategy):
 
     @property
     def is_calibrated(self) -> bool:
+        """True once :meth:`calibrate` has seen at least one token."""
         return not self.accumulator.is_empty
 
     def _hessian(self, weights: Array) -> Array:

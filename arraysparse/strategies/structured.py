@@ -33,6 +33,7 @@ class StructuredPruning(PruningStrategy):
 
     @classmethod
     def default_pattern(cls) -> SparsityPattern:
+        """Whole rows (axis 0): the output neurons of a Linear weight."""
         return SparsityPattern.rows()
 
     def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:

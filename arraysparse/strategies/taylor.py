@@ -34,6 +34,8 @@ def taylor_scores(
 ) -> Array:
     """First-order Taylor importance: ``(w * g) ** 2``, or ``(sum w * g) ** 2`` per structure.
 
+    Without ``axis`` and ``block``: one score per weight, the shape of ``weights``.
+
     Parameters
     ----------
     weights, gradients : array
@@ -45,8 +47,6 @@ def taylor_scores(
     block : tuple of int, optional
         Score tiles of shape ``block`` over the trailing axes; returns one score per
         tile, shape ``weights.shape[:-k] + (s // b, ...)``.
-
-    Without ``axis`` and ``block``: one score per weight, the shape of ``weights``.
 
     Examples
     --------

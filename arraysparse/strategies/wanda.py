@@ -111,12 +111,14 @@ class WandaPruning(PruningStrategy):
             msg = f'comparison={comparison!r} must be "row" or "layer"'
             raise ValueError(msg)
         self.comparison = comparison
+        """``"row"``: each output row loses its own lowest scores (the paper's); ``"layer"``: the matrix's."""
         if accumulator is None:
             accumulator = InputNormAccumulator()
         if not isinstance(accumulator, InputNormAccumulator):
             msg = f"accumulator must be an InputNormAccumulator, got {type(accumulator).__name__}"
             raise TypeError(msg)
         self.accumulator = accumulator
+        """The :class:`~arraysparse.InputNormAccumulator` that :meth:`calibrate` feeds."""
 
     def calibrate(self, x: Array, /, *, mask: Array | None = None) -> None:
         """Feed one batch of layer inputs ``(..., in_features)``; ``mask`` (``True`` = real token,
@@ -135,6 +137,7 @@ class WandaPruning(PruningStrategy):
 
     @property
     def is_calibrated(self) -> bool:
+        """True once :meth:`calibrate` has seen at least one token."""
         return not self.accumulator.is_empty
 
     def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 from ._jit import addresses, array_at, kernel
-from .keys import _WIDEN, any_key, as_bits, has_nan, key_limits
+from .keys import _WIDEN, UNSIGNED, any_key, as_bits, has_nan, key_limits
 
 #: Digit width with one histogram for all arrays (2 levels for 32-bit keys).
 DIGIT_BITS = 16
@@ -117,6 +117,10 @@ def _key_space(dtype: np.dtype) -> tuple[int, str]:
     return d.itemsize, d.kind
 
 
+#: The 16-bit floats whose keys can stay 16 bits wide, by the bits of their +inf.
+HALF_INF = {"float16": 0x7C00, "bfloat16": 0x7F80}
+
+
 class KeySource:
     """The keys of a list of host arrays, all in one comparable key space.
 
@@ -124,31 +128,105 @@ class KeySource:
     widened copy, when one is needed, lives only while the caller holds it.
     Arrays whose bits are a view of their data are processed together in one
     kernel launch; the others one at a time, so at most one copy exists.
+
+    Built over arrays in memory (``KeySource(arrays)``) or streamed
+    (:meth:`streamed`): then ``fetch(i)`` gives array ``i`` afresh on every
+    pass (from a memory-mapped file, say) and nothing outlives its use, so a
+    pass holds one array (and its keys) at a time. A streamed source of
+    16-bit floats of one kind (:meth:`halves`) keeps its keys 16 bits wide:
+    one digit level, so one read of the model finds the threshold.
     """
 
-    def __init__(self, arrays: Sequence[np.ndarray]):
-        self.arrays = list(arrays)
-        spaces = {_key_space(a.dtype) for a in self.arrays}
-        self.as_float64 = len(spaces) > 1
-        width = 8 if self.as_float64 or not spaces else next(iter(spaces))[0]
-        self.unsigned = np.uint32 if width == 4 else np.uint64
-        self.sizes = [a.size for a in self.arrays]
+    def __init__(self, arrays: Sequence[np.ndarray], *, like: KeySource | None = None):
+        self._init([a.dtype for a in arrays], [a.size for a in arrays], list(arrays).__getitem__, like)
         self.direct = [
-            not self.as_float64 and a.dtype not in _WIDEN and a.flags.c_contiguous for a in self.arrays
+            not self.as_float64 and a.dtype not in _WIDEN and a.flags.c_contiguous and self.half is None
+            for a in arrays
         ]
+
+    @classmethod
+    def streamed(
+        cls, dtypes: Sequence[np.dtype], sizes: Sequence[int], fetch: Callable[[int], np.ndarray]
+    ) -> KeySource:
+        """Arrays fetched one at a time, never batched nor kept between passes."""
+        src = cls.__new__(cls)
+        src._init(dtypes, sizes, fetch, None)
+        src.direct = [False] * len(src.sizes)
+        return src
+
+    @classmethod
+    def halves(
+        cls, kind: str, sizes: Sequence[int], fetch: Callable[[int], np.ndarray], magnitude: bool,
+        on_nan: Callable[[int, int], None],
+    ) -> KeySource:
+        """Streamed 16-bit floats of one ``kind`` (``"float16"`` or ``"bfloat16"``, a key of
+        :data:`HALF_INF`): ``fetch(i)`` gives their bits (uint16). Their order keys, with the
+        magnitude folded in, are computed here as 16-bit values in uint32 (mode unsigned), so
+        the selection needs one digit level; ``on_nan(i, count)`` (which raises) sees NaNs,
+        which unsigned keys cannot flag."""
+        src = cls.streamed([np.dtype(np.float32)] * len(sizes), sizes, fetch)
+        src.half, src.magnitude, src.on_nan, src.key_bits = kind, bool(magnitude), on_nan, 16
+        return src
+
+    def single(self, a: np.ndarray, index: int) -> KeySource:
+        """A source of the one array ``a`` (array ``index`` of this one) in this key space."""
+        if self.half is None:
+            return KeySource([a], like=self)
+        src = KeySource.halves(self.half, [a.size], [a].__getitem__, self.magnitude,
+                               lambda _, count: self.on_nan(index, count))
+        return src
+
+    def _init(self, dtypes: Sequence[np.dtype], sizes: Sequence[int], fetch: Callable, like: KeySource | None) -> None:
+        if like is None:
+            spaces = {_key_space(d) for d in dtypes}
+            self.as_float64 = len(spaces) > 1
+            width = 8 if self.as_float64 or not spaces else next(iter(spaces))[0]
+            self.unsigned = np.uint32 if width == 4 else np.uint64
+        else:  # the key space of a larger source (a streamed model's), for one of its arrays
+            self.as_float64, self.unsigned = like.as_float64, like.unsigned
+        self.key_bits = np.dtype(self.unsigned).itemsize * 8  # the width the keys span
+        self.half: str | None = None
+        self.fetch = fetch
+        self.sizes = [int(n) for n in sizes]
         self._loaded: dict[tuple[int, ...], tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self.sizes)
 
     def values(self, i: int) -> np.ndarray:
         """Array ``i`` flattened, in the dtype its keys come from (ranks like the keys)."""
-        flat = np.ravel(self.arrays[i])
+        flat = np.ravel(self.fetch(i))
+        if self.half == "float16":
+            return flat.view(np.float16).astype(np.float32)
+        if self.half == "bfloat16":
+            return (flat.astype(np.uint32) << 16).view(np.float32)
         return flat.astype(np.float64) if self.as_float64 else flat
 
     def bits(self, i: int) -> tuple[np.ndarray, int]:
-        return as_bits(self.values(i))
+        if self.half is None:
+            return as_bits(self.values(i))
+        return self._half_keys(i), UNSIGNED
+
+    def _half_keys(self, i: int) -> np.ndarray:
+        """The 16-bit order keys of array ``i`` (a float's key, as :mod:`.keys` builds it from
+        its sign and bits: -0.0 equal to +0.0, infinities at the ends), in uint32."""
+        raw = np.ravel(self.fetch(i)).view(np.uint16)
+        nans = int(np.count_nonzero((raw & 0x7FFF) > HALF_INF[self.half]))
+        if nans:
+            self.on_nan(i, nans)
+        keys = raw.astype(np.uint32)
+        if self.magnitude:
+            np.bitwise_and(keys, 0x7FFF, out=keys)
+            return keys
+        keys[keys == 0x8000] = 0
+        negative = keys >= 0x8000
+        np.bitwise_xor(keys, 0xFFFF, out=keys, where=negative)
+        np.bitwise_or(keys, 0x8000, out=keys, where=~negative)
+        return keys
 
     def groups(self, indices: Iterable[int] | None = None, *, batch: bool = True) -> list[list[int]]:
         """Non-empty arrays of ``indices`` in launch groups: the views together, the rest alone."""
-        chosen = [i for i in (range(len(self.arrays)) if indices is None else indices) if self.sizes[i]]
+        chosen = [i for i in (range(len(self)) if indices is None else indices) if self.sizes[i]]
         together = [i for i in chosen if batch and self.direct[i]]
         alone = [[i] for i in chosen if not (batch and self.direct[i])]
         return ([together] if together else []) + alone
@@ -159,7 +237,7 @@ class KeySource:
         alive while a kernel reads them.
 
         Views are kept for the next pass (they hold no copy); a group holding a
-        widened copy is built afresh each time.
+        widened copy, or a streamed array, is built afresh each time.
         """
         key = tuple(group)
         if key in self._loaded:
@@ -203,12 +281,12 @@ def find_threshold(
     ``on_nan(i)`` is called (and must raise) when array ``i`` holds a NaN.
     """
     unsigned = src.unsigned
-    width = np.dtype(unsigned).itemsize * 8
+    width = src.key_bits
     per_array = lo is not None
     digit = CLAMP_DIGIT_BITS if per_array else DIGIT_BITS
     nbins = 1 << digit
     dmask = unsigned(nbins - 1)
-    count = len(src.arrays)
+    count = len(src)
     kmin = np.zeros(count, dtype=unsigned)
     kmax = np.zeros(count, dtype=unsigned)
     base = np.zeros(count if per_array else 1, np.int64)
