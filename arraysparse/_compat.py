@@ -11,6 +11,8 @@ arrays and the kernels (views in, results out) is
 
 from __future__ import annotations
 
+import importlib
+import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -21,11 +23,15 @@ import numpy as np
 __all__ = [
     "array_namespace",
     "backend_name",
+    "check_array",
+    "count_true",
     "device",
     "ensure_array",
+    "int_dtype",
     "is_writable",
     "isdtype",
     "ml_dtype",
+    "optional_import",
     "same_device",
 ]
 
@@ -33,6 +39,42 @@ Array = Any
 
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16}
+
+#: The optional libraries: their name as people know it and the extras (pyproject.toml) that install them.
+OPTIONAL: dict[str, tuple[str, tuple[str, ...]]] = {
+    "scipy": ("SciPy", ("scipy",)),
+    "torch": ("PyTorch", ("torch",)),
+    "cupy": ("CuPy", ("cupy-cuda12", "cupy-cuda13")),
+    "cupyx": ("CuPy", ("cupy-cuda12", "cupy-cuda13")),
+    "jax": ("JAX", ("jax",)),
+    "tqdm": ("tqdm", ("cli",)),
+    "matplotlib": ("matplotlib", ("cli",)),
+}
+
+
+def optional_import(module: str, *, purpose: str) -> ModuleType:
+    """Import ``module`` of an optional library; if the library is missing, say which extra installs it.
+
+    The one door for every optional import in the package. ``purpose`` names
+    what needs it (``"to_scipy()"``); the ``ModuleNotFoundError`` (a subclass of
+    ``ImportError``, with ``.name`` set to the library) reads e.g.
+    ``to_scipy() needs SciPy: pip install 'arraysparse[scipy]'``. Errors from
+    inside an installed library (a dependency of it missing) pass unchanged.
+    """
+    top = module.split(".")[0]
+    if top not in OPTIONAL:
+        msg = f"module={module!r} is not one of the optional libraries {sorted(OPTIONAL)}"
+        raise ValueError(msg)
+    try:
+        importlib.import_module(top)  # first: a hidden top level does not hide its loaded submodules
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is None or not (module == e.name or module.startswith(e.name + ".")):
+            raise
+        label, extras = OPTIONAL[top]
+        install = " or ".join(f"pip install 'arraysparse[{x}]'" for x in extras)
+        msg = f"{purpose} needs {label}: {install}"
+        raise ModuleNotFoundError(msg, name=top) from None
 
 
 @dataclass(frozen=True)
@@ -145,19 +187,7 @@ def array_namespace(**arrays: Array) -> ModuleType:
         raise TypeError(msg)
     given = dict(arrays)
     for name, a in given.items():
-        if a is None:
-            msg = f"{name} must be an array, got None"
-            raise TypeError(msg)
-        if isinstance(a, (bool, int, float, complex)) or not _aac.is_array_api_obj(a):
-            msg = f"{name} must be an array, got {type(a).__name__}"
-            raise TypeError(msg)
-        if _aac.is_dask_array(a) and not isinstance(getattr(a, "_meta", None), np.ndarray):
-            meta = type(getattr(a, "_meta", None))
-            msg = (
-                f"{name} is a Dask array of {meta.__module__}.{meta.__name__} chunks; "
-                "arraysparse runs Dask arrays of NumPy chunks"
-            )
-            raise TypeError(msg)
+        check_array(a, name)
     names = list(given)
     first = names[0]
     for other in names[1:]:
@@ -175,6 +205,104 @@ def array_namespace(**arrays: Array) -> ModuleType:
             )
             raise ValueError(msg)
     return _aac.array_namespace(*given.values())
+
+
+def check_array(x: Any, name: str, *, importers: bool = True) -> None:
+    """``TypeError`` naming ``name`` unless ``x`` is a dense array of a supported library.
+
+    Sparse objects (scipy.sparse, torch sparse tensors, cupyx.scipy.sparse,
+    JAX's BCOO) are refused with the way in (with ``importers``, for inputs):
+    ``from_scipy`` / ``from_torch`` / ``from_cupyx`` for a compressed result,
+    or their dense array.
+    """
+    if x is None:
+        msg = f"{name} must be an array, got None"
+        raise TypeError(msg)
+    sparse = _sparse_kind(x, name)
+    if sparse is not None:
+        what, bring, dense = sparse
+        if not importers:
+            msg = f"{name} must be a dense array, got {what}"
+        elif bring is None:
+            msg = f"{name} is {what}, not a dense array: pass the dense {dense}"
+        else:
+            msg = (
+                f"{name} is {what}, not a dense array: use arraysparse.{bring}({name}) to bring it in "
+                f"as a compressed result, or pass the dense {dense}"
+            )
+        raise TypeError(msg)
+    if isinstance(x, (bool, int, float, complex)) or not _aac.is_array_api_obj(x):
+        msg = f"{name} must be an array, got {type(x).__name__}"
+        raise TypeError(msg)
+    if _aac.is_dask_array(x) and not isinstance(getattr(x, "_meta", None), np.ndarray):
+        meta = type(getattr(x, "_meta", None))
+        msg = (
+            f"{name} is a Dask array of {meta.__module__}.{meta.__name__} chunks; "
+            "arraysparse runs Dask arrays of NumPy chunks"
+        )
+        raise TypeError(msg)
+
+
+def _sparse_kind(x: Any, name: str) -> tuple[str, str | None, str] | None:
+    """``(what x is, its importer or None, its dense array)`` for a sparse object of a known
+    library; None for anything else."""
+    kind = type(x).__name__
+    module = type(x).__module__ or ""
+    if module.startswith("scipy.sparse"):
+        return f"a scipy.sparse {kind}", "from_scipy", f"{name}.toarray()"
+    if module.startswith("cupyx.scipy.sparse"):
+        return f"a cupyx.scipy.sparse {kind}", "from_cupyx", f"{name}.toarray()"
+    if module.startswith("jax.experimental.sparse"):
+        return f"a JAX sparse {kind}", None, f"{name}.todense()"
+    if _aac.is_torch_array(x) and (str(x.layout) != "torch.strided" or kind.startswith("SparseSemiStructured")):
+        layout = "semi-structured (2:4)" if kind.startswith("SparseSemiStructured") else str(x.layout)
+        return f"a torch sparse tensor (layout {layout})", "from_torch", f"{name}.to_dense()"
+    return None
+
+
+_SIGNED: dict[tuple[str, str], tuple[bool, Any]] = {}
+
+
+def int_dtype(xp: ModuleType, like: Array, *extents: int) -> Any:
+    """The signed integer dtype for counts and flat positions on ``like``'s library and device.
+
+    int64 where the library has it, else its default integer: JAX without
+    ``jax_enable_x64`` has no int64 (asking for it warns and truncates to
+    int32), so it gets int32. ``ValueError`` when an extent (a size, count or
+    position the integers must hold) does not fit that dtype.
+    """
+    if backend_name(like) == "jax":
+        jax = optional_import("jax", purpose="reading a JAX array")
+        wide, dt = bool(jax.config.jax_enable_x64), xp.int32
+    else:  # the other libraries answer once per device
+        key = (xp.__name__, str(device(like)))
+        if key not in _SIGNED:
+            try:
+                info = xp.__array_namespace_info__()
+                has = "int64" in info.dtypes(device=device(like), kind="signed integer")
+                _SIGNED[key] = (has, info.default_dtypes(device=device(like))["integral"])
+            except Exception:  # noqa: BLE001 - an old or partial namespace: assume the standard's int64
+                _SIGNED[key] = (True, None)
+        wide, dt = _SIGNED[key]
+    if wide:
+        return xp.int64
+    if max(extents, default=0) > xp.iinfo(dt).max:
+        msg = (
+            f"{backend_name(like)} arrays on {device(like)} have no int64 here (for JAX: jax_enable_x64 "
+            f"is off), and {max(extents)} items need 64-bit counts or positions; enable it with "
+            "jax.config.update('jax_enable_x64', True), or split the array"
+        )
+        raise ValueError(msg)
+    return dt
+
+
+def count_true(xp: ModuleType, flags: Array) -> int:
+    """The number of ``True`` values of a boolean array, in the library's own integers."""
+    size = math.prod(flags.shape)
+    if size == 0:
+        return 0
+    int_dtype(xp, flags, size)  # refuses sizes its integers cannot count
+    return int(xp.count_nonzero(flags))
 
 
 def device(x: Array) -> Any:
@@ -201,8 +329,7 @@ def is_torch_cpu_strided(x: Array) -> bool:
     """Whether ``x`` is a dense torch tensor on the CPU (NumPy can view its memory)."""
     if not _aac.is_torch_array(x):
         return False
-    import torch
-
+    torch = optional_import("torch", purpose="reading a torch tensor")
     return x.device.type == "cpu" and x.layout == torch.strided
 
 
@@ -249,8 +376,7 @@ def float_order_keys(xp: ModuleType, x: Array, magnitude: bool) -> Array:
     every other backend; the keys rank exactly. -0.0 and +0.0 share a key, as
     in the CPU kernels. Keys of one dtype only compare with each other.
     """
-    import jax
-
+    jax = optional_import("jax", purpose="reading a JAX array")
     width = xp.finfo(x.dtype).bits
     unsigned = getattr(xp, f"uint{width}")
     bits = jax.lax.bitcast_convert_type(x, unsigned)

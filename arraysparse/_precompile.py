@@ -9,7 +9,15 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ._compat import optional_import
+
 _DTYPES = ("float32", "float16", "float64", "bfloat16")
+_BFLOAT16 = "precompile(['bfloat16']), which prepares bfloat16 through torch tensors,"
+
+
+def _calibrated(strategy: Any, x: Any) -> Any:
+    strategy.calibrate(x)
+    return strategy
 
 
 def _jobs(dtype: str) -> list[tuple[str, Callable[[], Any]]]:
@@ -40,7 +48,7 @@ def _jobs(dtype: str) -> list[tuple[str, Callable[[], Any]]]:
     large = rng.standard_normal((1024, 1024), dtype=np.float32)
     x = rng.standard_normal((256, 128), dtype=np.float32)
     if dtype == "bfloat16":
-        import torch
+        torch = optional_import("torch", purpose=_BFLOAT16)
 
         def cast(a: np.ndarray) -> Any:
             return torch.from_numpy(a).to(torch.bfloat16)
@@ -86,11 +94,11 @@ def _jobs(dtype: str) -> list[tuple[str, Callable[[], Any]]]:
     if dtype in ("float32", "float64"):
         calib_w = cast(rng.standard_normal((64, 128), dtype=np.float32))
         jobs += [
-            ("WandaPruning", lambda: WandaPruning().calibrate(calib).prune(calib_w, 0.5)),
-            ("SparseGPTPruning", lambda: SparseGPTPruning().calibrate(calib).prune(calib_w, 0.5)),
+            ("WandaPruning", lambda: _calibrated(WandaPruning(), calib).prune(calib_w, 0.5)),
+            ("SparseGPTPruning", lambda: _calibrated(SparseGPTPruning(), calib).prune(calib_w, 0.5)),
             (
                 "SparseGPTPruning 2:4",
-                lambda: SparseGPTPruning(SparsityPattern.two_four()).calibrate(calib).prune(calib_w),
+                lambda: _calibrated(SparseGPTPruning(SparsityPattern.two_four()), calib).prune(calib_w),
             ),
         ]
     jobs.append(("MagnitudePruning", lambda: MagnitudePruning().prune(w, 0.5)))
@@ -139,12 +147,8 @@ def precompile(dtypes: Iterable[str] = ("float32", "float16"), *, progress: bool
     else:
         msg = f"progress must be True, False or a writable text file, got {progress!r}"
         raise TypeError(msg)
-    if "bfloat16" in dtypes:
-        try:
-            import torch  # noqa: F401
-        except ModuleNotFoundError:
-            msg = "dtypes holds 'bfloat16', which precompile prepares through PyTorch; install torch first"
-            raise ModuleNotFoundError(msg) from None
+    if "bfloat16" in dtypes:  # before any job: no torch, no half-done precompile
+        optional_import("torch", purpose=_BFLOAT16)
     jobs = [(d, label, call) for d in dtypes for label, call in _jobs(d)]
     start = time.perf_counter()
     cache, compiled_log = kernel_cache()

@@ -6,7 +6,13 @@ feeds its *inputs* here, batch by batch. A batch is any array shaped
 ``(batch, seq, in_features)`` works as it is), from any supported library.
 Any number of batches may be fed; the statistics are exact running values,
 so feeding the data in several batches gives the result of one big batch
-(up to floating-point rounding).
+(up to floating-point rounding). ``mask=`` (``True`` = a real token) leaves
+padding out: the statistics are those of the real tokens alone.
+
+Feeding returns ``None``, as in-place updates do in Python, so ``update`` and
+the strategies' ``calibrate`` can be called from a torch forward hook, whose
+return value would replace the layer's output; :meth:`~InputNormAccumulator.hook`
+builds such a hook.
 
 * :class:`InputNormAccumulator`: the sum of squares of every input feature
   over all tokens, hence the L2 norm ``||X_j||_2`` Wanda scores with.
@@ -21,6 +27,7 @@ first batch and refuse later batches that differ, naming the difference.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -101,9 +108,86 @@ class _Accumulator:
         """True until a batch with at least one token has been fed."""
         return self._n == 0
 
-    def _tokens(self, x: Array) -> tuple[ModuleType, Array]:
-        """Check a batch against the earlier ones; return it as a ``(tokens, features)`` matrix."""
+    def update(self, x: Array, /, *, mask: Array | None = None) -> None:
+        """Add a batch of layer inputs shaped ``(..., in_features)``.
+
+        Parameters
+        ----------
+        x : array
+            The layer's inputs; leading axes are tokens (``(batch, seq,
+            in_features)`` works as it is).
+        mask : array, optional
+            ``True`` (or 1) for a real token, ``False`` (0) for padding; its
+            shape broadcasts to ``x.shape[:-1]`` (an attention mask ``(batch,
+            seq)``), same library and device as ``x``. Only real tokens enter
+            the statistics and the token count.
+
+        Returns ``None`` (so that a torch forward hook may call it).
+        """
+        xp, x2 = self._tokens(x, mask)
+        self._add(xp, x2)
+        self._remember(x, int(x2.shape[0]))
+
+    def _add(self, xp: ModuleType, x2: Array) -> None:
+        """Fold the real tokens ``x2`` (tokens, features) into the statistics (before the count moves)."""
+        raise NotImplementedError
+
+    def hook(self, *, mask: Callable[[], Array | None] | None = None) -> Callable[..., None]:
+        """A torch forward hook (or forward pre-hook) feeding the module's first positional input.
+
+        ``layer.register_forward_hook(acc.hook())`` feeds every input the
+        layer sees; the hook returns ``None``, so the layer's output is left
+        as it is. ``mask`` is called with no arguments at every forward and
+        returns the batch's mask (or ``None``): ``mask=lambda: batch_mask``
+        reads a variable your calibration loop sets before each forward.
+        """
+        if mask is not None and not callable(mask):
+            msg = (
+                f"mask must be a function returning the current batch's mask, got {type(mask).__name__}; "
+                "for example mask=lambda: attention_mask"
+            )
+            raise TypeError(msg)
+
+        def feed(module: Any, inputs: tuple, *output: Any) -> None:
+            if not isinstance(inputs, tuple) or not inputs:
+                msg = (
+                    f"the hooked {type(module).__name__} got no positional input to calibrate on "
+                    f"(inputs={inputs!r}); call update(x) yourself"
+                )
+                raise ValueError(msg)
+            self.update(inputs[0], mask=None if mask is None else mask())
+
+        return feed
+
+    def check_partner(self, a: Array, name: str) -> None:
+        """``a`` (say the weights) must share the calibration batches' library and device.
+
+        ``TypeError`` / ``ValueError`` naming ``name`` and the calibration
+        statistics, before an internal array would be named instead.
+        """
+        array_namespace(**{name: a})
+        if self._backend is None:
+            return
+        lib = backend_name(a)
+        if lib != self._backend:
+            msg = (
+                f"{name} is a {lib} array but the calibration statistics are {self._backend} arrays "
+                f"(from the batches fed to calibrate() / update()); arrays of two libraries do not "
+                f"mix: convert {name} to {self._backend}, or calibrate on {lib} inputs"
+            )
+            raise TypeError(msg)
+        if str(device(a)) != str(self._device):
+            msg = (
+                f"{name} is on device {device(a)} but the calibration statistics are on "
+                f"{self._device} (from the batches fed to calibrate() / update()); move one of them"
+            )
+            raise ValueError(msg)
+
+    def _tokens(self, x: Array, mask: Array | None = None) -> tuple[ModuleType, Array]:
+        """Check a batch against the earlier ones; return its real tokens as a ``(tokens, features)`` matrix."""
         xp = array_namespace(x=x)
+        if backend_name(x) == "torch" and x.requires_grad:  # a hook sees activations that track grad
+            x = x.detach()
         if x.dtype == xp.bool or not isdtype(xp, x.dtype, ("integral", "real floating")):
             msg = f"x has dtype {x.dtype}; layer inputs must be real numbers"
             raise TypeError(msg)
@@ -126,7 +210,15 @@ class _Accumulator:
                 msg = f"x is on device {dev} but earlier batches were on {self._device}"
                 raise ValueError(msg)
         tokens = math.prod(x.shape[:-1])
-        return xp, xp.reshape(x, (tokens, features))
+        x2 = xp.reshape(x, (tokens, features))
+        if mask is None:
+            return xp, x2
+        real = _real_tokens(xp, x, mask)
+        count = int(xp.count_nonzero(real))
+        if count == tokens:
+            return xp, x2
+        (rows,) = xp.nonzero(real)
+        return xp, xp.take(x2, rows, axis=0)
 
     def _remember(self, x: Array, tokens: int) -> None:
         self._features = int(x.shape[-1])
@@ -138,6 +230,34 @@ class _Accumulator:
         if self._n == 0:
             msg = f"no calibration data yet: feed batches of layer inputs with update() before asking for {what}"
             raise ValueError(msg)
+
+
+def _real_tokens(xp: ModuleType, x: Array, mask: Array) -> Array:
+    """The mask over ``x``'s tokens, flat and boolean, after checking it."""
+    array_namespace(x=x, mask=mask)
+    if mask.dtype != xp.bool and not isdtype(xp, mask.dtype, "integral"):
+        msg = f"mask has dtype {mask.dtype}; give booleans (True = real token) or 0/1 integers"
+        raise TypeError(msg)
+    lead = tuple(int(s) for s in x.shape[:-1])
+    shape = tuple(int(s) for s in mask.shape)
+    if len(shape) > len(lead) or any(m not in (1, t) for m, t in zip(reversed(shape), reversed(lead))):
+        msg = (
+            f"mask has shape {shape}, which does not broadcast to the token axes {lead} of x "
+            f"(shape {tuple(x.shape)}); give one flag per token, e.g. the (batch, seq) attention mask"
+        )
+        raise ValueError(msg)
+    if mask.dtype != xp.bool:
+        odd = (mask != 0) & (mask != 1)
+        if bool(xp.any(odd)):
+            (where,) = xp.nonzero(xp.reshape(odd, (-1,)))
+            value = int(xp.reshape(mask, (-1,))[int(where[0])])
+            msg = (
+                f"mask holds {value}, not only 0 and 1: give the attention mask (1 = real token, "
+                "0 = padding), not token ids"
+            )
+            raise ValueError(msg)
+        mask = mask != 0
+    return xp.reshape(xp.broadcast_to(mask, lead), (-1,))
 
 
 class InputNormAccumulator(_Accumulator):
@@ -153,7 +273,9 @@ class InputNormAccumulator(_Accumulator):
     >>> import numpy as np
     >>> from arraysparse.calibration import InputNormAccumulator
     >>> acc = InputNormAccumulator()
-    >>> acc.update(np.array([[3.0, 0.0], [4.0, 1.0]])).update(np.array([[0.0, 0.0]]))
+    >>> acc.update(np.array([[3.0, 0.0], [4.0, 1.0]]))
+    >>> acc.update(np.array([[0.0, 0.0], [9.0, 9.0]]), mask=np.array([True, False]))  # padding left out
+    >>> acc
     InputNormAccumulator(in_features=2, n_samples=3, dtype=float64)
     >>> acc.norms
     array([5., 1.])
@@ -169,16 +291,10 @@ class InputNormAccumulator(_Accumulator):
         """Name of the accumulation dtype (``None`` before the first batch)."""
         return None if self._sumsq is None else str(self._sumsq.dtype).rsplit(".", 1)[-1]
 
-    def update(self, x: Array, /) -> InputNormAccumulator:
-        """Add a batch of layer inputs shaped ``(..., in_features)``; returns ``self``."""
-        xp, x2 = self._tokens(x)
-        dev = device(x)
-        acc = xp.float64 if has_float64(xp, dev) else xp.float32
-        tokens = int(x2.shape[0])
+    def _add(self, xp: ModuleType, x2: Array) -> None:
+        acc = xp.float64 if has_float64(xp, device(x2)) else xp.float32
         part = _backends.sum_squares(xp, x2, acc)
         self._sumsq = part if self._sumsq is None else self._sumsq + part
-        self._remember(x, tokens)
-        return self
 
     @property
     def sum_squares(self) -> Array:
@@ -220,7 +336,9 @@ class HessianAccumulator(_Accumulator):
     >>> import numpy as np
     >>> from arraysparse.calibration import HessianAccumulator
     >>> x = np.array([[1.0, 2.0], [3.0, 0.0]])
-    >>> acc = HessianAccumulator(dtype="float64").update(x[:1]).update(x[1:])
+    >>> acc = HessianAccumulator(dtype="float64")
+    >>> acc.update(x[:1])
+    >>> acc.update(x[1:])
     >>> acc.hessian
     array([[10.,  2.],
            [ 2.,  4.]])
@@ -242,23 +360,20 @@ class HessianAccumulator(_Accumulator):
         """Name of the accumulation dtype."""
         return self._dtype_name
 
-    def update(self, x: Array, /) -> HessianAccumulator:
-        """Add a batch of layer inputs shaped ``(..., in_features)``; returns ``self``."""
-        xp, x2 = self._tokens(x)
+    def _add(self, xp: ModuleType, x2: Array) -> None:
         dt = getattr(xp, self._dtype_name)
-        if dt == xp.float64 and not has_float64(xp, device(x)):
-            msg = f"dtype='float64' is not available for {backend_name(x)} arrays on {device(x)}"
+        dev = device(x2)
+        if dt == xp.float64 and not has_float64(xp, dev):
+            msg = f"dtype='float64' is not available for {backend_name(x2)} arrays on {dev}"
             raise ValueError(msg)
         tokens = int(x2.shape[0])
         features = int(x2.shape[1])
         if self._h is None:
-            self._h = xp.zeros((features, features), dtype=dt, device=device(x))
+            self._h = xp.zeros((features, features), dtype=dt, device=dev)
         if tokens:
             total = self._n + tokens
             xs = xp.astype(x2, dt) * math.sqrt(2.0 / total)
             self._h = self._h * (self._n / total) + xp.matmul(xp.matrix_transpose(xs), xs)
-        self._remember(x, tokens)
-        return self
 
     @property
     def hessian(self) -> Array:

@@ -26,7 +26,17 @@ from typing import Any
 import numpy as np
 
 from . import _backends
-from ._compat import array_namespace, backend_name, device, is_dask, is_writable, nonzero_mask
+from ._compat import (
+    array_namespace,
+    backend_name,
+    count_true,
+    device,
+    int_dtype,
+    is_dask,
+    is_writable,
+    nonzero_mask,
+    optional_import,
+)
 from ._validation import (
     check_has_zero,
     check_known_shape,
@@ -144,7 +154,7 @@ class PruningMask:
         if self._pruned is not None:
             return self.size - self._pruned
         xp = array_namespace(mask=self._mask)
-        return int(xp.sum(xp.astype(self._mask, xp.int64))) if self.size else 0
+        return count_true(xp, self._mask)
 
     @property
     def num_pruned(self) -> int:
@@ -271,7 +281,7 @@ def _satisfies(mask: Array, pattern: SparsityPattern) -> bool:
         tiles = _block_scores(xp.astype(mask, xp.float32), block, 1, "mask")
         return bool(xp.all((tiles == 0) | (tiles == math.prod(block))))
     n, m = pattern.nm
-    moved = xp.moveaxis(xp.astype(~mask, xp.int64), pattern.axis_or(-1) % mask.ndim, -1)
+    moved = xp.moveaxis(xp.astype(~mask, int_dtype(xp, mask, m)), pattern.axis_or(-1) % mask.ndim, -1)
     groups = xp.reshape(moved, (*moved.shape[:-1], moved.shape[-1] // m, m))
     return bool(xp.all(xp.sum(groups, axis=-1) >= n))
 
@@ -560,8 +570,7 @@ def _zero_pruned(xp: Any, weights: Array, keep: Array) -> None:
     if name == "numpy":
         np.copyto(weights, 0, where=~keep)
     elif name == "torch":
-        import torch
-
+        torch = optional_import("torch", purpose="reading a torch tensor")
         with torch.no_grad():
             weights.masked_fill_(~keep, 0)
     else:

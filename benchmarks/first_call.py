@@ -44,8 +44,8 @@ JOBS = {
     "compress bsr": "asp.compress(w, 'bsr', block=(4, 4))",
     "to_cutlass (float16)": "asp.to_cutlass(w24h)",
     "StructuredPruning": "asp.StructuredPruning(asp.SparsityPattern.rows()).prune(w, 0.25)",
-    "WandaPruning": "asp.WandaPruning().calibrate(x).prune(w, 0.5)",
-    "SparseGPTPruning": "asp.SparseGPTPruning().calibrate(x).prune(w, 0.5)",
+    "WandaPruning": "s = asp.WandaPruning(); s.calibrate(x); s.prune(w, 0.5)",
+    "SparseGPTPruning": "s = asp.SparseGPTPruning(); s.calibrate(x); s.prune(w, 0.5)",
     "prune_model (global)": "asp.prune_model(model, 0.5)",
 }
 

@@ -359,10 +359,14 @@ def prune_layer(method: str, weights: np.ndarray, x: np.ndarray, target: Target)
         return mask.apply(weights), mask
     if method == "Wanda":
         wanda = _optional("arraysparse.strategies.wanda", "WandaPruning")
-        return wanda(target.pattern).calibrate(x).prune(weights, target.sparsity)
+        strategy = wanda(target.pattern)
+        strategy.calibrate(x)
+        return strategy.prune(weights, target.sparsity)
     if method == "SparseGPT":
         sparsegpt = _optional("arraysparse.strategies.sparsegpt", "SparseGPTPruning")
-        return sparsegpt(target.pattern, dtype="float64").calibrate(x).prune(weights, target.sparsity)
+        strategy = sparsegpt(target.pattern, dtype="float64")
+        strategy.calibrate(x)
+        return strategy.prune(weights, target.sparsity)
     msg = f"unknown method {method!r}"
     raise ValueError(msg)
 

@@ -20,6 +20,15 @@ from arraysparse.calibration import (
 )
 from tests.backends import Backend, to_numpy
 
+
+def fed(target, *batches):
+    """``target`` (an accumulator or a calibrating strategy) after feeding it ``batches``."""
+    feed = target.calibrate if hasattr(target, "calibrate") else target.update
+    for x in batches:
+        assert feed(x) is None  # None, so that a torch forward hook may call it
+    return target
+
+
 FEATURES = 6
 
 
@@ -53,7 +62,7 @@ def test_norms_streamed_equal_one_batch(backend: Backend) -> None:
     xs = batches()
     acc = InputNormAccumulator()
     for x in xs:
-        assert acc.update(backend.asarray(x)) is acc
+        assert acc.update(backend.asarray(x)) is None
     whole = np.concatenate(xs)
     assert acc.n_samples == whole.shape[0]
     assert acc.in_features == FEATURES
@@ -61,7 +70,7 @@ def test_norms_streamed_equal_one_batch(backend: Backend) -> None:
     assert_same_library(acc.norms, backend.asarray(xs[0]))
     np.testing.assert_allclose(to_numpy(acc.norms), np.linalg.norm(whole, axis=0), rtol=1e-12)
     np.testing.assert_allclose(to_numpy(acc.sum_squares), (whole**2).sum(axis=0), rtol=1e-12)
-    one = InputNormAccumulator().update(backend.asarray(whole))
+    one = fed(InputNormAccumulator(), backend.asarray(whole))
     np.testing.assert_allclose(to_numpy(one.norms), to_numpy(acc.norms), rtol=1e-12)
 
 
@@ -80,14 +89,14 @@ def test_norms_float32_batches_accumulate_in_float64(backend: Backend) -> None:
 def test_norms_leading_axes_flattened(backend: Backend) -> None:
     """A (batch, seq, features) batch counts batch * seq tokens; a 1-D batch is one token."""
     x = np.random.default_rng(1).standard_normal((2, 3, FEATURES))
-    acc = InputNormAccumulator().update(backend.asarray(x)).update(backend.asarray(x[0, 0]))
+    acc = fed(InputNormAccumulator(), backend.asarray(x), backend.asarray(x[0, 0]))
     assert acc.n_samples == 7
     flat = np.concatenate([x.reshape(-1, FEATURES), x[0, :1]])
     np.testing.assert_allclose(to_numpy(acc.norms), np.linalg.norm(flat, axis=0), rtol=1e-12)
 
 
 def test_norms_integer_inputs() -> None:
-    acc = InputNormAccumulator().update(np.array([[3, 0], [4, 1]], dtype=np.int16))
+    acc = fed(InputNormAccumulator(), np.array([[3, 0], [4, 1]], dtype=np.int16))
     np.testing.assert_array_equal(acc.norms, [5.0, 1.0])
 
 
@@ -95,7 +104,7 @@ def test_norms_float32_fallback(monkeypatch) -> None:
     """Without float64 on the batches' device the sums are float32 (documented)."""
     monkeypatch.setattr(cal, "has_float64", lambda xp, dev: False)
     x = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
-    acc = InputNormAccumulator().update(x)
+    acc = fed(InputNormAccumulator(), x)
     assert acc.dtype == "float32"
     assert acc.norms.dtype == np.float32
     np.testing.assert_allclose(acc.norms, np.linalg.norm(x.astype(np.float64), axis=0), rtol=1e-6)
@@ -141,7 +150,7 @@ def test_hessian_streamed_equals_reference_and_one_batch(backend: Backend, dtype
 
 def test_hessian_leading_axes_and_integer_inputs() -> None:
     x = np.arange(24, dtype=np.int32).reshape(2, 3, 4)
-    acc = HessianAccumulator(dtype="float64").update(x)
+    acc = fed(HessianAccumulator(dtype="float64"), x)
     flat = x.reshape(6, 4).astype(np.float64)
     assert acc.n_samples == 6
     np.testing.assert_allclose(acc.hessian, 2 * flat.T @ flat / 6, rtol=1e-12)
@@ -190,7 +199,7 @@ def test_bad_dtype_type(dtype) -> None:
 # -- errors and state ----------------------------------------------------------------------
 @pytest.mark.parametrize("cls", [InputNormAccumulator, HessianAccumulator])
 def test_feature_mismatch(cls) -> None:
-    acc = cls().update(np.zeros((2, 4)))
+    acc = fed(cls(), np.zeros((2, 4)))
     with pytest.raises(ValueError, match=r"x has 5 input features .* earlier batches had 4"):
         acc.update(np.zeros((2, 5)))
     assert acc.n_samples == 2
@@ -198,14 +207,14 @@ def test_feature_mismatch(cls) -> None:
 
 @pytest.mark.parametrize("cls", [InputNormAccumulator, HessianAccumulator])
 def test_library_mismatch(cls) -> None:
-    acc = cls().update(np.zeros((2, 4)))
+    acc = fed(cls(), np.zeros((2, 4)))
     with pytest.raises(TypeError, match="torch array but earlier batches were numpy"):
         acc.update(torch.zeros((2, 4)))
 
 
 @pytest.mark.parametrize("cls", [InputNormAccumulator, HessianAccumulator])
 def test_device_mismatch(cls) -> None:
-    acc = cls().update(torch.zeros((2, 4)))
+    acc = fed(cls(), torch.zeros((2, 4)))
     with pytest.raises(ValueError, match="device meta but earlier batches were on cpu"):
         acc.update(torch.zeros((2, 4), device="meta"))
 
@@ -223,7 +232,7 @@ def test_device_mismatch(cls) -> None:
 )
 def test_bad_batches(cls, x, err, match) -> None:
     with pytest.raises(err, match=match):
-        cls().update(x)
+        fed(cls(), x)
 
 
 @pytest.mark.parametrize("cls, attr", [(InputNormAccumulator, "norms"), (InputNormAccumulator, "sum_squares"),
@@ -241,7 +250,7 @@ def test_not_fed_yet(cls, attr) -> None:
 
 @pytest.mark.parametrize("cls", [InputNormAccumulator, HessianAccumulator])
 def test_reset(cls) -> None:
-    acc = cls().update(np.ones((2, 4)))
+    acc = fed(cls(), np.ones((2, 4)))
     acc.reset()
     assert acc.is_empty and acc.n_samples == 0
     acc.update(torch.ones((3, 2)))  # new features and library after a reset
@@ -251,11 +260,141 @@ def test_reset(cls) -> None:
 def test_inputs_untouched(backend: Backend) -> None:
     x = np.random.default_rng(5).standard_normal((3, 4))
     xb = backend.asarray(x)
-    InputNormAccumulator().update(xb)
-    HessianAccumulator().update(xb)
+    fed(InputNormAccumulator(), xb)
+    fed(HessianAccumulator(), xb)
     np.testing.assert_array_equal(to_numpy(xb), x)
 
 
 def test_repr() -> None:
-    assert "n_samples=2" in repr(HessianAccumulator().update(np.ones((2, 3))))
-    assert "in_features=3" in repr(InputNormAccumulator().update(np.ones((2, 3))))
+    assert "n_samples=2" in repr(fed(HessianAccumulator(), np.ones((2, 3))))
+    assert "in_features=3" in repr(fed(InputNormAccumulator(), np.ones((2, 3))))
+
+
+# -- padding masks -------------------------------------------------------------------------
+def statistics(acc) -> np.ndarray:
+    return to_numpy(acc.sum_squares if isinstance(acc, InputNormAccumulator) else acc.hessian)
+
+
+def padded_batches(seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(batch, seq, features) inputs and their (batch, seq) attention masks, right-padded."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for batch, seq in ((3, 5), (2, 7), (4, 1)):
+        x = rng.standard_normal((batch, seq, FEATURES))
+        lengths = rng.integers(0, seq + 1, batch)
+        mask = np.arange(seq)[None, :] < lengths[:, None]
+        x[~mask] = 1e3  # padding states that would swamp the statistics
+        out.append((x, mask))
+    return out
+
+
+@pytest.mark.parametrize("cls", [InputNormAccumulator, lambda: HessianAccumulator(dtype="float64")],
+                         ids=["norms", "hessian"])
+def test_mask_equals_feeding_only_the_real_tokens(backend: Backend, cls) -> None:
+    """Statistics and token count over the masked batches are those of the real tokens alone."""
+    masked, by_hand = cls(), cls()
+    for x, mask in padded_batches():
+        assert masked.update(backend.asarray(x), mask=backend.asarray(mask)) is None
+        by_hand.update(backend.asarray(x[mask]))  # the real rows, in order
+    assert masked.n_samples == by_hand.n_samples == sum(int(m.sum()) for _, m in padded_batches())
+    np.testing.assert_array_equal(statistics(masked), statistics(by_hand))
+    assert_same_library(masked.sum_squares if isinstance(masked, InputNormAccumulator) else masked.hessian,
+                        backend.asarray(padded_batches()[0][0]))
+
+
+@pytest.mark.parametrize("cls", [InputNormAccumulator, HessianAccumulator])
+def test_mask_forms(cls) -> None:
+    """0/1 integer masks (Hugging Face's attention_mask) read as booleans; a mask broadcasts over
+    the token axes; all-real and all-padding masks."""
+    x, mask = padded_batches(1)[0]
+    ints = cls()
+    ints.update(torch.from_numpy(x), mask=torch.from_numpy(mask.astype(np.int64)))
+    np.testing.assert_array_equal(statistics(ints), statistics(fed(cls(), torch.from_numpy(x[mask]))))
+    seq = cls()  # one mask for every sequence of the batch: (seq,) broadcasts to (batch, seq)
+    seq.update(x, mask=mask[0])
+    np.testing.assert_array_equal(statistics(seq), statistics(fed(cls(), x[:, mask[0]])))
+    np.testing.assert_array_equal(statistics(fed(cls(), x)), statistics(cls_update(cls(), x, np.ones(x.shape[:-1], bool))))
+    none = cls_update(cls(), x, np.zeros(x.shape[:-1], bool))
+    assert none.is_empty and none.in_features == FEATURES
+
+
+def cls_update(acc, x, mask):
+    acc.update(x, mask=mask)
+    return acc
+
+
+@pytest.mark.parametrize(
+    "mask, err, match",
+    [
+        (np.ones((3, 5), np.float32), TypeError, "mask has dtype float32; give booleans"),
+        (np.ones((5, 3), bool), ValueError, r"mask has shape \(5, 3\), which does not broadcast to the token axes \(3, 5\)"),
+        (np.ones((3, 5, 6), bool), ValueError, "does not broadcast"),
+        (np.full((3, 5), 7), ValueError, "mask holds 7, not only 0 and 1"),
+        (torch.ones((3, 5), dtype=torch.bool), TypeError, "x and mask come from different array libraries"),
+        ([[True] * 5] * 3, TypeError, "mask must be an array"),
+    ],
+)
+def test_bad_masks(mask, err, match) -> None:
+    acc = InputNormAccumulator()
+    with pytest.raises(err, match=match):
+        acc.update(np.ones((3, 5, 4)), mask=mask)
+    assert acc.is_empty and acc.in_features is None
+
+
+# -- forward hooks -------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [InputNormAccumulator, HessianAccumulator])
+def test_hook_leaves_the_output_and_feeds_the_inputs(cls) -> None:
+    """A real torch.nn.Linear with the accumulator's hook: outputs unchanged, statistics equal to
+    feeding the same inputs by hand. A forward pre-hook works the same way."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(FEATURES, 3)
+    xs = [torch.from_numpy(x).float() for x in batches(2)]
+    for register in (layer.register_forward_hook, layer.register_forward_pre_hook):
+        acc = cls()
+        handle = register(acc.hook())
+        with torch.no_grad():
+            outs = [layer(x) for x in xs]
+        handle.remove()
+        for x, out in zip(xs, outs):
+            assert isinstance(out, torch.Tensor)
+            torch.testing.assert_close(out, torch.nn.functional.linear(x, layer.weight, layer.bias), rtol=0, atol=0)
+        np.testing.assert_array_equal(statistics(acc), statistics(fed(cls(), *xs)))
+
+
+def test_hook_reads_the_current_mask_and_leaves_no_autograd_graph() -> None:
+    """``mask=`` is called at every forward; activations that track grad (no torch.no_grad()) are
+    read detached, so the statistics hold no graph and pruning works on them."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(FEATURES, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    acc = HessianAccumulator(dtype="float64")
+    current = {}
+    net[2].register_forward_hook(acc.hook(mask=lambda: current["mask"]))
+    ref = HessianAccumulator(dtype="float64")
+    for x, mask in padded_batches(3):
+        current["mask"] = torch.from_numpy(mask)
+        xt = torch.from_numpy(x).float()
+        net(xt)  # grad mode on: the second layer's input requires grad
+        with torch.no_grad():
+            ref.update(net[1](net[0](xt))[torch.from_numpy(mask)])
+    assert not acc.hessian.requires_grad and acc.n_samples == ref.n_samples
+    np.testing.assert_allclose(statistics(acc), statistics(ref), rtol=1e-6)
+
+
+def test_hook_errors() -> None:
+    acc = InputNormAccumulator()
+    with pytest.raises(TypeError, match="mask must be a function returning the current batch's mask"):
+        acc.hook(mask=np.ones(3, bool))
+    layer = torch.nn.Linear(FEATURES, 2)
+    layer.register_forward_hook(acc.hook())
+    with pytest.raises(ValueError, match="the hooked Linear got no positional input"):
+        layer(input=torch.ones(2, FEATURES))
+
+
+@pytest.mark.parametrize("cls", [InputNormAccumulator, HessianAccumulator])
+def test_check_partner_names_the_calibration_statistics(cls) -> None:
+    acc = fed(cls(), torch.zeros((2, 4)))
+    acc.check_partner(torch.ones((3, 4)), "weights")
+    with pytest.raises(TypeError, match="^weights is a numpy array but the calibration statistics are torch arrays"):
+        acc.check_partner(np.ones((3, 4)), "weights")
+    with pytest.raises(ValueError, match="^weights is on device meta but the calibration statistics are on cpu"):
+        acc.check_partner(torch.ones((3, 4), device="meta"), "weights")

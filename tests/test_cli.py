@@ -219,8 +219,12 @@ def test_prune_checkpoint_wanda_and_sparsegpt_from_calibration(model, tmp_path):
     rng = np.random.default_rng(2)
     weights = {n: model[n].astype(np.float32) for n in WEIGHTS}
     inputs = {n: rng.standard_normal((256, w.shape[1])).astype(np.float32) for n, w in weights.items()}
-    norms = {n: asp.InputNormAccumulator().update(x).norms.astype(np.float32) for n, x in inputs.items()}
-    hessians = {n: asp.HessianAccumulator().update(x).hessian for n, x in inputs.items()}
+    norms, hessians = {}, {}
+    for n, x in inputs.items():
+        norm_acc, hessian_acc = asp.InputNormAccumulator(), asp.HessianAccumulator()
+        norm_acc.update(x)
+        hessian_acc.update(x)
+        norms[n], hessians[n] = norm_acc.norms.astype(np.float32), hessian_acc.hessian
     write_checkpoint(tmp_path / "norms.safetensors", norms)
     write_checkpoint(tmp_path / "hessians.npz", hessians)
     out_w, out_s = {}, {}

@@ -455,6 +455,55 @@ def test_layer_masks_rules_and_errors_name_the_layer() -> None:
         layer_masks(model, 0.5, strategy="magnitude")
 
 
+def _zeros(model) -> dict[str, int]:
+    return {n: int((to_numpy(a) == 0).sum()) for n, a in flatten_model(model).items()}
+
+
+@pytest.mark.parametrize("backend", AVAILABLE, ids=lambda b: b.value)
+def test_prune_model_twice_reports_the_zeros_of_the_returned_model(backend) -> None:
+    """A second call's report counted the weights zeroed by the first as "excluded 0.00%" and
+    gave the masks' total: it describes the returned model now (zeros per layer, their total
+    fraction), and an excluded line still means a layer this call left alone."""
+    rng = np.random.default_rng(11)
+    model = {"fc1": {"weight": rng.standard_normal((64, 32)), "bias": rng.standard_normal(64)},
+             "fc2": {"weight": rng.standard_normal((10, 64)), "bias": rng.standard_normal(10)}}
+    model = unflatten_model({n: backend.asarray(a) for n, a in flatten_model(model).items()}, like=model)
+    step1, _ = prune_model(model, 0.5, scope="layer", exclude=["*.bias", "fc2.*"])
+    for second in (
+        lambda m: prune_model(m, 0.5, scope="layer", exclude=["*.bias", "fc1.*"]),  # the other layer
+        lambda m: prune_model(m, 0.25, exclude="*.bias"),  # global, below what fc1 already has
+    ):
+        step2, mm = second(step1)
+        zeros = _zeros(step2)
+        size = sum(r.size for r in mm.report)
+        assert [r.zeros for r in mm.report] == [zeros[r.name] for r in mm.report]
+        assert mm.report.zeros == sum(zeros.values())
+        assert mm.report.sparsity == sum(zeros.values()) / size  # the real fraction of zeros
+        fc1 = mm.report[0]
+        assert fc1.zeros == 1024 and fc1.sparsity == 0.5
+        assert mm.num_pruned == sum(r.pruned for r in mm.report)  # the masks' own count, unchanged
+        assert mm.sparsity == mm.num_pruned / size
+        for r in mm.report:
+            if r.rule.startswith("excluded"):
+                assert r.pruned == 0 and to_numpy(mm[r.name].mask).all()
+        text = str(mm.report)
+        assert text.splitlines()[0].split() == ["name", "shape", "size", "pruned", "zeros", "sparsity", "rule"]
+        assert text.splitlines()[-1].split()[-1] == f"{100 * mm.report.sparsity:.2f}%"
+    rules = [r.rule for r in prune_model(step1, 0.5, scope="layer", exclude=["*.bias", "fc1.*"])[1].report]
+    assert rules == ["excluded 'fc1.*'", "excluded '*.bias'", "layer", "excluded '*.bias'"]
+
+
+def test_reports_without_a_model_count_the_masks() -> None:
+    """global_mask / layer_masks return masks only: no zeros column, sparsity of the masks."""
+    model = _mlp(np.random.default_rng(12))
+    mm = global_mask(model, 0.5, magnitude=True)
+    assert mm.report.zeros is None and all(r.zeros is None for r in mm.report)
+    assert mm.report.sparsity == mm.sparsity == mm.num_pruned / mm.size
+    assert "zeros" not in str(mm.report).splitlines()[0]
+    assert LayerReport("a", (4,), 4, 1, "given").sparsity == 0.25
+    assert LayerReport("a", (4,), 4, 1, "given", zeros=3).sparsity == 0.75
+
+
 def test_prune_model_scopes() -> None:
     rng = np.random.default_rng(7)
     model = _mlp(rng)

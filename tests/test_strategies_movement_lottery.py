@@ -158,6 +158,12 @@ def test_movement_reset_and_state_errors() -> None:
     with pytest.raises(ValueError, match="accumulated 1 step"):
         mv.compute_importance_scores(w, g)
     assert mv.steps == 1  # failed updates change nothing
+    # weights of another library than the accumulated scores: the error names those scores, not
+    # the mask built from them (it was "weights and mask come from different array libraries")
+    tw, tg = convert(w, Backend.TORCH), convert(g, Backend.TORCH)
+    for call in (lambda: mv.prune(tw, 0.5), lambda: mv.compute_importance_scores(tw), lambda: mv.update(tw, tg)):
+        with pytest.raises(TypeError, match=r"^weights\['enc.w'\] and the scores accumulated by update\(\) come from different array libraries \(torch and numpy\)"):
+            call()
     np.testing.assert_allclose(mv.scores["head"], -(w["head"] * g["head"]))
     mv.reset()
     assert mv.steps == 0

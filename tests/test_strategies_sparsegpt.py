@@ -23,6 +23,15 @@ from arraysparse.strategies.sparsegpt import (
 )
 from tests.backends import Backend, to_numpy
 
+
+def fed(target, *batches):
+    """``target`` (an accumulator or a calibrating strategy) after feeding it ``batches``."""
+    feed = target.calibrate if hasattr(target, "calibrate") else target.update
+    for x in batches:
+        assert feed(x) is None  # None, so that a torch forward hook may call it
+    return target
+
+
 SP = SparsityPattern
 
 
@@ -154,7 +163,7 @@ def test_float32_default(backend: Backend, pattern, sparsity, nm) -> None:
     """float32 compute (default) returns float32 weights close to the float64 transcription."""
     w, x = layer(16, 64, 256, seed=3)
     w = w.astype(np.float32)
-    h = HessianAccumulator().update(backend.asarray(x.astype(np.float32))).hessian
+    h = fed(HessianAccumulator(), backend.asarray(x.astype(np.float32))).hessian
     got_w, mask = sparsegpt_prune(backend.asarray(w), h, sparsity, pattern=pattern, block_size=32)
     ref_w, ref_keep = reference_sparsegpt(w, hessian64(x.astype(np.float32)), sparsity or 0.0, *nm, blocksize=32)
     got = to_numpy(got_w)
@@ -167,7 +176,7 @@ def test_float32_matches_float32_transcription() -> None:
     """With both in float32 on the same inputs the masks agree and the weights are close."""
     w, x = layer(64, 256, 512, seed=4)
     w, x = w.astype(np.float32), x.astype(np.float32)
-    h = HessianAccumulator().update(x).hessian
+    h = fed(HessianAccumulator(), x).hessian
     for pattern, sparsity, nm in [(None, 0.5, (0, 0)), (SP.two_four(), None, (2, 4))]:
         ref_w, ref_keep = reference_sparsegpt(w, h, sparsity or 0.0, *nm, dtype=np.float32)
         got_w, mask = sparsegpt_prune(w, h, sparsity, pattern=pattern)
@@ -239,7 +248,7 @@ def test_shared_accumulator_and_scores() -> None:
 def test_torch_and_half_precision() -> None:
     """torch in, torch out (the host kernels run on the tensor's memory); float16 weights stay float16."""
     w, x = layer(8, 32, 64, seed=9)
-    s = SparseGPTPruning(block_size=16).calibrate(torch.from_numpy(x.astype(np.float32)))
+    s = fed(SparseGPTPruning(block_size=16), torch.from_numpy(x.astype(np.float32)))
     out, mask = s.prune(torch.from_numpy(w.astype(np.float16)), 0.5)
     assert out.dtype == torch.float16 and isinstance(mask.mask, torch.Tensor)
     _, ref_keep = reference_sparsegpt(w.astype(np.float16), hessian64(x.astype(np.float32)), 0.5, blocksize=16)
@@ -271,7 +280,7 @@ def test_not_calibrated() -> None:
 
 
 def test_feature_mismatch() -> None:
-    s = SparseGPTPruning().calibrate(np.ones((3, 4)))
+    s = fed(SparseGPTPruning(), np.ones((3, 4)))
     with pytest.raises(ValueError, match="weights has 5 input features but the calibration inputs had 4"):
         s.prune(np.ones((2, 5)), 0.5)
     with pytest.raises(ValueError, match="weights has 5 input features"):
@@ -280,10 +289,20 @@ def test_feature_mismatch() -> None:
         sparsegpt_prune(np.ones((2, 5)), np.eye(4), 0.5)
 
 
-def test_library_mismatch() -> None:
-    s = SparseGPTPruning().calibrate(np.ones((3, 4)))
-    with pytest.raises(TypeError, match="different array libraries"):
+def test_library_mismatch_names_the_calibration_statistics_not_an_internal_array() -> None:
+    """Calibrated on torch, pruning NumPy weights: the error names what the user gave (it named
+    the internal ``hessian``)."""
+    s = fed(SparseGPTPruning(), torch.ones((3, 4)))
+    match = r"^weights is a numpy array but the calibration statistics are torch arrays \(from the batches fed"
+    with pytest.raises(TypeError, match=match):
+        s.prune(np.ones((2, 4), np.float32), 0.5)
+    with pytest.raises(TypeError, match=match):
+        s.compute_importance_scores(np.ones((2, 4), np.float32))
+    s = fed(SparseGPTPruning(), np.ones((3, 4)))
+    with pytest.raises(TypeError, match="^weights is a torch array but the calibration statistics are numpy arrays"):
         s.prune(torch.ones((2, 4)), 0.5)
+    with pytest.raises(TypeError, match="different array libraries"):  # the functional form names its own arguments
+        sparsegpt_prune(torch.ones((2, 4)), np.eye(4), 0.5)
 
 
 @pytest.mark.parametrize(
@@ -335,3 +354,49 @@ def test_not_positive_definite_on_jax() -> None:
 
     with pytest.raises(ValueError, match="not positive definite"):
         sparsegpt_prune(jnp.ones((2, 4)), -jnp.eye(4), 0.5, damp=0.0)
+
+
+# -- calibrating from a torch forward hook, with padding masks --------------------------------
+def test_calibrate_from_a_forward_hook_leaves_the_layer_output() -> None:
+    """A forward hook calling ``calibrate`` (which returns None) or ``s.hook()`` leaves the layer's
+    output alone and accumulates the Hessian of the inputs fed by hand."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(32, 8)
+    _, x = layer_inputs()
+    xs = [torch.from_numpy(b).float() for b in np.split(x, 4)]
+    by_lambda, by_hook = SparseGPTPruning(), SparseGPTPruning()
+    handles = [layer.register_forward_hook(lambda m, inp, out: by_lambda.calibrate(inp[0])),
+               layer.register_forward_hook(by_hook.hook())]
+    with torch.no_grad():
+        for b in xs:
+            torch.testing.assert_close(layer(b), torch.nn.functional.linear(b, layer.weight, layer.bias), rtol=0, atol=0)
+    for h in handles:
+        h.remove()
+    ref = fed(SparseGPTPruning(), *xs)
+    w = layer.weight.detach()
+    for s in (by_lambda, by_hook):
+        torch.testing.assert_close(s.accumulator.hessian, ref.accumulator.hessian, rtol=0, atol=0)
+        torch.testing.assert_close(s.prune(w, 0.5)[0], ref.prune(w, 0.5)[0], rtol=0, atol=0)
+
+
+def layer_inputs():
+    w, x = layer(8, 32, 64, seed=11)
+    return w, x.astype(np.float32)
+
+
+def test_calibrate_mask_leaves_padding_out(backend: Backend) -> None:
+    """``calibrate(x, mask=...)``: the Hessian, the token count and the pruned layer are those of the
+    real tokens alone."""
+    w, x = layer_inputs()
+    rng = np.random.default_rng(12)
+    masked, by_hand = SparseGPTPruning(dtype="float64"), SparseGPTPruning(dtype="float64")
+    for b in np.split(x.reshape(8, 8, 32), 2):  # (batch, seq, features)
+        mask = rng.random(b.shape[:-1]) < 0.7
+        b = np.where(mask[..., None], b, 30.0)
+        masked.calibrate(backend.asarray(b), mask=backend.asarray(mask))
+        by_hand.calibrate(backend.asarray(b[mask]))
+    assert masked.accumulator.n_samples == by_hand.accumulator.n_samples < 64
+    np.testing.assert_array_equal(to_numpy(masked.accumulator.hessian), to_numpy(by_hand.accumulator.hessian))
+    got, ref = masked.prune(backend.asarray(w), 0.5), by_hand.prune(backend.asarray(w), 0.5)
+    np.testing.assert_array_equal(to_numpy(got[1].mask), to_numpy(ref[1].mask))
+    np.testing.assert_array_equal(to_numpy(got[0]), to_numpy(ref[0]))

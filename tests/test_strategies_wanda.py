@@ -16,6 +16,15 @@ from arraysparse.strategies.base import PruningStrategy
 from arraysparse.strategies.wanda import WandaPruning, wanda_scores
 from tests.backends import Backend, to_numpy
 
+
+def fed(target, *batches):
+    """``target`` (an accumulator or a calibrating strategy) after feeding it ``batches``."""
+    feed = target.calibrate if hasattr(target, "calibrate") else target.update
+    for x in batches:
+        assert feed(x) is None  # None, so that a torch forward hook may call it
+    return target
+
+
 SP = SparsityPattern
 OUT, IN = 12, 16
 
@@ -112,7 +121,7 @@ def test_scores(backend: Backend) -> None:
 def test_scores_differ_from_magnitude() -> None:
     """A feature with large inputs protects small weights that magnitude pruning would drop."""
     w = np.array([[0.1, 1.0, 2.0, 3.0]])
-    s = WandaPruning().calibrate(np.array([[100.0, 1.0, 1.0, 1.0]]))
+    s = fed(WandaPruning(), np.array([[100.0, 1.0, 1.0, 1.0]]))
     _, mask = s.prune(w, 0.5)
     np.testing.assert_array_equal(mask.mask, [[True, False, False, True]])
 
@@ -128,7 +137,7 @@ def test_row_counts_exact_law(rows, cols, sparsity, seed) -> None:
     """Law: every row prunes exactly round(s * in_features), its lowest scores, ties to the lower index."""
     rng = np.random.default_rng(seed)
     w = rng.integers(-3, 4, (rows, cols)).astype(np.float64)  # many ties
-    s = WandaPruning().calibrate(rng.integers(0, 3, (4, cols)).astype(np.float64))
+    s = fed(WandaPruning(), rng.integers(0, 3, (4, cols)).astype(np.float64))
     _, mask = s.prune(w, sparsity)
     k = round(sparsity * cols)
     keep = mask.mask
@@ -141,9 +150,9 @@ def test_row_counts_exact_law(rows, cols, sparsity, seed) -> None:
 def test_row_count_rounds_half_to_even_where_the_paper_truncates() -> None:
     """The library's count rule: round(0.35 * 10) = 4 per row (the paper's int() would give 3)."""
     w = np.random.default_rng(3).standard_normal((3, 10))
-    _, mask = WandaPruning().calibrate(np.ones((2, 10))).prune(w, 0.35)
+    _, mask = fed(WandaPruning(), np.ones((2, 10))).prune(w, 0.35)
     assert np.all((~mask.mask).sum(axis=1) == 4)
-    _, mask = WandaPruning().calibrate(np.ones((2, 10))).prune(w, 2)  # an int is a count per row
+    _, mask = fed(WandaPruning(), np.ones((2, 10))).prune(w, 2)  # an int is a count per row
     assert np.all((~mask.mask).sum(axis=1) == 2)
 
 
@@ -223,16 +232,23 @@ def test_not_calibrated() -> None:
 
 
 def test_feature_mismatch() -> None:
-    s = WandaPruning().calibrate(np.ones((3, 4)))
+    s = fed(WandaPruning(), np.ones((3, 4)))
     with pytest.raises(ValueError, match="weights has 5 input features but the calibration inputs had 4"):
         s.prune(np.ones((2, 5)), 0.5)
     with pytest.raises(ValueError, match="x has 5 input features"):
         s.calibrate(np.ones((3, 5)))
 
 
-def test_library_mismatch() -> None:
-    s = WandaPruning().calibrate(np.ones((3, 4)))
-    with pytest.raises(TypeError, match="different array libraries"):
+def test_library_mismatch_names_the_calibration_statistics_not_an_internal_array() -> None:
+    """Calibrated on torch, pruning NumPy weights: the error names what the user gave (it named
+    the internal ``norms``)."""
+    s = fed(WandaPruning(), torch.ones((3, 4)))
+    match = r"^weights is a numpy array but the calibration statistics are torch arrays \(from the batches fed"
+    for call in (lambda w: s.prune(w, 0.5), s.compute_importance_scores, lambda w: s.create_mask(s.compute_importance_scores(w), 0.5)):
+        with pytest.raises(TypeError, match=match):
+            call(np.ones((2, 4)))
+    s = fed(WandaPruning(), np.ones((3, 4)))
+    with pytest.raises(TypeError, match="^weights is a torch array but the calibration statistics are numpy arrays"):
         s.prune(torch.ones((2, 4)), 0.5)
 
 
@@ -263,13 +279,13 @@ def test_bad_construction(kwargs, err, match) -> None:
     ],
 )
 def test_bad_prune_inputs(weights, sparsity, err, match) -> None:
-    s = WandaPruning().calibrate(np.ones((3, 4)))
+    s = fed(WandaPruning(), np.ones((3, 4)))
     with pytest.raises(err, match=match):
         s.prune(weights, sparsity)
 
 
 def test_nm_needs_divisible_rows() -> None:
-    s = WandaPruning(SP.two_four()).calibrate(np.ones((3, 6)))
+    s = fed(WandaPruning(SP.two_four()), np.ones((3, 6)))
     with pytest.raises(ValueError, match="m=4 must divide"):
         s.prune(np.ones((2, 6)))
 
@@ -280,3 +296,41 @@ def test_wanda_scores_errors() -> None:
     with pytest.raises(TypeError, match="different array libraries"):
         wanda_scores(np.ones((2, 4)), torch.ones(4))
     np.testing.assert_array_equal(wanda_scores(np.array([[-2, 1]]), np.array([0.5, 2.0])), [[1.0, 2.0]])
+
+
+# -- calibrating from a torch forward hook, with padding masks --------------------------------
+def test_calibrate_from_a_forward_hook_leaves_the_layer_output() -> None:
+    """``register_forward_hook(lambda m, inp, out: s.calibrate(inp[0]))`` replaced the layer's output
+    by the strategy while calibrate returned self; it returns None now, and ``s.hook()`` does the same."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(IN, 4)
+    xs = [torch.from_numpy(x).float() for x in calibration()]
+    by_lambda, by_hook = WandaPruning(), WandaPruning()
+    handles = [layer.register_forward_hook(lambda m, inp, out: by_lambda.calibrate(inp[0])),
+               layer.register_forward_hook(by_hook.hook())]
+    with torch.no_grad():
+        for x in xs:
+            torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias), rtol=0, atol=0)
+    for h in handles:
+        h.remove()
+    w = layer.weight.detach()
+    by_hand = fed(WandaPruning(), *xs)
+    for s in (by_lambda, by_hook):
+        torch.testing.assert_close(s.compute_importance_scores(w), by_hand.compute_importance_scores(w), rtol=0, atol=0)
+
+
+def test_calibrate_mask_leaves_padding_out(backend: Backend) -> None:
+    """``calibrate(x, mask=attention_mask)`` scores and prunes as calibrating on the real tokens only."""
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((8, IN))
+    masked, by_hand = WandaPruning(), WandaPruning()
+    for x in calibration():
+        mask = rng.random(x.shape[:-1]) < 0.6
+        x = np.where(mask[..., None], x, 50.0)  # loud padding
+        masked.calibrate(backend.asarray(x), mask=backend.asarray(mask))
+        by_hand.calibrate(backend.asarray(x[mask]))
+    assert masked.accumulator.n_samples == by_hand.accumulator.n_samples
+    np.testing.assert_array_equal(to_numpy(masked.compute_importance_scores(backend.asarray(w))),
+                                  to_numpy(by_hand.compute_importance_scores(backend.asarray(w))))
+    np.testing.assert_array_equal(to_numpy(masked.prune(backend.asarray(w), 0.5)[1].mask),
+                                  to_numpy(by_hand.prune(backend.asarray(w), 0.5)[1].mask))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -66,65 +68,68 @@ def test_axis_and_nm_checks() -> None:
 
 
 # -- None where an array belongs ------------------------------------------------------------
-def _none_cases():
-    """(label, call, argument named in the error) for every public function taking an array."""
+def _none_cases(bad=None):
+    """(label, call, argument named in the error) for every public function taking an array,
+    given ``bad`` where the array belongs."""
     import arraysparse as asp
 
     w = np.arange(1, 17, dtype=np.float32).reshape(4, 4)
     x = np.ones((8, 4), np.float32)
-    h = asp.HessianAccumulator().update(x).hessian
+    acc = asp.HessianAccumulator()
+    acc.update(x)
+    h = acc.hessian
     mask = asp.topk_mask(w, 0.5)
     pattern = asp.SparsityPattern.unstructured()
     cases = [
-        ("topk_mask", lambda: asp.topk_mask(None, 0.5), "scores"),
-        ("nm_mask", lambda: asp.nm_mask(None, 2, 4), "scores"),
-        ("structured_mask", lambda: asp.structured_mask(None, 0.5), "scores"),
-        ("block_mask", lambda: asp.block_mask(None, 0.5, block=(2, 2)), "scores"),
-        ("random_mask", lambda: asp.random_mask(None, 0.5), "like"),
-        ("create_mask", lambda: asp.create_mask(None, 0.5, pattern), "scores"),
-        ("apply_mask weights", lambda: asp.apply_mask(None, mask), "weights"),
-        ("apply_mask mask", lambda: asp.apply_mask(w, None), "mask"),
-        ("PruningMask", lambda: asp.PruningMask(None), "mask"),
-        ("PruningMask.from_zeros", lambda: asp.PruningMask.from_zeros(None), "x"),
-        ("PruningMask.apply", lambda: mask.apply(None), "weights"),
-        ("PruningMask.apply_", lambda: mask.apply_(None), "weights"),
-        ("magnitude_scores", lambda: asp.magnitude_scores(None), "weights"),
-        ("gradient_scores", lambda: asp.gradient_scores(None, w), "weights"),
-        ("structure_scores", lambda: asp.structure_scores(None), "weights"),
-        ("block_scores", lambda: asp.block_scores(None, (2, 2)), "weights"),
-        ("random_scores", lambda: asp.random_scores(None, seed=0), "like"),
-        ("taylor_scores", lambda: asp.taylor_scores(None, w), "weights"),
-        ("snip_scores", lambda: asp.snip_scores(None, w), "weights"),
-        ("movement_scores", lambda: asp.movement_scores(None, w), "weights"),
-        ("wanda_scores weights", lambda: asp.wanda_scores(None, np.ones(4, np.float32)), "weights"),
-        ("wanda_scores norms", lambda: asp.wanda_scores(w, None), "norms"),
-        ("sparsegpt_prune weights", lambda: asp.sparsegpt_prune(None, h, 0.5), "weights"),
-        ("sparsegpt_prune hessian", lambda: asp.sparsegpt_prune(w, None, 0.5), "hessian"),
-        ("compress", lambda: asp.compress(None), "x"),
-        ("compress bitmask", lambda: asp.compress(None, "bitmask"), "x"),
-        ("to_cutlass", lambda: asp.to_cutlass(None), "dense"),
-        ("from_cutlass values", lambda: asp.from_cutlass(None, np.zeros((4, 1), np.int16)), "values"),
-        ("from_cutlass meta", lambda: asp.from_cutlass(np.zeros((4, 2), np.float16), None), "meta"),
-        ("cutlass_meta_from_positions", lambda: asp.cutlass_meta_from_positions(None, "float16"), "positions"),
-        ("positions_from_cutlass_meta", lambda: asp.positions_from_cutlass_meta(None, "float16"), "meta"),
-        ("from_scipy", lambda: asp.from_scipy(None), "matrix"),
-        ("from_torch", lambda: asp.from_torch(None), "tensor"),
-        ("from_cupyx", lambda: asp.from_cupyx(None), "matrix"),
-        ("from_sparse", lambda: asp.from_sparse(None), "obj"),
-        ("to_scipy", lambda: asp.to_scipy(None), "result"),
-        ("to_torch", lambda: asp.to_torch(None), "result"),
-        ("to_cupyx", lambda: asp.to_cupyx(None), "result"),
-        ("global_mask value", lambda: asp.global_mask({"a": w, "b": None}, 0.5), r"scores\['b'\]"),
-        ("global_mask only value", lambda: asp.global_mask({"a": None}, 0.5), r"scores\['a'\]"),
-        ("layer_masks value", lambda: asp.layer_masks({"a": w, "b": None}, 0.5), r"model\['b'\]"),
-        ("prune_model value", lambda: asp.prune_model({"a": w, "b": None}, 0.5), r"model\['b'\]"),
-        ("prune_model layer value", lambda: asp.prune_model({"a": None}, 0.5, scope="layer"), r"model\['a'\]"),
-        ("HessianAccumulator.update", lambda: asp.HessianAccumulator().update(None), "x"),
-        ("InputNormAccumulator.update", lambda: asp.InputNormAccumulator().update(None), "x"),
-        ("MovementPruning.update", lambda: asp.MovementPruning().update(None, w), "weights"),
-        ("LotteryTicketPruning.record_rewind_point", lambda: asp.LotteryTicketPruning().record_rewind_point(None), "weights"),
-        ("WandaPruning.calibrate", lambda: asp.WandaPruning().calibrate(None), "x"),
-        ("SparseGPTPruning.calibrate", lambda: asp.SparseGPTPruning().calibrate(None), "x"),
+        ("topk_mask", lambda: asp.topk_mask(bad, 0.5), "scores"),
+        ("nm_mask", lambda: asp.nm_mask(bad, 2, 4), "scores"),
+        ("structured_mask", lambda: asp.structured_mask(bad, 0.5), "scores"),
+        ("block_mask", lambda: asp.block_mask(bad, 0.5, block=(2, 2)), "scores"),
+        ("random_mask", lambda: asp.random_mask(bad, 0.5), "like"),
+        ("create_mask", lambda: asp.create_mask(bad, 0.5, pattern), "scores"),
+        ("apply_mask weights", lambda: asp.apply_mask(bad, mask), "weights"),
+        ("apply_mask mask", lambda: asp.apply_mask(w, bad), "mask"),
+        ("PruningMask", lambda: asp.PruningMask(bad), "mask"),
+        ("PruningMask.from_zeros", lambda: asp.PruningMask.from_zeros(bad), "x"),
+        ("PruningMask.apply", lambda: mask.apply(bad), "weights"),
+        ("PruningMask.apply_", lambda: mask.apply_(bad), "weights"),
+        ("magnitude_scores", lambda: asp.magnitude_scores(bad), "weights"),
+        ("gradient_scores", lambda: asp.gradient_scores(bad, w), "weights"),
+        ("structure_scores", lambda: asp.structure_scores(bad), "weights"),
+        ("block_scores", lambda: asp.block_scores(bad, (2, 2)), "weights"),
+        ("random_scores", lambda: asp.random_scores(bad, seed=0), "like"),
+        ("taylor_scores", lambda: asp.taylor_scores(bad, w), "weights"),
+        ("snip_scores", lambda: asp.snip_scores(bad, w), "weights"),
+        ("movement_scores", lambda: asp.movement_scores(bad, w), "weights"),
+        ("wanda_scores weights", lambda: asp.wanda_scores(bad, np.ones(4, np.float32)), "weights"),
+        ("wanda_scores norms", lambda: asp.wanda_scores(w, bad), "norms"),
+        ("sparsegpt_prune weights", lambda: asp.sparsegpt_prune(bad, h, 0.5), "weights"),
+        ("sparsegpt_prune hessian", lambda: asp.sparsegpt_prune(w, bad, 0.5), "hessian"),
+        ("compress", lambda: asp.compress(bad), "x"),
+        ("compress bitmask", lambda: asp.compress(bad, "bitmask"), "x"),
+        ("to_cutlass", lambda: asp.to_cutlass(bad), "dense"),
+        ("from_cutlass values", lambda: asp.from_cutlass(bad, np.zeros((4, 1), np.int16)), "values"),
+        ("from_cutlass meta", lambda: asp.from_cutlass(np.zeros((4, 2), np.float16), bad), "meta"),
+        ("cutlass_meta_from_positions", lambda: asp.cutlass_meta_from_positions(bad, "float16"), "positions"),
+        ("positions_from_cutlass_meta", lambda: asp.positions_from_cutlass_meta(bad, "float16"), "meta"),
+        ("from_scipy", lambda: asp.from_scipy(bad), "matrix"),
+        ("from_torch", lambda: asp.from_torch(bad), "tensor"),
+        ("from_cupyx", lambda: asp.from_cupyx(bad), "matrix"),
+        ("from_sparse", lambda: asp.from_sparse(bad), "obj"),
+        ("to_scipy", lambda: asp.to_scipy(bad), "result"),
+        ("to_torch", lambda: asp.to_torch(bad), "result"),
+        ("to_cupyx", lambda: asp.to_cupyx(bad), "result"),
+        ("global_mask value", lambda: asp.global_mask({"a": w, "b": bad}, 0.5), r"scores\['b'\]"),
+        ("global_mask only value", lambda: asp.global_mask({"a": bad}, 0.5), r"scores\['a'\]"),
+        ("layer_masks value", lambda: asp.layer_masks({"a": w, "b": bad}, 0.5), r"model\['b'\]"),
+        ("prune_model value", lambda: asp.prune_model({"a": w, "b": bad}, 0.5), r"model\['b'\]"),
+        ("prune_model layer value", lambda: asp.prune_model({"a": bad}, 0.5, scope="layer"), r"model\['a'\]"),
+        ("HessianAccumulator.update", lambda: asp.HessianAccumulator().update(bad), "x"),
+        ("InputNormAccumulator.update", lambda: asp.InputNormAccumulator().update(bad), "x"),
+        ("MovementPruning.update", lambda: asp.MovementPruning().update(bad, w), "weights"),
+        ("LotteryTicketPruning.record_rewind_point", lambda: asp.LotteryTicketPruning().record_rewind_point(bad), "weights"),
+        ("WandaPruning.calibrate", lambda: asp.WandaPruning().calibrate(bad), "x"),
+        ("SparseGPTPruning.calibrate", lambda: asp.SparseGPTPruning().calibrate(bad), "x"),
     ]
     needs_gradients = {"GradientPruning", "TaylorPruning", "SNIPPruning", "MovementPruning"}
     for name in ("MagnitudePruning", "GradientPruning", "StructuredPruning", "RandomPruning", "TaylorPruning",
@@ -133,14 +138,16 @@ def _none_cases():
 
         def make(cls=strategy):
             s = cls()
-            return s.calibrate(x) if hasattr(s, "calibrate") else s
+            if hasattr(s, "calibrate"):
+                s.calibrate(x)
+            return s
 
         grads = w if name in needs_gradients else None
         cases += [
-            (f"{name}.prune", lambda make=make, g=grads: make().prune(None, 0.5, gradients=g), "weights"),
+            (f"{name}.prune", lambda make=make, g=grads: make().prune(bad, 0.5, gradients=g), "weights"),
             (f"{name}.compute_importance_scores",
-             lambda make=make, g=grads: make().compute_importance_scores(None, g), "weights"),
-            (f"{name}.create_mask", lambda make=make: make().create_mask(None, 0.5), "scores"),
+             lambda make=make, g=grads: make().compute_importance_scores(bad, g), "weights"),
+            (f"{name}.create_mask", lambda make=make: make().create_mask(bad, 0.5), "scores"),
         ]
         if grads is None:  # an optional argument left out (None) is still fine
             cases.append((f"{name}.prune gradients=None", lambda make=make: make().prune(w, 0.5, gradients=None), ""))
@@ -158,6 +165,53 @@ def test_none_as_an_array_is_a_type_error_naming_the_argument(call, name) -> Non
         call()
         return
     with pytest.raises(TypeError, match=rf"^{name} must be .*, got (None|NoneType)$"):
+        call()
+
+
+class _CupyxMatrix:
+    """Stands for a cupyx.scipy.sparse matrix (no CuPy needed): only its type's module is read."""
+
+
+_CupyxMatrix.__module__ = "cupyx.scipy.sparse._csr"
+
+
+def _sparse_objects():
+    """(label, object, the way in the error names, the dense alternative) for each sparse library."""
+    sp = pytest.importorskip("scipy.sparse")
+    torch = pytest.importorskip("torch")
+    dense = np.eye(4, dtype=np.float32)
+    return [
+        ("scipy csr_matrix", sp.csr_matrix(dense), "from_scipy", "toarray()"),
+        ("scipy coo_array", sp.coo_array(dense), "from_scipy", "toarray()"),
+        ("torch sparse_coo", torch.from_numpy(dense).to_sparse(), "from_torch", "to_dense()"),
+        ("torch sparse_csr", torch.from_numpy(dense).to_sparse_csr(), "from_torch", "to_dense()"),
+        ("cupyx csr_matrix", _CupyxMatrix(), "from_cupyx", "toarray()"),
+    ]
+
+
+# every public function that takes an array (the interop functions take sparse objects on purpose)
+SPARSE_CASES = [c for c in NONE_CASES if c[2] and not c[0].startswith(("from_", "to_scipy", "to_torch", "to_cupyx"))]
+
+
+def test_a_sparse_out_is_refused_as_not_dense() -> None:
+    import arraysparse as asp
+
+    sp = pytest.importorskip("scipy.sparse")
+    r = asp.compress(np.eye(4), "csr")
+    with pytest.raises(TypeError, match="^out must be a dense array, got a scipy.sparse csr_matrix$"):
+        r.to_dense(out=sp.csr_matrix(np.eye(4)))
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta:UserWarning")
+@pytest.mark.parametrize("kind", range(5), ids=["scipy csr_matrix", "scipy coo_array", "torch sparse_coo",
+                                                  "torch sparse_csr", "cupyx csr_matrix"])
+@pytest.mark.parametrize("label", [c[0] for c in SPARSE_CASES])
+def test_a_sparse_object_where_an_array_belongs_points_to_its_importer(kind, label) -> None:
+    """compress(scipy_matrix) and friends say how to bring the object in, whatever the function."""
+    _, obj, importer, dense = _sparse_objects()[kind]
+    call = {c[0]: c for c in _none_cases(obj)}[label][1]
+    name = {c[0]: c[2] for c in SPARSE_CASES}[label]
+    with pytest.raises(TypeError, match=rf"^{name} is a .*not a dense array: use arraysparse\.{importer}\({name}\).*\.{re.escape(dense)}$"):
         call()
 
 

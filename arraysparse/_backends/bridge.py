@@ -71,8 +71,7 @@ def host_dtype(dtype: Any) -> np.dtype:
     """The dtype of ``host_view(x, widen=True)`` for an ``x`` of ``dtype`` (NumPy's, the
     ``ml_dtypes`` ones or torch's), known without the array: what a streamed array will rank as."""
     if type(dtype).__module__.split(".")[0] == "torch":
-        import torch
-
+        torch = _compat.optional_import("torch", purpose="reading a torch dtype")
         return np.dtype(np.float32) if dtype == torch.bfloat16 else torch.empty(0, dtype=dtype).numpy().dtype
     d = np.dtype(dtype)
     ml = _compat.ml_dtype(d)
@@ -88,8 +87,7 @@ def _numpy_view(x: np.ndarray, widen: bool = False) -> np.ndarray:
 
 
 def _torch_view(x: Any, widen: bool) -> np.ndarray:
-    import torch
-
+    torch = _compat.optional_import("torch", purpose="reading a torch tensor")
     t = x.detach().resolve_conj().resolve_neg()
     if t.dtype == torch.bfloat16:
         return t.float().numpy() if widen else t.view(torch.int16).numpy().view(np.uint16)
@@ -113,8 +111,7 @@ def wrap(a: np.ndarray, like: Array, dtype: Any = None) -> Array:
     """
     if not _compat.is_torch_cpu_strided(like):
         return a if dtype is None else a.view(dtype)
-    import torch
-
+    torch = _compat.optional_import("torch", purpose="reading a torch tensor")
     # not np.ascontiguousarray: it turns a 0-d array into a 1-d one
     t = torch.from_numpy(a if a.flags.c_contiguous else a.copy())
     return t if dtype is None or t.dtype == dtype else t.view(dtype)
@@ -177,8 +174,7 @@ class Host:
         if _compat.is_numpy(like):
             return cls.of(np.empty(0, np.dtype(dtype)))
         if _compat.is_torch_cpu_strided(like):
-            import torch
-
+            torch = _compat.optional_import("torch", purpose="reading a torch tensor")
             return cls.of(torch.empty(0, dtype=dtype))
         return None
 
@@ -195,8 +191,7 @@ class Host:
         a = a.view(self.values.dtype)
         if not self.is_torch:
             return a if self.numpy_dtype is None else a.view(self.numpy_dtype)
-        import torch
-
+        torch = _compat.optional_import("torch", purpose="reading a torch tensor")
         t = torch.from_numpy(a if a.flags.c_contiguous else a.copy())
         return t.view(self.torch_dtype) if t.dtype != self.torch_dtype else t
 
@@ -204,8 +199,7 @@ class Host:
         """An index (or other integer) array in the caller's library."""
         if not self.is_torch:
             return a
-        import torch
-
+        torch = _compat.optional_import("torch", purpose="reading a torch tensor")
         return torch.from_numpy(a if a.flags.c_contiguous else a.copy())
 
     def empty_values(self, shape: tuple[int, ...]) -> np.ndarray:

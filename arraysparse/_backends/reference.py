@@ -18,7 +18,7 @@ import math
 from types import ModuleType
 from typing import Any
 
-from .._compat import backend_name, device, float_order_keys, isdtype
+from .._compat import backend_name, count_true, device, float_order_keys, int_dtype, isdtype
 from .shared import Stream, resolve_counts
 
 Array = Any
@@ -28,7 +28,7 @@ def count_nan(xp: ModuleType, x: Array) -> int:
     """Number of NaN values in ``x`` (0 for integer dtypes)."""
     if not isdtype(xp, x.dtype, "real floating"):
         return 0
-    return int(xp.sum(xp.astype(xp.isnan(x), xp.int64)))
+    return count_true(xp, xp.isnan(x))
 
 
 def _order_values(xp: ModuleType, x: Array, magnitude: bool) -> Array:
@@ -36,11 +36,14 @@ def _order_values(xp: ModuleType, x: Array, magnitude: bool) -> Array:
     if not magnitude:
         return x
     if isdtype(xp, x.dtype, "signed integer"):
-        # abs(MIN) overflows in its own dtype: widen, or for int64 take the
-        # two's-complement magnitude as uint64, where |MIN| = 2**63 fits
-        if x.dtype != xp.int64:
-            return xp.abs(xp.astype(x, xp.int64))
-        u = xp.astype(x, xp.uint64)
+        # abs(MIN) overflows in its own dtype: widen, or for the widest integers the
+        # library has (int64; int32 for JAX without x64) take the two's-complement
+        # magnitude as the unsigned type of that width, where |MIN| fits
+        wide = int_dtype(xp, x)
+        bits = xp.iinfo(x.dtype).bits
+        if bits < xp.iinfo(wide).bits:
+            return xp.abs(xp.astype(x, wide))
+        u = xp.astype(x, getattr(xp, f"uint{bits}"))
         return xp.where(x < 0, ~u + 1, u)
     return xp.abs(x)
 
@@ -231,7 +234,7 @@ class GlobalCut:
         return v if v.dtype == self.common else self.xp.astype(v, self.common)
 
     def _count(self, x: Array) -> int:
-        return int(self.xp.sum(self.xp.astype(x, self.xp.int64)))
+        return count_true(self.xp, x)
 
     def _clamp(self, c: int, i: int) -> int:
         return max(self.lo[i], min(self.hi[i], c))
@@ -250,7 +253,7 @@ class GlobalCut:
             raise ValueError(msg)
         j = c - self.less[i]
         if j:
-            eq = eq & (xp.cumulative_sum(xp.astype(eq, xp.int64)) > j)
+            eq = eq & (xp.cumulative_sum(xp.astype(eq, int_dtype(xp, eq, math.prod(eq.shape)))) > j)
         return xp.reshape(keep | eq, tuple(x.shape)), p, c
 
     def keep_all(self) -> list[tuple[Array, int, int]]:

@@ -16,7 +16,7 @@ import math
 from types import ModuleType
 from typing import Any
 
-from .._compat import device, nonzero_mask
+from .._compat import count_true, device, int_dtype, nonzero_mask
 from .shared import Violation, nm_group_positions
 
 Array = Any
@@ -27,13 +27,13 @@ def _gather_rows(xp: Any, keys: Array, values: Array, n: int) -> Array:
     """``(n, w)`` array whose row ``keys[i]`` is ``values[i]``, other rows zero, by gathers only.
 
     The array API has no scatter; every output row instead looks up its own
-    index among ``keys`` (ascending, int64) with ``searchsorted``.
+    index among ``keys`` (ascending, :func:`_wide` integers) with ``searchsorted``.
     """
     w = values.shape[1]
     dev = device(values)
     if keys.shape[0] == 0 or n == 0:
         return xp.zeros((n, w), dtype=values.dtype, device=dev)
-    where = xp.arange(n, dtype=xp.int64, device=dev)
+    where = xp.arange(n, dtype=keys.dtype, device=dev)
     slot = xp.clip(xp.searchsorted(keys, where), max=keys.shape[0] - 1)
     hit = xp.take(keys, slot) == where
     zero = xp.zeros((), dtype=values.dtype, device=dev)
@@ -51,27 +51,42 @@ def _take_flat(xp: Any, x2: Array, flat: Array) -> Array:
     return xp.take(xp.reshape(x2, (-1,)), flat)
 
 
+def _wide(xp: Any, like: Array, *shape: int) -> Any:
+    """The integers of counts and flat positions in an array of ``shape`` (its size + 1 must fit):
+    int64, or int32 for JAX without x64 (which refuses sizes beyond it)."""
+    return int_dtype(xp, like, math.prod(shape) + 1)
+
+
+def _index(xp: Any, index: str, like: Array) -> Any:
+    """The format's index dtype by name; ``"int64"`` (extents beyond int32) must exist on ``like``'s
+    library (JAX without x64 refuses, by :func:`~arraysparse._compat.int_dtype`)."""
+    if index == "int64":
+        int_dtype(xp, like, 2**31)
+    return getattr(xp, index)
+
+
 def _arange(xp: Any, n: int, like: Array, dtype: Any = None) -> Array:
-    return xp.arange(n, dtype=dtype or xp.int64, device=device(like))
+    return xp.arange(n, dtype=dtype or _wide(xp, like, n), device=device(like))
 
 
-def _counts_to_indptr(xp: Any, counts: Array, dtype: Any) -> Array:
-    """``[0, cumsum(counts)...]`` in ``dtype``."""
-    zero = xp.zeros((1,), dtype=xp.int64, device=device(counts))
+def _counts_to_indptr(xp: Any, counts: Array, dtype: Any, total: int) -> Array:
+    """``[0, cumsum(counts)...]`` in ``dtype``; ``total`` bounds the sum."""
+    wide = _wide(xp, counts, total)
+    zero = xp.zeros((1,), dtype=wide, device=device(counts))
     if counts.shape[0] == 0:
         return xp.astype(zero, dtype)
-    return xp.astype(xp.concat([zero, xp.cumulative_sum(xp.astype(counts, xp.int64))]), dtype)
+    return xp.astype(xp.concat([zero, xp.cumulative_sum(xp.astype(counts, wide))]), dtype)
 
 
 def _expand_indptr(xp: Any, indptr: Array, nnz: int, like: Array) -> Array:
     """The row (or column) of every entry, from ``indptr``, by a search (no repeat)."""
     p = _arange(xp, nnz, like)
-    return xp.searchsorted(xp.astype(indptr, xp.int64), p, side="right") - 1
+    return xp.searchsorted(xp.astype(indptr, p.dtype), p, side="right") - 1
 
 
 def count_nonzero(xp: Any, values: Array) -> int:
     """Non-zeros among ``values``."""
-    return int(xp.sum(xp.astype(nonzero_mask(xp, values), xp.int64)))
+    return count_true(xp, nonzero_mask(xp, values))
 
 
 # -- COO, CSR, CSC --------------------------------------------------------------------------
@@ -85,13 +100,14 @@ def count_rows(xp: Any, x2: Array) -> tuple[int, Any]:
 def encode_csr(counted: Any, index: str, *, coo: bool) -> tuple[Array, Array, Array]:
     """``(indptr, indices, data)``, or with ``coo`` ``(row, col, data)``."""
     xp, x2, nz, r, c = counted.state
-    idt = getattr(xp, index)
-    cols = x2.shape[1]
-    data = _take_flat(xp, x2, xp.astype(r, xp.int64) * cols + xp.astype(c, xp.int64))
+    idt = _index(xp, index, x2)
+    rows, cols = x2.shape
+    wide = _wide(xp, x2, rows, cols)
+    data = _take_flat(xp, x2, xp.astype(r, wide) * cols + xp.astype(c, wide))
     if coo:
         return xp.astype(r, idt), xp.astype(c, idt), data
-    counts = xp.sum(xp.astype(nz, xp.int64), axis=1)
-    return _counts_to_indptr(xp, counts, idt), xp.astype(c, idt), data
+    counts = xp.sum(xp.astype(nz, wide), axis=1)
+    return _counts_to_indptr(xp, counts, idt, rows * cols), xp.astype(c, idt), data
 
 
 def count_cols(xp: Any, x2: Array) -> tuple[int, Any]:
@@ -104,11 +120,12 @@ def count_cols(xp: Any, x2: Array) -> tuple[int, Any]:
 def encode_csc(counted: Any, index: str) -> tuple[Array, Array, Array]:
     """``(indptr, indices, data)`` column by column; ``indices`` are row numbers."""
     xp, x2, nz_t, r, c = counted.state
-    idt = getattr(xp, index)
-    cols = x2.shape[1]
-    data = _take_flat(xp, x2, xp.astype(r, xp.int64) * cols + xp.astype(c, xp.int64))
-    counts = xp.sum(xp.astype(nz_t, xp.int64), axis=1)
-    return _counts_to_indptr(xp, counts, idt), xp.astype(r, idt), data
+    idt = _index(xp, index, x2)
+    rows, cols = x2.shape
+    wide = _wide(xp, x2, rows, cols)
+    data = _take_flat(xp, x2, xp.astype(r, wide) * cols + xp.astype(c, wide))
+    counts = xp.sum(xp.astype(nz_t, wide), axis=1)
+    return _counts_to_indptr(xp, counts, idt, rows * cols), xp.astype(r, idt), data
 
 
 def decode_compressed(xp: Any, fmt: str, arrays: dict, shape2: tuple[int, int]) -> Array:
@@ -116,12 +133,13 @@ def decode_compressed(xp: Any, fmt: str, arrays: dict, shape2: tuple[int, int]) 
     cols = shape2[1]
     data = arrays["data"]
     nnz = data.shape[0]
+    wide = _wide(xp, data, *shape2)
     if fmt == "coo":
-        r, c = xp.astype(arrays["row"], xp.int64), xp.astype(arrays["col"], xp.int64)
+        r, c = xp.astype(arrays["row"], wide), xp.astype(arrays["col"], wide)
     elif fmt == "csr":
-        r, c = _expand_indptr(xp, arrays["indptr"], nnz, data), xp.astype(arrays["indices"], xp.int64)
+        r, c = xp.astype(_expand_indptr(xp, arrays["indptr"], nnz, data), wide), xp.astype(arrays["indices"], wide)
     else:
-        c, r = _expand_indptr(xp, arrays["indptr"], nnz, data), xp.astype(arrays["indices"], xp.int64)
+        c, r = xp.astype(_expand_indptr(xp, arrays["indptr"], nnz, data), wide), xp.astype(arrays["indices"], wide)
     flat = r * cols + c
     if fmt == "csc":
         order = xp.argsort(flat)
@@ -144,10 +162,11 @@ def encode_bsr(counted: Any, index: str) -> tuple[Array, Array, Array]:
     """``(indptr, indices, data)`` of the non-zero blocks, block row by block row."""
     xp, x4, flags, bi, bj = counted.state
     nbr, br, nbc, bc = x4.shape
-    idt = getattr(xp, index)
+    idt = _index(xp, index, x4)
+    wide = _wide(xp, x4, nbr, nbc)
     tiles = xp.reshape(xp.permute_dims(x4, (0, 2, 1, 3)), (nbr * nbc, br, bc))
-    data = xp.take(tiles, xp.astype(bi, xp.int64) * nbc + xp.astype(bj, xp.int64), axis=0)
-    indptr = _counts_to_indptr(xp, xp.sum(xp.astype(flags, xp.int64), axis=1), idt)
+    data = xp.take(tiles, xp.astype(bi, wide) * nbc + xp.astype(bj, wide), axis=0)
+    indptr = _counts_to_indptr(xp, xp.sum(xp.astype(flags, wide), axis=1), idt, nbr * nbc)
     return indptr, xp.astype(bj, idt), data
 
 
@@ -157,8 +176,9 @@ def decode_bsr(xp: Any, arrays: dict, shape2: tuple[int, int], block: tuple[int,
     nbr, nbc = rows // br, cols // bc
     data = arrays["data"]
     nblocks = data.shape[0]
-    bi = xp.searchsorted(xp.astype(arrays["indptr"], xp.int64), _arange(xp, nblocks, data), side="right") - 1
-    flat = bi * nbc + xp.astype(arrays["indices"], xp.int64)
+    wide = _wide(xp, data, nbr, nbc)
+    bi = xp.searchsorted(xp.astype(arrays["indptr"], wide), _arange(xp, nblocks, data, wide), side="right") - 1
+    flat = bi * nbc + xp.astype(arrays["indices"], wide)
     # the block grid as a (nbr * nbc, br * bc) "matrix" of whole blocks, then back to rows
     grid = _gather_rows(xp, flat, xp.reshape(data, (nblocks, br * bc)), nbr * nbc)
     return xp.reshape(xp.permute_dims(xp.reshape(grid, (nbr, nbc, br, bc)), (0, 2, 1, 3)), shape2)
@@ -169,7 +189,7 @@ def count_row_lengths(xp: Any, x2: Array) -> tuple[int, int, int, Any]:
     """``(nnz, longest, first_longest, state)``: the row counts and the longest row."""
     rows = x2.shape[0]
     nz = nonzero_mask(xp, x2)
-    counts = xp.sum(xp.astype(nz, xp.int64), axis=1)
+    counts = xp.sum(xp.astype(nz, _wide(xp, x2, *x2.shape)), axis=1)
     nnz = int(xp.sum(counts))
     longest = int(xp.max(counts)) if rows else 0
     first = int(xp.argmax(counts)) if rows else 0
@@ -180,12 +200,13 @@ def encode_ell(counted: Any, width: int, index: str) -> tuple[Array, Array]:
     """``(indices, data)`` of shape ``(rows, width)``, padding index -1 and value 0."""
     xp, x2, nz, counts = counted.state
     rows, cols = x2.shape
-    pos = _arange(xp, cols, x2)
+    wide = _wide(xp, x2, rows, 2 * cols)  # flat positions, and keys up to 2 * cols
+    pos = _arange(xp, cols, x2, wide)
     # non-zeros first in column order, then the zeros: a stable sort on one key
     key = xp.where(nz, pos, pos + cols)
     order = xp.argsort(key, axis=1, stable=True)[:, : min(width, cols)]
-    valid = _arange(xp, order.shape[1], x2) < counts[:, None]
-    flat = _arange(xp, rows, x2)[:, None] * cols + order
+    valid = _arange(xp, order.shape[1], x2, wide) < counts[:, None]
+    flat = _arange(xp, rows, x2, wide)[:, None] * cols + xp.astype(order, wide)
     zero = xp.zeros((), dtype=x2.dtype, device=device(x2))
     data = xp.where(valid, xp.reshape(_take_flat(xp, x2, xp.reshape(flat, (-1,))), order.shape), zero)
     indices = xp.where(valid, order, -1)
@@ -193,15 +214,16 @@ def encode_ell(counted: Any, width: int, index: str) -> tuple[Array, Array]:
         extra = (rows, width - cols)
         data = xp.concat([data, xp.zeros(extra, dtype=x2.dtype, device=device(x2))], axis=1)
         indices = xp.concat([indices, xp.full(extra, -1, dtype=indices.dtype, device=device(x2))], axis=1)
-    return xp.astype(indices, getattr(xp, index)), data
+    return xp.astype(indices, _index(xp, index, x2)), data
 
 
 def decode_ell(xp: Any, arrays: dict, shape2: tuple[int, int]) -> Array:
     rows, cols = shape2
     indices, data = arrays["indices"], arrays["data"]
-    idx = xp.astype(indices, xp.int64)
     size = rows * cols
-    row = _arange(xp, rows, data)[:, None]
+    wide = _wide(xp, data, 2, size)  # padding sorts past size + row
+    idx = xp.astype(indices, wide)
+    row = _arange(xp, rows, data, wide)[:, None]
     # padding sorts past every real position; real ones are ascending within a row already
     flat = xp.reshape(xp.where(idx >= 0, row * cols + idx, size + row), (-1,))
     order = xp.argsort(flat, stable=True)
@@ -213,16 +235,17 @@ def encode_dia(xp: Any, x2: Array, index: str) -> tuple[Array, Array, int]:
     """``(offsets, data, nnz)`` in scipy.sparse's layout."""
     rows, cols = x2.shape
     r, c = xp.nonzero(nonzero_mask(xp, x2))
-    offsets = xp.sort(xp.unique_values(xp.astype(c, xp.int64) - xp.astype(r, xp.int64)))
-    i = _arange(xp, cols, x2)[None, :] - offsets[:, None]
+    wide = _wide(xp, x2, rows, cols)
+    offsets = xp.sort(xp.unique_values(xp.astype(c, wide) - xp.astype(r, wide)))
+    i = _arange(xp, cols, x2, wide)[None, :] - offsets[:, None]
     inside = (i >= 0) & (i < rows)
-    flat = xp.clip(i, 0, max(rows - 1, 0)) * cols + _arange(xp, cols, x2)[None, :]
+    flat = xp.clip(i, 0, max(rows - 1, 0)) * cols + _arange(xp, cols, x2, wide)[None, :]
     zero = xp.zeros((), dtype=x2.dtype, device=device(x2))
     if offsets.shape[0]:
         data = xp.where(inside, xp.reshape(_take_flat(xp, x2, xp.reshape(flat, (-1,))), flat.shape), zero)
     else:
         data = xp.zeros((0, cols), dtype=x2.dtype, device=device(x2))
-    return xp.astype(offsets, getattr(xp, index)), data, r.shape[0]
+    return xp.astype(offsets, _index(xp, index, x2)), data, r.shape[0]
 
 
 def decode_dia(xp: Any, arrays: dict, shape2: tuple[int, int]) -> Array:
@@ -231,11 +254,12 @@ def decode_dia(xp: Any, arrays: dict, shape2: tuple[int, int]) -> Array:
     ndiag = offsets.shape[0]
     if ndiag == 0 or rows * cols == 0:
         return xp.zeros(shape2, dtype=data.dtype, device=device(data))
-    off = xp.astype(offsets, xp.int64)
-    diff = _arange(xp, cols, data)[None, :] - _arange(xp, rows, data)[:, None]
+    wide = _wide(xp, data, max(rows, ndiag), cols)
+    off = xp.astype(offsets, wide)
+    diff = _arange(xp, cols, data, wide)[None, :] - _arange(xp, rows, data, wide)[:, None]
     k = xp.clip(xp.searchsorted(off, xp.reshape(diff, (-1,))), max=ndiag - 1)
     hit = xp.take(off, k) == xp.reshape(diff, (-1,))
-    col = xp.reshape(xp.broadcast_to(_arange(xp, cols, data)[None, :], shape2), (-1,))
+    col = xp.reshape(xp.broadcast_to(_arange(xp, cols, data, wide)[None, :], shape2), (-1,))
     vals = _take_flat(xp, data, k * cols + col)
     zero = xp.zeros((), dtype=data.dtype, device=device(data))
     return xp.reshape(xp.where(hit, vals, zero), shape2)
@@ -268,7 +292,8 @@ def encode_nm(xp: Any, x2: Array, lay: Any) -> tuple[Array, Array]:
     groups = cols // m
     x3 = xp.reshape(x2, (rows, groups, m))
     nz = nonzero_mask(xp, x3)
-    counts = xp.sum(xp.astype(nz, xp.int64), axis=2)
+    wide = _wide(xp, x2, rows, cols)
+    counts = xp.sum(xp.astype(nz, wide), axis=2)
     hit = _first(xp, counts > keep)
     if hit is not None:
         raise Violation(*hit, int(counts[hit]))
@@ -281,8 +306,8 @@ def encode_nm(xp: Any, x2: Array, lay: Any) -> tuple[Array, Array]:
     taken = nz | xp.roll(pad, n, axis=2)
     pos = _arange(xp, m, x2, xp.int16)
     kept = xp.sort(xp.where(taken, pos, m + pos), axis=2)[:, :, :keep]  # ascending, exactly keep
-    base = _arange(xp, rows, x2)[:, None, None] * cols + _arange(xp, groups, x2)[None, :, None] * m
-    values = xp.reshape(_take_flat(xp, x2, xp.reshape(base + xp.astype(kept, xp.int64), (-1,))), (rows, groups * keep))
+    base = _arange(xp, rows, x2, wide)[:, None, None] * cols + _arange(xp, groups, x2, wide)[None, :, None] * m
+    values = xp.reshape(_take_flat(xp, x2, xp.reshape(base + xp.astype(kept, wide), (-1,))), (rows, groups * keep))
     if lay.bitmask:
         bits = xp.astype(xp.reshape(taken, (rows, groups * m)), xp.uint8)
     else:
@@ -327,8 +352,9 @@ def decode_nm(xp: Any, arrays: dict, shape2: tuple[int, int], lay: Any) -> Array
     groups = cols // m
     if keep == 0 or rows * cols == 0:
         return xp.zeros(shape2, dtype=values.dtype, device=device(values))
-    kept = xp.astype(_kept_positions(xp, arrays["packed_positions"], shape2, lay), xp.int64)
-    base = _arange(xp, rows, values)[:, None, None] * cols + _arange(xp, groups, values)[None, :, None] * m
+    wide = _wide(xp, values, rows, cols)
+    kept = xp.astype(_kept_positions(xp, arrays["packed_positions"], shape2, lay), wide)
+    base = _arange(xp, rows, values, wide)[:, None, None] * cols + _arange(xp, groups, values, wide)[None, :, None] * m
     return _gather_decode(xp, xp.reshape(base + kept, (-1,)), xp.reshape(values, (-1,)), shape2)
 
 

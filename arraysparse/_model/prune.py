@@ -8,7 +8,7 @@ from typing import Any
 from ..patterns import PatternKind, SparsityPattern
 from ..strategies.base import PruningStrategy
 from ..strategies.magnitude import MagnitudePruning
-from .report import ModelMask
+from .report import ModelMask, with_zeros
 from .rules import NamePattern, Patterns, name_rules, on_layer
 from .scope_global import global_mask
 from .scope_layer import gradients_of, layer_masks
@@ -40,6 +40,12 @@ def prune_model(
     Dask models: the thresholds are eager as in :func:`global_mask` and
     :func:`~arraysparse.topk_mask`, the masks and pruned weights lazy.
 
+    The report describes the returned model: each record's ``zeros`` counts
+    the layer's zero values in it (the pruned ones and those it already had,
+    say from an earlier call, excluded layers included) and ``report.sparsity``
+    (the table's total) is the model's fraction of zeros; ``mm.sparsity`` stays
+    the fraction the masks prune.
+
     Examples
     --------
     >>> import numpy as np
@@ -59,7 +65,7 @@ def prune_model(
             model, sparsity, strategy=strategy, pattern=pattern, gradients=gradients,
             exclude=exclude, overrides=overrides,
         )
-        return mm.apply(model), mm
+        return _pruned(model, mm)
     if scope != "global":
         msg = f"scope={scope!r} must be 'global' or 'layer'"
         raise ValueError(msg)
@@ -77,7 +83,7 @@ def prune_model(
     if strategy is None or (type(strategy) is MagnitudePruning and gradients is None):
         model_arrays(model, "model")  # errors name model, not global_mask's scores
         mm = global_mask(model, sparsity, magnitude=True, **options)
-        return mm.apply(model), mm
+        return _pruned(model, mm)
     _, flat = model_arrays(model, "model")
     rules = name_rules(list(flat), exclude, overrides)
     grads = gradients_of(gradients, flat, rules, strategy)
@@ -87,4 +93,10 @@ def prune_model(
         for n, w in flat.items()
     }
     mm = global_mask(scores, sparsity, **options)
-    return mm.apply(model), mm
+    return _pruned(model, mm)
+
+
+def _pruned(model: Mapping[str, Any], mm: ModelMask) -> tuple[dict[str, Any], ModelMask]:
+    """The pruned model, and ``mm`` with a report of it (zeros it already had counted)."""
+    pruned = mm.apply(model)
+    return pruned, with_zeros(mm, pruned)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .._compat import backend_name, is_writable
+from .. import _backends
+from .._compat import array_namespace, backend_name, is_writable
 from ..masks import PruningMask
 from .rules import on_layer
 from .tree import flatten_model, leaves, unflatten_model
@@ -22,6 +24,12 @@ class LayerReport:
     or ``"global, max_sparsity"`` (clamped at a bound), ``"layer"`` (its own
     target), ``"override <pattern> -> <sparsity>"``, ``"excluded <pattern>"``
     or ``"given"``.
+
+    ``pruned`` counts the values the mask prunes. ``zeros``, when the report
+    comes with a pruned model (:func:`~arraysparse.model.prune_model`,
+    :func:`~arraysparse.prune_checkpoint`), counts the zero values of the
+    layer in that model: the pruned ones plus the zeros it already had (an
+    earlier pruning, an excluded layer); ``None`` otherwise.
     """
 
     name: str
@@ -34,6 +42,8 @@ class LayerReport:
     """Number of values pruned."""
     rule: str
     """Why the layer got its mask (see above)."""
+    zeros: int | None = None
+    """Zero values of the layer in the pruned model (see above), else ``None``."""
 
     @property
     def kept(self) -> int:
@@ -42,12 +52,18 @@ class LayerReport:
 
     @property
     def sparsity(self) -> float:
-        """Fraction of the layer pruned (0.0 for an empty layer)."""
-        return self.pruned / self.size if self.size else 0.0
+        """Fraction of zeros of the pruned layer where known (``zeros``), else of pruned values
+        (0.0 for an empty layer)."""
+        count = self.pruned if self.zeros is None else self.zeros
+        return count / self.size if self.size else 0.0
 
 
 class ModelReport(list):
-    """A list of :class:`LayerReport`, one per layer, whose ``str`` is a table."""
+    """A list of :class:`LayerReport`, one per layer, whose ``str`` is a table.
+
+    With a pruned model (``zeros`` known for every layer) the table has a
+    ``zeros`` column and ``sparsity`` is the fraction of zeros of that model.
+    """
 
     @property
     def size(self) -> int:
@@ -60,20 +76,35 @@ class ModelReport(list):
         return sum(r.pruned for r in self)
 
     @property
+    def zeros(self) -> int | None:
+        """Zero values of the pruned model, or ``None`` when a layer's count is unknown."""
+        counts = [r.zeros for r in self]
+        return None if not counts or None in counts else sum(counts)
+
+    @property
     def sparsity(self) -> float:
-        """Fraction of all values pruned, excluded layers included (0.0 when empty)."""
+        """Fraction of zeros of the pruned model where known (:attr:`zeros`), else of all values
+        pruned; excluded layers included (0.0 when empty)."""
         size = self.size
-        return self.pruned / size if size else 0.0
+        zeros = self.zeros
+        return (self.pruned if zeros is None else zeros) / size if size else 0.0
 
     def __str__(self) -> str:
-        head = ("name", "shape", "size", "pruned", "sparsity", "rule")
+        with_zeros = self.zeros is not None
+        head = ("name", "shape", "size", "pruned", *(("zeros",) if with_zeros else ()), "sparsity", "rule")
+
+        def zeros(count: int | None) -> tuple[str, ...]:
+            return (str(count),) if with_zeros else ()
+
         rows = [
-            (r.name, str(r.shape), str(r.size), str(r.pruned), f"{100 * r.sparsity:.2f}%", r.rule)
+            (r.name, str(r.shape), str(r.size), str(r.pruned), *zeros(r.zeros), f"{100 * r.sparsity:.2f}%", r.rule)
             for r in self
         ]
-        rows.append(("total", "", str(self.size), str(self.pruned), f"{100 * self.sparsity:.2f}%", ""))
+        rows.append(
+            ("total", "", str(self.size), str(self.pruned), *zeros(self.zeros), f"{100 * self.sparsity:.2f}%", "")
+        )
         widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-        right = {2, 3, 4}
+        right = set(range(2, len(head) - 1))
 
         def line(row: tuple[str, ...]) -> str:
             cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
@@ -151,8 +182,13 @@ class ModelMask(Mapping[str, PruningMask]):
 
     @property
     def sparsity(self) -> float:
-        """Fraction of all values pruned, excluded layers included."""
-        return self._report.sparsity
+        """Fraction of all values the masks prune, excluded layers included.
+
+        The masks' own fraction; after :func:`~arraysparse.model.prune_model`,
+        ``report.sparsity`` is the pruned model's, zeros it already had included.
+        """
+        size = self.size
+        return self.num_pruned / size if size else 0.0
 
     def _targets(self, model: Mapping[str, Any]) -> list[tuple[Mapping, str, str, Array]]:
         targets = [leaf for leaf in leaves(model) if leaf[2] in self._masks]
@@ -200,3 +236,22 @@ class ModelMask(Mapping[str, PruningMask]):
 
     def __repr__(self) -> str:
         return f"ModelMask({len(self)} layers, size={self.size}, sparsity={self.sparsity:.4g})"
+
+
+def with_zeros(mm: ModelMask, pruned: Mapping[str, Any]) -> ModelMask:
+    """``mm`` with every report record's ``zeros`` counted in the pruned model ``pruned``.
+
+    The masks say what one call pruned; a model pruned before (or a layer
+    excluded this time but pruned earlier) holds more zeros, and the report of
+    :func:`~arraysparse.model.prune_model` describes the model it returns.
+    """
+    flat = flatten_model(pruned)
+    records = [replace(r, zeros=count_zeros(flat[r.name], f"model[{r.name!r}]")) for r in mm.report]
+    return ModelMask({n: mm[n] for n in mm}, report=records)
+
+
+def count_zeros(a: Array, name: str) -> int:
+    """Zero values of ``a`` (``-0.0`` is zero, NaN is not), for a report's ``zeros``."""
+    xp = array_namespace(**{name: a})
+    size = math.prod(a.shape)
+    return size - _backends.count_nonzero(xp, xp.reshape(a, (-1,))) if size else 0

@@ -31,7 +31,7 @@ import numpy as np
 from array_api_compat import is_array_api_obj
 
 from .. import _backends
-from .._compat import array_namespace, device
+from .._compat import array_namespace, device, optional_import
 from .._validation import prune_count
 from ..masks import PruningMask, create_mask
 from ..patterns import PatternKind, SparsityPattern
@@ -40,7 +40,7 @@ from ..strategies.magnitude import MagnitudePruning
 from ..strategies.random import RandomPruning
 from ..strategies.sparsegpt import SparseGPTPruning, sparsegpt_prune
 from ..strategies.wanda import WandaPruning, wanda_scores
-from .report import LayerReport, ModelReport
+from .report import LayerReport, ModelReport, count_zeros
 from .rules import NamePattern, Patterns, _matches, _pattern_list, describe, name_rules, rule_label
 from .scope_global import _bounds, _clamp_label
 from .scope_layer import _layer_mask
@@ -171,11 +171,7 @@ class _Progress:
     def start(self, desc: str, total: int) -> None:
         if not self.enabled:
             return
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            msg = "progress=True needs tqdm: pip install 'arraysparse[cli]'"
-            raise ImportError(msg) from None
+        tqdm = optional_import("tqdm.auto", purpose="progress=True").tqdm
         self.close()
         self.bar = tqdm(total=total, desc=desc, unit="tensor", leave=False, dynamic_ncols=True)
 
@@ -379,7 +375,8 @@ def prune_checkpoint(
     ModelReport
         A record per tensor: its shape, size, pruned count and rule
         (``"global"``, ``"layer"``, ``"excluded ..."``, ``"not included"``,
-        ``"kept: 1-D float32"``...).
+        ``"kept: 1-D float32"``...), and its zeros in ``dst`` (those it
+        already had included), as :func:`prune_model` reports.
 
     Raises
     ------
@@ -574,7 +571,8 @@ class _Pruner:
                 target = plan.pruned[name]
                 out, pruned = self._own(name, w, self.sparsity if target is None else target)
                 rule = plan.labels.get(name, "layer")
-            records.append(LayerReport(name, spec.shape, spec.size, pruned, rule))
+            zeros = count_zeros(out, f"{source.what}[{name!r}]")  # earlier zeros too: the report is of dst
+            records.append(LayerReport(name, spec.shape, spec.size, pruned, rule, zeros))
             yield name, out
             del w, out
             self.bar.step()

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._compat import optional_import
 from ..formats import SparseCompressionResult
 from ..io import ModelWriter, load, open_checkpoint, write_checkpoint
 from ..model import compress_model, flatten_model
@@ -113,8 +114,7 @@ def _with_progress(names: list[str], args: argparse.Namespace) -> Iterator[str]:
     if not progress_wanted(args):
         yield from names
         return
-    from tqdm.auto import tqdm
-
+    tqdm = optional_import("tqdm.auto", purpose="a progress bar (--quiet goes without)").tqdm
     yield from tqdm(names, desc="compress", unit="tensor", leave=False)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._compat import optional_import
 from ..formats import compress
 from ..masks import PruningMask
 from ..patterns import SparsityPattern
@@ -200,8 +201,7 @@ def _with_progress(it: Iterator[TensorStats], args: argparse.Namespace) -> Itera
     if not progress_wanted(args):
         yield from it
         return
-    from tqdm.auto import tqdm
-
+    tqdm = optional_import("tqdm.auto", purpose="a progress bar (--quiet goes without)").tqdm
     with tqdm(desc="inspect", unit="tensor", leave=False) as bar:
         for s in it:
             bar.update(1)

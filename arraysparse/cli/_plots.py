@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .._compat import optional_import
 from ..io._atomic import AtomicFile
 from ..masks import PruningMask
 
@@ -39,12 +40,7 @@ MAX_BARS = 80
 
 
 def _figure_class() -> Any:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        msg = "plots need matplotlib: pip install 'arraysparse[cli]'"
-        raise ImportError(msg) from None
-    return Figure
+    return optional_import("matplotlib.figure", purpose="drawing plots").Figure
 
 
 def save(fig: Any, path: Path) -> Path:
@@ -167,8 +163,7 @@ def sparsity_figure(summaries: Sequence[CheckpointSummary]) -> Any:
 
 def _colours(k: int) -> list[Any]:
     """``k`` distinct colours: matplotlib's default cycle, tab20 beyond ten."""
-    from matplotlib import colormaps
-
+    colormaps = optional_import("matplotlib", purpose="drawing plots").colormaps
     cmap = colormaps["tab10" if k <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(k)]
 

@@ -64,19 +64,21 @@ def run(args: argparse.Namespace) -> int:
         print(report)
         pruned = sum(1 for r in report if r.pruned)
         print(f"wrote {args.dst}: {len(report)} tensors, {pruned} pruned ({scope} scope), "
-              f"{100 * report.sparsity:.2f}% of all values zeroed")
+              f"{100 * report.sparsity:.2f}% of all values zero")
     return 0
 
 
 def report_json(report: ModelReport, dst: str) -> dict[str, Any]:
-    """The report as plain data: every tensor's name, shape, size, pruned count, sparsity and rule."""
+    """The report as plain data: every tensor's name, shape, size, pruned count, zeros in the
+    output, sparsity (its fraction of zeros) and rule."""
     return {
         "output": str(dst),
         "size": report.size,
         "pruned": report.pruned,
+        "zeros": report.zeros,
         "sparsity": report.sparsity,
         "tensors": [
-            {"name": r.name, "shape": list(r.shape), "size": r.size, "pruned": r.pruned,
+            {"name": r.name, "shape": list(r.shape), "size": r.size, "pruned": r.pruned, "zeros": r.zeros,
              "sparsity": r.sparsity, "rule": r.rule}
             for r in report
         ],

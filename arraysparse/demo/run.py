@@ -109,8 +109,12 @@ class Result:
 def calibration_files(model: dict, x: np.ndarray, out: Path) -> dict[str, Path]:
     """Wanda's input norms and SparseGPT's Hessians of every weight, from the dense model's inputs."""
     inputs = layer_inputs(model, x)
-    norms = {f"{n}.weight": InputNormAccumulator().update(inputs[n]).norms.astype(np.float32) for n in model}
-    hessians = {f"{n}.weight": HessianAccumulator().update(inputs[n]).hessian for n in model}
+    norms, hessians = {}, {}
+    for n in model:
+        norm_acc, hessian_acc = InputNormAccumulator(), HessianAccumulator()
+        norm_acc.update(inputs[n])
+        hessian_acc.update(inputs[n])
+        norms[f"{n}.weight"], hessians[f"{n}.weight"] = norm_acc.norms.astype(np.float32), hessian_acc.hessian
     meta = {"arraysparse.demo": f"statistics of each layer's inputs on {x.shape[0]} training digits"}
     return {
         "wanda": write_checkpoint(out / "wanda.safetensors", norms, metadata=meta),

@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from array_api_compat import is_array_api_obj
 
 from .. import _backends
-from .._compat import array_namespace, backend_name, is_numpy, is_writable
+from .._compat import array_namespace, backend_name, check_array, is_numpy, is_writable, optional_import
 from .._validation import check_has_zero, check_known_shape
 from . import bitmask, blocked, compressed, dia, ell, nm
 from .base import SparseCompressionResult, SparseFormat, matrix_shape
@@ -163,8 +162,7 @@ def _decode_into(result: SparseCompressionResult, arrays: dict, out: Array) -> A
     if is_numpy(out):
         np.copyto(out, dense)
     elif backend_name(out) == "torch":
-        import torch
-
+        torch = optional_import("torch", purpose="reading a torch tensor")
         with torch.no_grad():
             out.copy_(dense)
     else:
@@ -175,9 +173,11 @@ def _decode_into(result: SparseCompressionResult, arrays: dict, out: Array) -> A
 def _check_out(result: SparseCompressionResult, arrays: dict, out: Array) -> Any:
     """The namespace, after checking that ``out`` can take the result: a writable array of
     the result's library, device, shape and dtype."""
-    if isinstance(out, (bool, int, float, complex)) or not is_array_api_obj(out):
-        msg = f"out must be an array, got {type(out).__name__}"
+    layout = getattr(out, "layout", None)
+    if backend_name(out) == "torch" and str(layout) != "torch.strided":
+        msg = f"out must be a dense (strided) torch tensor, got layout {layout}"
         raise TypeError(msg)
+    check_array(out, "out", importers=False)
     if backend_name(out) == "jax":
         msg = "out cannot be a JAX array: JAX arrays are immutable; call to_dense() without out"
         raise TypeError(msg)
@@ -192,10 +192,6 @@ def _check_out(result: SparseCompressionResult, arrays: dict, out: Array) -> Any
     if not is_writable(out):
         msg = f"out is read-only ({backend_name(out)} array)"
         raise ValueError(msg)
-    layout = getattr(out, "layout", None)
-    if backend_name(out) == "torch" and str(layout) != "torch.strided":
-        msg = f"out must be a dense (strided) torch tensor, got layout {layout}"
-        raise TypeError(msg)
     if getattr(out, "requires_grad", False):
         msg = "out requires grad: decoding into it would bypass autograd; pass a tensor without grad"
         raise ValueError(msg)

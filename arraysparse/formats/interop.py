@@ -69,15 +69,19 @@ def _numpy_arrays(result: SparseCompressionResult) -> dict[str, np.ndarray]:
     return out
 
 
+def _from_library(obj: Any, library: str) -> bool:
+    """Whether ``obj``'s type, or a base of it, comes from ``library`` (read without importing it)."""
+    return any((k.__module__ or "").split(".")[0] == library for k in type(obj).__mro__)
+
+
 # -- scipy ------------------------------------------------------------------------
 def to_scipy(result: SparseCompressionResult) -> Any:
     """The scipy.sparse array (``coo/csr/csc/bsr/dia_array``) holding the same matrix.
 
     The matrix is the result's 2-D view (``result.matrix_shape``).
     """
-    import scipy.sparse as sp
-
-    _check_format(result, _SCIPY_FORMATS, "scipy.sparse")
+    _check_format(result, _SCIPY_FORMATS, "scipy.sparse")  # before the import: no scipy, still a clear error
+    sp = _compat.optional_import("scipy.sparse", purpose="to_scipy()")
     a = _numpy_arrays(result)
     shape = result.matrix_shape
     fmt = result.format
@@ -100,10 +104,11 @@ def from_scipy(matrix: Any, /) -> SparseCompressionResult:
     the module docstring); ``ValueError`` for a malformed ``indptr`` or an
     index out of range.
     """
-    import scipy.sparse as sp
-
+    msg = f"matrix must be a scipy.sparse array or matrix, got {type(matrix).__name__}"
+    if not _from_library(matrix, "scipy"):  # checked first: no scipy, still a TypeError
+        raise TypeError(msg)
+    sp = _compat.optional_import("scipy.sparse", purpose="from_scipy()")
     if not sp.issparse(matrix):
-        msg = f"matrix must be a scipy.sparse array or matrix, got {type(matrix).__name__}"
         raise TypeError(msg)
     if matrix.ndim != 2:
         msg = f"matrix must be 2-D, got {matrix.ndim}-D"
@@ -167,7 +172,7 @@ def _torch_arrays(result: SparseCompressionResult) -> dict[str, Any]:
 def _torch_of_numpy(a: np.ndarray) -> Any:
     """``torch.from_numpy``, which refuses ml_dtypes' types: those torch also has (bfloat16,
     the float8 types) cross as their bits, same memory; the others raise ``TypeError``."""
-    import torch
+    torch = _compat.optional_import("torch", purpose="to_torch()")
 
     ml = _compat.ml_dtype(a.dtype)
     if ml is None:
@@ -185,7 +190,7 @@ def to_torch(result: SparseCompressionResult) -> Any:
     A 2:4 result becomes a ``torch.sparse.SparseSemiStructuredTensor`` when
     its arrays are CUDA tensors (torch's semi-structured kernels are CUDA-only).
     """
-    import torch
+    torch = _compat.optional_import("torch", purpose="to_torch()")
 
     if isinstance(result, SparseCompressionResult) and result.format is SparseFormat.STRUCTURED_2_TO_4:
         dense = result.to_dense()
@@ -218,12 +223,13 @@ def from_torch(tensor: Any, /) -> SparseCompressionResult:
     the module docstring); ``ValueError`` for malformed compressed indices
     or an index out of range.
     """
-    import torch
-
     from .codecs import compress
 
+    msg = f"tensor must be a torch sparse tensor, got {type(tensor).__name__}"
+    if not _from_library(tensor, "torch"):  # checked first: no torch, still a TypeError
+        raise TypeError(msg)
+    torch = _compat.optional_import("torch", purpose="from_torch()")
     if not isinstance(tensor, torch.Tensor):
-        msg = f"tensor must be a torch sparse tensor, got {type(tensor).__name__}"
         raise TypeError(msg)
     if type(tensor).__name__.startswith("SparseSemiStructured"):
         return compress(tensor.to_dense(), "2:4")
@@ -448,7 +454,7 @@ def _canonical(
 def to_cupyx(result: SparseCompressionResult) -> Any:
     """The cupyx.scipy.sparse matrix (``coo/csr/csc/dia_matrix``) of a CuPy result."""
     _check_format(result, _CUPYX_FORMATS, "cupyx.scipy.sparse")  # before the import: no cupy, still a clear error
-    import cupyx.scipy.sparse as csp
+    csp = _compat.optional_import("cupyx.scipy.sparse", purpose="to_cupyx()")
 
     a = dict(result.arrays)
     for name, arr in a.items():
@@ -477,7 +483,7 @@ def from_cupyx(matrix: Any, /) -> SparseCompressionResult:
     msg = f"matrix must be a cupyx.scipy.sparse matrix, got {type(matrix).__name__}"
     if not type(matrix).__module__.startswith("cupyx."):  # checked first: no cupy, still a TypeError
         raise TypeError(msg)
-    import cupyx.scipy.sparse as csp
+    csp = _compat.optional_import("cupyx.scipy.sparse", purpose="from_cupyx()")
 
     from .codecs import compress
 

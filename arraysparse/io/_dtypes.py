@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import backend_name, is_numpy, is_torch_cpu_strided, ml_dtype
+from .._compat import backend_name, is_numpy, is_torch_cpu_strided, ml_dtype, optional_import
 
 Array = Any
 
@@ -127,7 +127,7 @@ def numpy_dtype(name: str, *, what: str) -> np.dtype:
 
 def torch_dtype(name: str, *, what: str) -> Any:
     """The torch dtype of canonical ``name`` (TypeError when torch has none)."""
-    import torch
+    torch = optional_import("torch", purpose="like='torch'")
 
     dtype = getattr(torch, _TORCH.get(name, ""), None) if name in _TORCH else None
     if not isinstance(dtype, torch.dtype):
@@ -208,7 +208,7 @@ def host_bits(x: Array, *, what: str) -> tuple[str, np.ndarray]:
 
 
 def _torch_bits(x: Any, what: str) -> tuple[str, np.ndarray]:
-    import torch
+    torch = optional_import("torch", purpose="reading a torch tensor")
 
     t = x.detach()
     if t.is_conj():
@@ -229,7 +229,7 @@ def from_bits(bits: np.ndarray, name: str, like: str, *, what: str) -> Array:
     """The array of canonical dtype ``name`` whose bits are ``bits``: NumPy (``like="numpy"``) or torch."""
     if like == "numpy":
         return bits if is_standard(name) else bits.view(numpy_dtype(name, what=what))
-    import torch
+    torch = optional_import("torch", purpose="like='torch'")
 
     dtype = torch_dtype(name, what=what)
     a = bits if bits.dtype.isnative else bits.astype(bits.dtype.newbyteorder("="))
@@ -242,12 +242,13 @@ def from_bits(bits: np.ndarray, name: str, like: str, *, what: str) -> Array:
 
 
 def check_like(like: Any) -> str:
-    """``like`` as ``"numpy"`` or ``"torch"`` (ValueError otherwise; ImportError without torch)."""
+    """``like`` as ``"numpy"`` or ``"torch"`` (ValueError otherwise; ModuleNotFoundError, naming the
+    extra, without torch)."""
     if like not in ("numpy", "torch"):
         msg = f"like={like!r} must be 'numpy' or 'torch'"
         raise ValueError(msg)
     if like == "torch":
-        importlib.import_module("torch")
+        optional_import("torch", purpose="like='torch'")
     return like
 
 

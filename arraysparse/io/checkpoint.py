@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._compat import optional_import
 from . import _dtypes
 from ._atomic import check_not_source, destination, same_file, source_of
 from ._npz import METADATA, NpzReader, NpzWriter
@@ -136,8 +137,7 @@ class Checkpoint(Mapping[str, Array]):
             # read straight into a new tensor: no mapped pages faulted in, no second copy
             reader = self._reader(name)
             r = reader.records[name]
-            import torch
-
+            torch = optional_import("torch", purpose="like='torch'")
             out = torch.empty(tuple(r.shape), dtype=_dtypes.torch_dtype(r.dtype, what=what))
             if reader.read_into(name, _dtypes.host_bits(out, what=what)[1]):
                 return out

@@ -35,7 +35,8 @@ it, and the metadata says how to put the objects back together:
     * ``"mask"``: a pruning mask, ``"tensor"`` (uint8, the mask's C-order
       bits packed as ``numpy.packbits(mask, bitorder="little")``), ``"shape"``,
       ``"pattern"`` (``{"kind", "axis", "block", "n", "m"}``) and, in a model
-      mask, ``"rule"`` and ``"pruned"`` (its report line);
+      mask, ``"rule"`` and ``"pruned"`` (its report line; ``"zeros"`` too when
+      the report counted the pruned model's zeros, as ``prune_model``'s does);
     * ``"mapping"``: an empty mapping (so the tree comes back whole).
 
 Tensor names are the path joined with ``"."`` (a state_dict's names: a dense
@@ -55,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import backend_name
+from .._compat import backend_name, optional_import
 from ..formats.base import SparseCompressionResult, SparseFormat
 from ..masks import PruningMask
 from ..patterns import PatternKind, SparsityPattern
@@ -148,6 +149,8 @@ def save(path: str | os.PathLike, obj: Any, /, *, metadata: Mapping[str, str] | 
         for rec in obj.report:
             entry = layout.mask([rec.name], obj[rec.name], f"obj[{rec.name!r}]")
             entry.update(rule=rec.rule, pruned=int(rec.pruned))
+            if rec.zeros is not None:
+                entry.update(zeros=int(rec.zeros))
     elif isinstance(obj, Mapping):
         content = "model"
         layout.tree([], obj)
@@ -505,9 +508,7 @@ def _mask(ckpt: Any, e: dict[str, Any], like: str, where: str, entry: str) -> Pr
         raise _bad(where, f"mask entry {entry}: tensor {e['tensor']!r} is not the packed bits of shape {shape}")
     mask = np.unpackbits(packed, count=size, bitorder="little").astype(bool).reshape(shape)
     if like == "torch":
-        import torch
-
-        mask = torch.from_numpy(mask)
+        mask = optional_import("torch", purpose="like='torch'").from_numpy(mask)
     return PruningMask(mask, pattern)
 
 
@@ -548,5 +549,9 @@ def _model_mask(entries: list[dict[str, Any]], objects: list[tuple[list[str], An
         pruned = e.get("pruned")
         if pruned != m.num_pruned:
             raise _bad(where, f"mask {name!r} prunes {m.num_pruned} values, its report says {pruned}")
-        report.append(LayerReport(name, m.shape, m.size, m.num_pruned, str(e.get("rule", "given"))))
+        zeros = e.get("zeros")
+        if zeros is not None and (not isinstance(zeros, int) or not m.num_pruned <= zeros <= m.size):
+            msg = f"mask {name!r} prunes {m.num_pruned} of {m.size} values, its report says {zeros!r} zeros"
+            raise _bad(where, msg)
+        report.append(LayerReport(name, m.shape, m.size, m.num_pruned, str(e.get("rule", "given")), zeros))
     return ModelMask(masks, report=report)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._compat import array_namespace, device, isdtype
+from .._compat import array_namespace, count_true, device, isdtype
 from .._validation import positive_int, prune_count
 from ..masks import PruningMask, apply_mask, nm_mask, topk_mask
 from ..patterns import NM_KINDS, PatternKind, SparsityPattern
@@ -401,5 +401,5 @@ def _survivor_scores(w: Array, keep: Array) -> Array:
 
 def _count(keep: Array) -> int:
     xp = array_namespace(mask=keep)
-    return int(xp.sum(xp.astype(keep, xp.int64))) if math.prod(keep.shape) else 0
+    return count_true(xp, keep)
 

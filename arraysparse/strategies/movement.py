@@ -143,12 +143,7 @@ class MovementPruning(PruningStrategy):
             self._steps = 1
             return
         self._check_like(weights, "weights")
-        acc = {}
-        for key, s in flat.items():
-            label = f"weights[{key!r}]" if key else "weights"
-            array_namespace(**{"accumulated scores": self._flat[key], label: s})
-            acc[key] = self._flat[key] + s
-        self._flat = acc
+        self._flat = {key: self._flat[key] + s for key, s in flat.items()}  # library and device checked above
         self._steps += 1
 
     def _check_like(self, weights: Tree, name: str) -> None:
@@ -168,6 +163,7 @@ class MovementPruning(PruningStrategy):
                     "call reset() to start over"
                 )
                 raise ValueError(msg)
+            self._check_library(weights, "", name)
             return
         want = flatten(like, "accumulator", arrays=False)
         got = flatten(weights, name)
@@ -186,6 +182,12 @@ class MovementPruning(PruningStrategy):
                     f"shape {shape}; call reset() to start over"
                 )
                 raise ValueError(msg)
+            self._check_library(got[key], key, f"{name}[{key!r}]")
+
+    def _check_library(self, a: Array, key: str, label: str) -> None:
+        """``a`` shares the library and device of the scores accumulated so far: the error names
+        them, not the arrays built from them later (a mask, its apply)."""
+        array_namespace(**{label: a, "the scores accumulated by update()": self._flat[key]})
 
     # -- the strategy interface ---------------------------------------------------
     def compute_importance_scores(self, weights: Tree, gradients: Tree | None = None) -> Tree:

@@ -40,6 +40,7 @@ and the mask.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from fractions import Fraction
 from types import ModuleType
 from typing import Any
@@ -112,7 +113,9 @@ def sparsegpt_prune(
     >>> rng = np.random.default_rng(0)
     >>> x = rng.standard_normal((256, 16)).astype(np.float32)
     >>> w = rng.standard_normal((8, 16)).astype(np.float32)
-    >>> h = HessianAccumulator().update(x).hessian
+    >>> acc = HessianAccumulator()
+    >>> acc.update(x)
+    >>> h = acc.hessian
     >>> w2, mask = sparsegpt_prune(w, h, 0.5)
     >>> mask.num_pruned, bool(np.all(w2[~mask.mask] == 0))
     (64, True)
@@ -182,7 +185,7 @@ class SparseGPTPruning(PruningStrategy):
     >>> w = rng.standard_normal((8, 16)).astype(np.float32)
     >>> s = SparseGPTPruning(asp.SparsityPattern.two_four())
     >>> for _ in range(4):                      # batches of (batch, seq, in_features)
-    ...     _ = s.calibrate(rng.standard_normal((2, 32, 16)).astype(np.float32))
+    ...     s.calibrate(rng.standard_normal((2, 32, 16)).astype(np.float32))
     >>> w2, mask = s.prune(w)
     >>> mask.satisfies(), int((w2 == 0).sum())
     (True, 64)
@@ -216,10 +219,20 @@ class SparseGPTPruning(PruningStrategy):
         self.accumulator = accumulator
         """The :class:`~arraysparse.HessianAccumulator` that :meth:`calibrate` feeds."""
 
-    def calibrate(self, x: Array, /) -> SparseGPTPruning:
-        """Feed one batch of layer inputs ``(..., in_features)``; returns ``self``."""
-        self.accumulator.update(x)
-        return self
+    def calibrate(self, x: Array, /, *, mask: Array | None = None) -> None:
+        """Feed one batch of layer inputs ``(..., in_features)``; ``mask`` (``True`` = real token,
+        broadcasting to ``x.shape[:-1]``) leaves padding out of ``H`` and of the token count.
+
+        Returns ``None``, so a torch forward hook may call it (see :meth:`hook`).
+        """
+        self.accumulator.update(x, mask=mask)
+
+    def hook(self, *, mask: Callable[[], Array | None] | None = None) -> Callable[..., None]:
+        """A torch forward hook calibrating on the layer's input: ``layer.register_forward_hook(s.hook())``.
+
+        See :meth:`arraysparse.calibration.HessianAccumulator.hook`.
+        """
+        return self.accumulator.hook(mask=mask)
 
     @property
     def is_calibrated(self) -> bool:
@@ -233,6 +246,7 @@ class SparseGPTPruning(PruningStrategy):
                 "with calibrate(x) first"
             )
             raise ValueError(msg)
+        self.accumulator.check_partner(weights, "weights")
         return self.accumulator.hessian
 
     def compute_importance_scores(self, weights: Array, gradients: Array | None = None) -> Array:

@@ -15,6 +15,7 @@ constant factor away from ``||X_j||_2^2``, which does not change any mask.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .. import _backends
@@ -86,7 +87,7 @@ class WandaPruning(PruningStrategy):
     >>> rng = np.random.default_rng(0)
     >>> s = WandaPruning()
     >>> for _ in range(3):                       # batches of (batch, seq, in_features)
-    ...     _ = s.calibrate(rng.standard_normal((2, 16, 8)))
+    ...     s.calibrate(rng.standard_normal((2, 16, 8)))
     >>> w = rng.standard_normal((4, 8))
     >>> pruned, mask = s.prune(w, 0.5)
     >>> (~mask.mask).sum(axis=1)                 # every row loses exactly half
@@ -120,10 +121,20 @@ class WandaPruning(PruningStrategy):
         self.accumulator = accumulator
         """The :class:`~arraysparse.InputNormAccumulator` that :meth:`calibrate` feeds."""
 
-    def calibrate(self, x: Array, /) -> WandaPruning:
-        """Feed one batch of layer inputs ``(..., in_features)``; returns ``self``."""
-        self.accumulator.update(x)
-        return self
+    def calibrate(self, x: Array, /, *, mask: Array | None = None) -> None:
+        """Feed one batch of layer inputs ``(..., in_features)``; ``mask`` (``True`` = real token,
+        broadcasting to ``x.shape[:-1]``) leaves padding out.
+
+        Returns ``None``, so a torch forward hook may call it (see :meth:`hook`).
+        """
+        self.accumulator.update(x, mask=mask)
+
+    def hook(self, *, mask: Callable[[], Array | None] | None = None) -> Callable[..., None]:
+        """A torch forward hook calibrating on the layer's input: ``layer.register_forward_hook(s.hook())``.
+
+        See :meth:`arraysparse.calibration.InputNormAccumulator.hook`.
+        """
+        return self.accumulator.hook(mask=mask)
 
     @property
     def is_calibrated(self) -> bool:
@@ -140,6 +151,7 @@ class WandaPruning(PruningStrategy):
         if not self.is_calibrated:
             msg = "WandaPruning is not calibrated: feed batches of the layer's inputs with calibrate(x) first"
             raise ValueError(msg)
+        self.accumulator.check_partner(weights, "weights")
         norms = self.accumulator.norms
         if weights.ndim == 2 and int(weights.shape[1]) != int(norms.shape[0]):
             msg = (
