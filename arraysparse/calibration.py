@@ -169,6 +169,8 @@ class _Accumulator:
         if self._backend is None:
             return
         lib = backend_name(a)
+        if lib == "dask" and self._backend == "numpy":
+            return  # NumPy statistics are small: they go to the workers with the weights' tasks
         if lib != self._backend:
             msg = (
                 f"{name} is a {lib} array but the calibration statistics are {self._backend} arrays "

@@ -288,7 +288,8 @@ def test_strategies_equal_numpy(counting):
         ref_w, ref_m = strategy.prune(w, target, g if grads is not None else None)
         assert same_bits(got_m.mask, ref_m.mask), strategy
         assert same_bits(got_w, ref_w), strategy
-    wanda = asp.WandaPruning().calibrate(rng_matrix((3, 8, 24), seed=8))
+    wanda = asp.WandaPruning()
+    wanda.calibrate(rng_matrix((3, 8, 24), seed=8))
     assert same_bits(wanda.prune(x, 0.5)[1].mask, wanda.prune(w, 0.5)[1].mask)
 
 

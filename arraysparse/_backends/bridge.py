@@ -218,7 +218,7 @@ def is_device(x: Array) -> bool:
         return True
     if name != "torch" or x.device.type != "cuda" or not _has_cupy():
         return False
-    import torch
+    torch = _compat.optional_import("torch", purpose="torch arrays")
 
     return x.layout == torch.strided
 
@@ -242,8 +242,8 @@ def device_view(x: Array) -> Any:
         return x
     if name != "torch" or x.device.type != "cuda":
         return None
-    import cupy
-    import torch
+    cupy = _compat.optional_import("cupy", purpose="the CUDA kernels")
+    torch = _compat.optional_import("torch", purpose="the CUDA kernels on torch tensors")
 
     t = x.detach().resolve_conj().resolve_neg()
     if t.dtype == torch.bool:
@@ -264,7 +264,7 @@ def wrap_device(a: Any, like: Array, dtype: Any = None) -> Array:
     """
     if _compat.backend_name(like) != "torch":
         return a if dtype is None or a.dtype == dtype else a.view(dtype)
-    import torch
+    torch = _compat.optional_import("torch", purpose="torch arrays")
 
     if a.dtype.kind == "b":
         t = torch.from_dlpack(a.view("uint8")).view(torch.bool)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..._compat import optional_import
 from . import instances
 from .nvrtc import OPTIONS
 
@@ -38,7 +39,7 @@ def function(source: str, instance: str, device_id: int) -> Any:
         fn = _functions.get(key)
         if fn is None:
             instances.check_instance(source, instance)
-            import cupy
+            cupy = optional_import("cupy", purpose="the CUDA kernels")
 
             with cupy.cuda.Device(device_id):
                 module = cupy.RawModule(
@@ -58,7 +59,7 @@ class CupyDevice:
     """A launch device on one GPU: ``xp`` is CuPy; launches go on the current stream."""
 
     def __init__(self, device_id: int):
-        import cupy
+        cupy = optional_import("cupy", purpose="the CUDA kernels")
 
         self.xp = cupy
         self.device_id = device_id
@@ -79,7 +80,7 @@ class CupyDevice:
 
 
 def _torch_stream(t: Any) -> tuple[int, int]:
-    import torch
+    torch = optional_import("torch", purpose="the CUDA kernels on torch tensors")
 
     index = t.device.index if t.device.index is not None else torch.cuda.current_device()
     return index, torch.cuda.current_stream(index).cuda_stream
@@ -88,7 +89,7 @@ def _torch_stream(t: Any) -> tuple[int, int]:
 @contextmanager
 def session(x: Any) -> Iterator[CupyDevice]:
     """The device of ``x`` (a CuPy array or a CUDA torch tensor) with its stream current."""
-    import cupy
+    cupy = optional_import("cupy", purpose="the CUDA kernels")
 
     if type(x).__module__.split(".")[0] == "torch":
         index, stream = _torch_stream(x)
