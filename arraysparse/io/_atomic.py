@@ -128,6 +128,7 @@ def destination(path: str | os.PathLike, *, what: str = "path") -> Path:
 
 #: Filesystems (``st_dev``) where an unnamed file could not be named: later writers there use a named one.
 _UNNAMED_FAILED: set[int] = set()
+_O_TMPFILE: int | None = getattr(os, "O_TMPFILE", None)
 _TEMP = re.compile(r"(\d+)\.[0-9a-f]{8}\.tmp")  # after ".<name>.": the writer's pid, a random part
 
 
@@ -185,12 +186,12 @@ class AtomicFile:
         return f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
 
     def _open_unnamed(self) -> int | None:
-        if self._dir is None or not hasattr(os, "O_TMPFILE") or not os.path.isdir("/proc/self/fd"):
+        if self._dir is None or _O_TMPFILE is None or not os.path.isdir("/proc/self/fd"):
             return None
         if os.fstat(self._dir).st_dev in _UNNAMED_FAILED:
             return None
         try:
-            fd = os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=self._dir)
+            fd = os.open(".", _O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=self._dir)
         except OSError:  # EOPNOTSUPP / EISDIR / EINVAL: the filesystem or the kernel has none
             return None
         _lock(fd)  # held through the link and the rename: the name never shows a free lock
