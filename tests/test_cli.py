@@ -531,14 +531,7 @@ def _kill_mid_write(src: Path, dst: Path, flag: Path) -> None:
     assert p.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize(
-    "suffix",
-    [".safetensors",
-     pytest.param(".npz", marks=pytest.mark.xfail(
-         strict=True, reason="io's .npz writer streams into a named hidden temporary file "
-         "(.<name>.<random>.tmp) that a SIGKILL cannot remove; .safetensors output stages its "
-         "data in an unnamed file"))],
-)
+@pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
 def test_cli_killed_mid_write_leaves_nothing(sources, tmp_path, suffix):
     out = tmp_path / "out"
     out.mkdir()

@@ -410,7 +410,7 @@ def test_a_failed_write_leaves_the_destination_and_no_temporary_file(tmp_path, s
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
 def test_a_killed_writer_leaves_the_destination(tmp_path, suffix):
-    """SIGKILL mid-write: the destination is as it was; at most a hidden temporary file remains."""
+    """SIGKILL mid-write: the destination is as it was and nothing is beside it."""
     import signal
     import subprocess
     import sys
@@ -437,8 +437,125 @@ def test_a_killed_writer_leaves_the_destination(tmp_path, suffix):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert path.read_bytes() == before
-    leftovers = [n for n in listing(tmp_path) if n != path.name]
-    assert all(n.startswith(f".{path.name}.") and n.endswith(".tmp") for n in leftovers), leftovers
+    assert listing(tmp_path) == [path.name]
+
+
+KILLED_WRITER = """
+import sys, numpy as np
+from arraysparse.io import write_checkpoint
+arrays = {f"a{i}": np.full(1 << 18, i, np.float32) for i in range(24)}  # 24 MiB
+print("ready", flush=True)
+write_checkpoint(sys.argv[1], iter(arrays.items()) if sys.argv[2] == "stream" else arrays)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_writer_killed_at_random_points_leaves_the_old_or_the_new_file_and_nothing_else(tmp_path, suffix):
+    """SIGKILL anywhere from start-up to after the rename, streamed and planned writes: the destination
+    is the old file or the complete new one, and no other file exists, save a hidden temporary file
+    named with the killed pid in the two-syscall window (link, rename) of the commit, which the next
+    writer removes."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    path = tmp_path / f"model{suffix}"
+
+    def start(mode: str) -> tuple[subprocess.Popen, float]:
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), mode], stdout=subprocess.PIPE, env=env)
+        assert proc.stdout.readline().strip() == b"ready"
+        return proc, time.monotonic()
+
+    proc, t0 = start("plan")  # one whole run: the new file, and how long a write takes
+    assert proc.stdout.readline().strip() == b"done"
+    took = time.monotonic() - t0
+    proc.wait()
+    new = path.read_bytes()
+    window = []
+    for i in range(6):
+        write_checkpoint(path, {"old": np.ones(3)})  # also removes what a killed writer left
+        old = path.read_bytes()
+        proc, _ = start("stream" if i % 2 else "plan")
+        time.sleep(random.uniform(0, 1.3 * took))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert path.read_bytes() in (old, new)
+        others = [n for n in listing(tmp_path) if n != path.name]
+        window += others
+        assert all(re.fullmatch(rf"\.{re.escape(path.name)}\.{proc.pid}\.[0-9a-f]{{8}}\.tmp", n) for n in others), others
+    write_checkpoint(path, {"old": np.ones(3)})
+    assert listing(tmp_path) == [path.name], window
+
+
+def test_stale_temporary_files_of_dead_writers_are_removed_and_no_others(tmp_path):
+    """The next writer removes a hidden file whose pid is dead and whose lock is free; not one whose pid
+    lives, nor one locked by a live writer (another pid namespace, say), nor a name not of that form."""
+    import fcntl
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          check=True).stdout.decode().strip()
+    path = tmp_path / "m.npz"
+    names = {"dead": f".m.npz.{dead}.0123abcd.tmp", "alive": f".m.npz.{os.getppid()}.0123abcd.tmp",
+             "locked": f".m.npz.{dead}.4567cdef.tmp", "other": ".m.npz.tmp", "other file": f".n.npz.{dead}.0123abcd.tmp"}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"x")
+    with open(tmp_path / names["locked"], "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        write_checkpoint(path, {"w": np.ones(3)})
+    assert listing(tmp_path) == sorted({*names.values(), path.name} - {names["dead"]})
+
+
+@pytest.mark.parametrize("how", ["unnamed", "no O_TMPFILE", "link fails"])
+def test_atomic_file_modes_and_fallbacks(tmp_path, monkeypatch, how):
+    """New files get 0o666 & ~umask, replaced ones keep their mode; where there is no O_TMPFILE the
+    data goes to a named hidden file (seen while writing, gone after), and where the unnamed file
+    cannot be linked it is copied to one (and later writes there go named): the files are the same."""
+    from arraysparse.io import _atomic
+
+    monkeypatch.setattr(_atomic, "_UNNAMED_FAILED", set())
+    if how == "no O_TMPFILE":
+        monkeypatch.setattr(_atomic, "_O_TMPFILE", None)
+    elif how == "link fails":
+        def link(*args, **kwargs):
+            raise OSError(18, "Invalid cross-device link")
+        monkeypatch.setattr(os, "link", link)
+    path = tmp_path / "a.bin"
+    umask = os.umask(0o027)
+    try:
+        with _atomic.AtomicFile(path) as f:
+            f.file.write(b"abc")
+            seen = listing(tmp_path)
+    finally:
+        os.umask(umask)
+    assert path.read_bytes() == b"abc"
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    hidden = [n for n in seen if re.fullmatch(rf"\.a\.bin\.{os.getpid()}\.[0-9a-f]{{8}}\.tmp", n)]
+    assert len(hidden) == (how == "no O_TMPFILE") and len(seen) == len(hidden), seen
+    assert (how == "link fails") == bool(_atomic._UNNAMED_FAILED)
+    os.chmod(path, 0o604)
+    arrays = {"w": np.arange(1000.0), "v": np.ones(7, np.float32)}
+    for suffix in SUFFIXES:
+        with _atomic.AtomicFile(path) as f:
+            f.file.write(b"defg")
+        with CheckpointWriter(tmp_path / f"m{suffix}") as w:
+            for name, a in arrays.items():
+                w.add(name, a)
+        write_checkpoint(tmp_path / f"p{suffix}", arrays)
+    assert path.read_bytes() == b"defg"
+    assert os.stat(path).st_mode & 0o777 == 0o604
+    monkeypatch.undo()
+    for suffix in SUFFIXES:
+        write_checkpoint(tmp_path / f"expected{suffix}", arrays)
+        expected = (tmp_path / f"expected{suffix}").read_bytes()
+        assert (tmp_path / f"m{suffix}").read_bytes() == expected
+        assert (tmp_path / f"p{suffix}").read_bytes() == expected
+    assert listing(tmp_path) == sorted(["a.bin", *(f"{k}{s}" for k in ("m", "p", "expected") for s in SUFFIXES)])
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)

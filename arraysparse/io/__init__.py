@@ -15,8 +15,8 @@ Two layers, each in its own module:
   :class:`ModelWriter` writes a model one entry at a time.
 
 The private modules hold the file formats: ``_safetensors`` (strict header
-checks, mapped reads, the writers), ``_npz``, ``_atomic`` (temporary file,
-fsync, rename) and ``_dtypes`` (dtype names and tags, arrays to bytes and back).
+checks, mapped reads, the writers), ``_npz``, ``_atomic`` (unnamed temporary
+file, fsync, link and rename) and ``_dtypes`` (dtype names and tags, arrays to bytes and back).
 """
 
 from .checkpoint import Checkpoint, CheckpointWriter, TensorInfo, open_checkpoint, write_checkpoint

