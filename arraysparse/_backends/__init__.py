@@ -317,15 +317,18 @@ def sparsegpt_sweep(
     upper Cholesky factor of the dampened ``H^-1``) in that namespace: the
     host runs it in NumPy on the arrays' memory, the reference in ``xp``.
     Unstructured: ``counts`` is each block's pruned count; N:M: ``nm = (n, m)``.
-    The result is in the compute dtype ``prepare`` chose. Dask arrays are
-    refused: the sweep runs through the columns in order, updating every row.
+    The result is in the compute dtype ``prepare`` chose.
+
+    Dask weights are **eager**: the layer and its Hessian are computed (one
+    ``dask.compute``), swept on the host, and the results sent back to the
+    workers in the weights' chunks. Unstructured, a block's count is shared
+    by all its rows, so rows are not independent; N:M rows are, but BLAS
+    rounds a matrix product of a band of rows differently from the whole
+    (measured: a few units in the last place), and the result must be NumPy's
+    bit for bit.
     """
-    if _choose(weights) == "dask" or _choose(hessian) == "dask":
-        msg = (
-            "SparseGPT sweeps a layer's columns in order and updates every row; it does not run "
-            "on Dask arrays: prune the layer's NumPy array (weights.compute()) and its hessian"
-        )
-        raise TypeError(msg)
+    if _choose(weights) == "dask":
+        return _dask().sparsegpt_sweep(weights, hessian, prepare, counts, nm, block_size)
     if _choose(weights, hessian) == "host" and math.prod(weights.shape):
         return host.sparsegpt_sweep(weights, hessian, prepare, counts, nm, block_size)
     w, u = prepare(xp, weights, hessian)
