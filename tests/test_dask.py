@@ -535,7 +535,8 @@ def test_sparsegpt_eager_equals_numpy(counting):
     x = da.from_array(w, chunks=(7, 20))
     for pattern, sparsity in [(None, 0.5), (asp.SparsityPattern.two_four(), None)]:
         (q, mask), n = computes(
-            counting, lambda: sparsegpt_prune(x, da.from_array(h, chunks=32), sparsity, pattern=pattern, block_size=32)
+            counting,
+            lambda p=pattern, s=sparsity: sparsegpt_prune(x, da.from_array(h, chunks=32), s, pattern=p, block_size=32),
         )
         ref_q, ref_mask = sparsegpt_prune(w, h, sparsity, pattern=pattern, block_size=32)
         assert n == 1 and q.chunks == x.chunks

@@ -18,6 +18,7 @@ backend         arrays                              implementation
 ``dask``        dask arrays of NumPy chunks         :mod:`.dask`, :mod:`.dask_formats`: the
                                                     host kernels chunk by chunk; lazy, but
                                                     for thresholds and counts (histograms)
+                                                    and SparseGPT (eager, per layer)
 ``reference``   everything else (JAX,               standard-only: :mod:`.reference`,
                 array-api-strict, ...)              :mod:`.reference_formats`; the test oracle
 ==============  ==================================  =========================================

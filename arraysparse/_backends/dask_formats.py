@@ -642,7 +642,8 @@ def _assemble_meta(tasks: list[Any], sizes: tuple[int, ...], ncols: int, dtype: 
             {int(k) for _, lo, hi in _pair_rows(a * ncols, b * ncols, rows)
              for k in range(np.searchsorted(starts, lo, "right") - 1, np.searchsorted(starts, hi, "left"))}
         )
-        out.append(delayed(_meta_rows, pure=True)(a, b, rows, ncols, [starts[k] for k in need], *[tasks[k] for k in need]))
+        job = delayed(_meta_rows, pure=True)
+        out.append(job(a, b, rows, ncols, [starts[k] for k in need], *[tasks[k] for k in need]))
     return _concat(out, [(s, ncols) for s in sizes], dtype)
 
 
@@ -668,7 +669,8 @@ def _band_metas(meta: Array, sizes: tuple[int, ...]) -> list[Any]:
             first, last = lo // ncols, (hi - 1) // ncols
             need.update(range(np.searchsorted(mstarts, first, "right") - 1, np.searchsorted(mstarts, last, "right")))
         need_l = sorted(int(k) for k in need)
-        out.append(delayed(_band_meta, pure=True)(s, e, rows, ncols, [mstarts[k] for k in need_l], *[blocks[k] for k in need_l]))
+        job = delayed(_band_meta, pure=True)
+        out.append(job(s, e, rows, ncols, [mstarts[k] for k in need_l], *[blocks[k] for k in need_l]))
     return out
 
 

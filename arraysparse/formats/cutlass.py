@@ -51,6 +51,11 @@ numbers whose low or high 16 bits look like a float16 signaling NaN, about
 1.5% of random values, by 512 units in the last place). arraysparse moves
 bits; everywhere else the results are torch's, byte for byte.
 
+Dask arrays are encoded and decoded lazily by bands of rows (heights a
+multiple of the interleave's band); the meta, stored column-major in pairs
+over the whole matrix, is gathered from the bands' pieces. The results are
+NumPy's byte for byte (see docs/scaling-out.md).
+
 The simple layout ("positions")
 -------------------------------
 The N:M compressed format describes the same choice without the CUTLASS
