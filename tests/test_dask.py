@@ -401,8 +401,6 @@ def test_compress_errors_are_the_formats(counting):
     r = asp.compress(x, "2:4")  # lazy: the band holding the group raises when computed
     with pytest.raises(ValueError, match=r"violates the 2:4 pattern .* group 0 of row 0"):
         r.values.compute()
-    with pytest.raises(TypeError, match="CUTLASS"):
-        asp.to_cutlass(da.zeros((32, 32), dtype=np.float16, chunks=16))
     with pytest.raises(ValueError, match="width=1 is too narrow"):
         asp.compress(x, "ell", width=1)
 
@@ -444,11 +442,121 @@ def test_refusals(counting):
     other = da.from_array(np.ones(4), chunks=2).map_blocks(torch.from_numpy, meta=torch.empty(0, dtype=torch.float64))
     with pytest.raises(TypeError, match="Dask array of torch.Tensor chunks"):
         asp.topk_mask(other, 0.5)
-    w = da.from_array(rng_matrix((4, 8)), chunks=2)
-    s = asp.SparseGPTPruning()
-    s.calibrate(da.from_array(rng_matrix((16, 8), seed=3), chunks=8))
-    with pytest.raises(TypeError, match="SparseGPT"):
-        s.prune(w, 0.5)
+
+
+# -- CUTLASS 2:4 ------------------------------------------------------------------------------------
+CUTLASS_DTYPES = {"float16": 32, "bfloat16": 32, "int8": 64, "float32": 16}  # column multiples
+
+
+@st.composite
+def cutlass_pair(draw):
+    """``(numpy, dask)`` 2:4 (float32: 1:2) matrices of the CUTLASS shape rules, irregular chunks."""
+    from arraysparse.formats.cutlass import _LAYOUTS
+
+    name = draw(st.sampled_from(sorted(CUTLASS_DTYPES)))
+    lay = _LAYOUTS[name]
+    rows = lay.row_multiple * draw(st.integers(1, 4))
+    cols = CUTLASS_DTYPES[name] * draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.integers(-60, 60, (rows, cols)).astype(_dtype(name))
+    x = np.asarray(asp.nm_mask(x, lay.m // 2, lay.m).apply(x))
+    cuts = [sorted(set(draw(st.lists(st.integers(1, s - 1), max_size=3)))) for s in (rows, cols)]
+    chunks = tuple(tuple(np.diff([0, *c, s]).tolist()) for c, s in zip(cuts, (rows, cols)))
+    return x, da.from_array(x, chunks=chunks), draw(st.integers(1, 40))
+
+
+@settings(max_examples=25, deadline=None)
+@given(cutlass_pair())
+def test_cutlass_equals_numpy(pair):
+    from arraysparse.formats.cutlass import cutlass_meta_from_positions, positions_from_cutlass_meta
+
+    x, dx, cut = pair
+    with dask.config.set(scheduler="sync"):
+        values, meta = asp.to_cutlass(x)
+        got_v, got_m = asp.to_cutlass(dx)
+        assert same_bits(got_v, values) and same_bits(got_m, meta)
+        # decoding from other chunks than the encoder's: meta rows cut anywhere
+        dv = da.from_array(values, chunks=(cut, -1))
+        dm = da.from_array(meta, chunks=(max(1, cut // 3), 1))
+        assert same_bits(asp.from_cutlass(dv, dm), asp.from_cutlass(values, meta))
+        positions = positions_from_cutlass_meta(meta, x.dtype)
+        assert same_bits(positions_from_cutlass_meta(dm, x.dtype), positions)
+        assert same_bits(cutlass_meta_from_positions(da.from_array(positions, chunks=(cut, 3)), x.dtype), meta)
+        if x.dtype != np.float32:
+            r = asp.compress(dx, "2:4")
+            rv, rm = r.to_cutlass()
+            assert same_bits(rv, values) and same_bits(rm, meta)
+
+
+def test_cutlass_bands_are_not_row_slices_of_meta():
+    """The interleave stays inside bands of 32 rows (int8: 16), the smallest band that encodes on
+    its own; but the meta is stored column-major in pairs over the whole matrix, so a band's meta
+    is a row slice of the whole's only with 2 meta columns: the bands' metas must be gathered."""
+    from arraysparse.formats.cutlass import _LAYOUTS
+
+    for name, lay in _LAYOUTS.items():
+        for cols in (CUTLASS_DTYPES[name], 3 * CUTLASS_DTYPES[name]):
+            x = rng_matrix((4 * lay.band, cols), seed=3).astype(_dtype(name)) if name != "int8" else (
+                np.random.default_rng(3).integers(-9, 9, (4 * lay.band, cols)).astype(np.int8))
+            x = np.asarray(asp.nm_mask(x, lay.m // 2, lay.m).apply(x))
+            _, meta = asp.to_cutlass(x)
+            h = lay.band
+            bands = [asp.to_cutlass(x[i : i + h])[1] for i in range(0, x.shape[0], h)]
+            ncols = meta.shape[1]
+            gathered = np.concatenate([b.reshape(ncols // 2, h, 2) for b in bands], axis=1).reshape(meta.shape)
+            assert np.array_equal(gathered, meta), name
+            assert np.array_equal(np.concatenate(bands), meta) == (ncols == 2), name
+            with pytest.raises(ValueError, match=f"multiple of {lay.row_multiple} rows"):
+                asp.to_cutlass(x[: h // 2])
+
+
+def test_cutlass_lazy_and_errors(counting):
+    x = np.zeros((96, 64), np.float16)
+    x[70, 4:7] = 1
+    (values, meta), n = computes(counting, lambda: asp.to_cutlass(da.from_array(x, chunks=(40, 24))))
+    assert n == 0 and isinstance(meta, da.Array)
+    with pytest.raises(ValueError, match=r"row 70, group 1 \(columns 4..7\) has 3 non-zero"):
+        values.compute()
+    v, m = asp.to_cutlass(np.zeros((96, 64), np.float16))
+    m[40, 0] = 0
+    dense, n = computes(counting, lambda: asp.from_cutlass(da.from_array(v, chunks=32), da.from_array(m, chunks=16)))
+    assert n == 0
+    with pytest.raises(ValueError, match=r"invalid code 0b0000 for row 68, group 0"):
+        dense.compute()
+
+
+# -- SparseGPT ---------------------------------------------------------------------------------------
+def test_sparsegpt_eager_equals_numpy(counting):
+    """Eager per layer (one compute of the layer and its Hessian), NumPy's bits, the input's chunks."""
+    from arraysparse.calibration import HessianAccumulator
+    from arraysparse.strategies.sparsegpt import sparsegpt_prune
+
+    w = rng_matrix((40, 64), seed=4)
+    h = HessianAccumulator().update(rng_matrix((100, 64), seed=5)).hessian
+    x = da.from_array(w, chunks=(7, 20))
+    for pattern, sparsity in [(None, 0.5), (asp.SparsityPattern.two_four(), None)]:
+        (q, mask), n = computes(
+            counting,
+            lambda p=pattern, s=sparsity: sparsegpt_prune(x, da.from_array(h, chunks=32), s, pattern=p, block_size=32),
+        )
+        ref_q, ref_mask = sparsegpt_prune(w, h, sparsity, pattern=pattern, block_size=32)
+        assert n == 1 and q.chunks == x.chunks
+        assert same_bits(q, ref_q) and same_bits(mask.mask, ref_mask.mask)
+    s = asp.SparseGPTPruning().calibrate(da.from_array(rng_matrix((100, 64), seed=5), chunks=30))
+    got = s.prune(x, 0.5)[1].mask
+    assert got.shape == w.shape and isinstance(got, da.Array)
+
+
+def test_wanda_calibration_equals_numpy(counting):
+    """Sums of squares over Dask batches: the batch's rows summed whole, in NumPy's order."""
+    batches = [rng_matrix((3, 50, 24), seed=8), rng_matrix((400, 24), seed=9)]
+    ref, lazy = asp.WandaPruning(), asp.WandaPruning()
+    for b in batches:
+        ref.calibrate(b)
+        lazy.calibrate(da.from_array(b, chunks=tuple(max(1, s // 3) for s in b.shape)))
+    assert same_bits(lazy.accumulator.sum_squares, np.asarray(ref.accumulator.sum_squares))
+    w = rng_matrix((16, 24), seed=6)
+    assert same_bits(lazy.prune(da.from_array(w, chunks=(5, 8)), 0.5)[0], ref.prune(w, 0.5)[0])
 
 
 # -- on a cluster of two worker processes ----------------------------------------------------------

@@ -18,6 +18,7 @@ backend         arrays                              implementation
 ``dask``        dask arrays of NumPy chunks         :mod:`.dask`, :mod:`.dask_formats`: the
                                                     host kernels chunk by chunk; lazy, but
                                                     for thresholds and counts (histograms)
+                                                    and SparseGPT (eager, per layer)
 ``reference``   everything else (JAX,               standard-only: :mod:`.reference`,
                 array-api-strict, ...)              :mod:`.reference_formats`; the test oracle
 ==============  ==================================  =========================================
@@ -317,15 +318,18 @@ def sparsegpt_sweep(
     upper Cholesky factor of the dampened ``H^-1``) in that namespace: the
     host runs it in NumPy on the arrays' memory, the reference in ``xp``.
     Unstructured: ``counts`` is each block's pruned count; N:M: ``nm = (n, m)``.
-    The result is in the compute dtype ``prepare`` chose. Dask arrays are
-    refused: the sweep runs through the columns in order, updating every row.
+    The result is in the compute dtype ``prepare`` chose.
+
+    Dask weights are **eager**: the layer and its Hessian are computed (one
+    ``dask.compute``), swept on the host, and the results sent back to the
+    workers in the weights' chunks. Unstructured, a block's count is shared
+    by all its rows, so rows are not independent; N:M rows are, but BLAS
+    rounds a matrix product of a band of rows differently from the whole
+    (measured: a few units in the last place), and the result must be NumPy's
+    bit for bit.
     """
-    if _choose(weights) == "dask" or _choose(hessian) == "dask":
-        msg = (
-            "SparseGPT sweeps a layer's columns in order and updates every row; it does not run "
-            "on Dask arrays: prune the layer's NumPy array (weights.compute()) and its hessian"
-        )
-        raise TypeError(msg)
+    if _choose(weights) == "dask":
+        return _dask().sparsegpt_sweep(weights, hessian, prepare, counts, nm, block_size)
     if _choose(weights, hessian) == "host" and math.prod(weights.shape):
         return host.sparsegpt_sweep(weights, hessian, prepare, counts, nm, block_size)
     w, u = prepare(xp, weights, hessian)
@@ -670,57 +674,81 @@ def decode_bitmask(
 
 # -- CUTLASS 2:4 --------------------------------------------------------------------------
 # ``lay`` is the format's layout record (arraysparse.formats.cutlass); its shape, dtype and
-# meta checks are done. Violations come back as Violation for the format to word. Dask
-# arrays are refused: CUTLASS's layout is a kernel's input, held in one device's memory.
-def _no_dask(*arrays: Array) -> None:
-    if any(_choose(a) == "dask" for a in arrays):
-        msg = (
-            "the CUTLASS 2:4 layout is not built from Dask arrays (it feeds one device's kernel): "
-            "compute the matrix first (x.compute())"
-        )
-        raise TypeError(msg)
+# meta checks are done. Violations come back as Violation for the format to word; on Dask the
+# band that finds one raises ``word(violation)`` when it is computed (a picklable callable
+# giving the format's error). Dask: lazy, by bands of rows (:mod:`.dask_formats`).
+Word = Callable[[Violation], Exception] | None
 
 
-def cutlass_encode(xp: ModuleType, dense: Array, lay: Any) -> tuple[Array, Array]:
+def _dask_cutlass(job: str, *arrays: Array) -> Callable[..., Array] | None:
+    """The Dask job when ``arrays`` are Dask arrays (non-empty), else None."""
+    if not any(_choose(a) == "dask" for a in arrays):
+        return None
+    return getattr(_dask_formats(), job)
+
+
+def _empty_dask(fn: Callable[..., Array], *arrays: Array) -> Array:
+    """An empty Dask input runs the host job on its (empty) NumPy array."""
+    out = fn(*[np.asarray(a) for a in arrays])
+    return _dask().from_numpy(np.asarray(out), out, whole=True)
+
+
+def cutlass_encode(xp: ModuleType, dense: Array, lay: Any, word: Word = None) -> tuple[Array, Array]:
     """``(values, meta)`` of a non-empty ``dense``; :class:`Violation` (row, group, non-zeros)."""
-    _no_dask(dense)
+    job = _dask_cutlass("cutlass_encode", dense)
+    if job is not None:
+        return job(dense, lay, word)
     backend = _choose(dense)
     if backend in _KERNELS:
         return _CODECS[backend].cutlass_encode(xp, dense, lay)
     return reference_formats.cutlass_encode(xp, dense, lay)
 
 
-def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any) -> Array:
+def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any, word: Word = None) -> Array:
     """The dense matrix of non-empty ``values`` and their ``meta``; :class:`Violation` (row, group, code)."""
-    _no_dask(values, meta)
+    job = _dask_cutlass("cutlass_decode", values, meta)
+    if job is not None:
+        return job(values, meta, lay, word)
     backend = _choose(values, meta)
     if backend in _KERNELS:
         return _CODECS[backend].cutlass_decode(values, meta, lay)
     return reference_formats.cutlass_decode(xp, values, meta, lay)
 
 
-def cutlass_pack(xp: ModuleType, positions: Array, lay: Any) -> Array:
+def cutlass_pack(xp: ModuleType, positions: Array, lay: Any, word: Word = None) -> Array:
     """CUTLASS meta from the simple layout's ``positions``; :class:`Violation` (row, group, positions)."""
-    _no_dask(positions)
+    job = _dask_cutlass("cutlass_pack", positions)
+    if job is not None:
+        if not math.prod(positions.shape):
+            return _empty_dask(lambda p: cutlass_pack(np, p, lay), positions)
+        return job(positions, lay, word)
     backend = _choose(positions)
     if backend in _KERNELS:
         return _CODECS[backend].cutlass_pack(xp, positions, lay)
     return reference_formats.cutlass_pack(xp, positions, lay)
 
 
-def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any) -> Array:
+def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any, word: Word = None) -> Array:
     """CUTLASS meta from a 2:4 result's ``packed_positions`` (its nibbles are the codes);
     :class:`Violation` (row, group, code)."""
-    _no_dask(packed)
+    job = _dask_cutlass("cutlass_pack_nm", packed)
+    if job is not None:
+        if not math.prod(packed.shape):
+            return _empty_dask(lambda p: cutlass_pack_nm(np, p, lay), packed)
+        return job(packed, lay, word)
     backend = _choose(packed)
     if backend in _KERNELS:
         return _CODECS[backend].cutlass_pack_nm(xp, packed, lay)
     return reference_formats.cutlass_pack_nm(xp, packed, lay)
 
 
-def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any) -> Array:
+def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any, word: Word = None) -> Array:
     """The simple layout's uint8 ``positions`` from CUTLASS ``meta``; :class:`Violation` (row, group, code)."""
-    _no_dask(meta)
+    job = _dask_cutlass("cutlass_unpack", meta)
+    if job is not None:
+        if not math.prod(meta.shape):
+            return _empty_dask(lambda m: cutlass_unpack(np, m, lay), meta)
+        return job(meta, lay, word)
     backend = _choose(meta)
     if backend in _KERNELS:
         return _CODECS[backend].cutlass_unpack(meta, lay)

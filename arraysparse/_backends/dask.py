@@ -532,19 +532,30 @@ def block_norms(x: Array, tiles: tuple[int, ...], ord: float, dtype: Any) -> Arr
     return x.map_blocks(_tile_block, tiles, ord, np.dtype(dtype), chunks=chunks, dtype=dtype, meta=_meta(x.ndim, dtype))
 
 
-def _squares_block(block: np.ndarray, acc: Any) -> np.ndarray:
-    if not block.size:
-        return np.zeros((1, block.shape[1]), acc)
-    return np.asarray(host.sum_squares(np, block, acc))[None, :]
+def _squares_block(block: np.ndarray, plan: tuple[bool, int], acc: Any) -> np.ndarray:
+    return (np.asarray(host.slice_norms(block, 1, 2.0, plan)) ** 2).astype(acc)
 
 
 def sum_squares(x2: Array, acc: Any) -> Array:
-    """Lazy ``sum(x2[:, j] ** 2)``: each row chunk's sums (float64, the host kernel), added up
-    over the row chunks (equal to one process's up to the rounding of that addition)."""
+    """Lazy ``sum(x2[:, j] ** 2)``, equal to NumPy's bit for bit: the rows (a batch's tokens) are
+    rechunked whole, and each band of features is summed in the whole batch's order, with the
+    host's kernel (as :func:`slice_norms`)."""
     check(x2, "x")
-    chunks = ((1,) * x2.numblocks[0], x2.chunks[1])
-    parts = x2.map_blocks(_squares_block, np.dtype(acc), chunks=chunks, dtype=acc, meta=_meta(2, acc))
-    return parts.sum(axis=0)
+    if x2.numblocks[0] > 1:
+        x2 = x2.rechunk({0: -1, 1: "auto"})
+    plan = host.slice_plan(tuple(x2.shape), 1)
+    return x2.map_blocks(_squares_block, plan, np.dtype(acc), drop_axis=[0], dtype=acc, meta=_meta(1, acc))
+
+
+def sparsegpt_sweep(weights: Array, hessian: Array, prepare: Any, counts: Any, nm: Any, block_size: int) -> tuple:
+    """SparseGPT of a Dask layer, eagerly: the weights and the Hessian are computed together,
+    swept by the host, and sent back in the weights' chunks (see the seam for why not by bands)."""
+    from . import sparsegpt_sweep as sweep
+
+    check(weights, "weights")
+    w, h = dask.compute(weights, hessian)
+    q, keep = sweep(np, np.asarray(w), np.asarray(h), prepare, counts, nm, block_size)
+    return from_numpy(np.asarray(q), weights), from_numpy(np.asarray(keep), weights)
 
 
 def empty(shape: tuple[int, ...], dtype: Any) -> Array:

@@ -591,3 +591,167 @@ def _count_block(block: np.ndarray) -> int:
 def count_nonzero(values: Array) -> int:
     """Non-zeros among a result's stored values: eager, one integer per chunk reaches the client."""
     return int(sum(dask.compute(*[delayed(_count_block, pure=True)(b) for b in values.to_delayed().ravel().tolist()])))
+
+
+# -- CUTLASS 2:4 ------------------------------------------------------------------------------
+# CUTLASS stores its meta column-major in pairs of columns over the whole matrix: the
+# (rows, ncols) meta is, in memory, G of shape (ncols / 2, rows, 2) (column pair, interleaved
+# row, column of the pair), and its row interleave stays inside bands of ``lay.band`` rows.
+# A band of rows [s, e) (s, e multiples of ``lay.band``) therefore encodes to G[:, s:e, :]
+# exactly, but its own (h, ncols) meta is a row slice of the whole matrix's only when
+# ncols == 2: for wider matrices every meta row chunk gathers pieces of several bands (and
+# decoding a band gathers pieces of several meta chunks). The values are row-local.
+def _pieces(flat_ranges: list[tuple[int, int]], parts: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """The global flat ranges ``[lo, hi)`` gathered from ``parts`` ``(global start, flat piece)``."""
+    out = []
+    for lo, hi in flat_ranges:
+        for start, flat in parts:
+            end = start + flat.shape[0]
+            if start < hi and end > lo:
+                out.append(flat[max(lo, start) - start : min(hi, end) - start])
+    return np.concatenate(out) if out else np.zeros(0, parts[0][1].dtype)
+
+
+def _pair_rows(f0: int, f1: int, rows: int) -> list[tuple[int, int, int]]:
+    """``(pair, first row, end row)`` of G held by the global flat range ``[f0, f1)`` (even bounds)."""
+    out = []
+    for p in range(f0 // (2 * rows), (f1 - 1) // (2 * rows) + 1 if f1 > f0 else 0):
+        lo, hi = max(f0, p * 2 * rows) - p * 2 * rows, min(f1, (p + 1) * 2 * rows) - p * 2 * rows
+        out.append((p, lo // 2, hi // 2))
+    return out
+
+
+def _meta_rows(a: int, b: int, rows: int, ncols: int, starts: list[int], *bands: np.ndarray) -> np.ndarray:
+    """Rows ``[a, b)`` of the whole meta from band metas (``starts``: their first rows)."""
+    parts = []
+    for s, band in zip(starts, bands):
+        g = band.reshape(-1)
+        h = band.shape[0]
+        parts += [(p * 2 * rows + 2 * s, g[p * 2 * h : (p + 1) * 2 * h]) for p in range(ncols // 2)]
+    parts.sort(key=lambda t: t[0])
+    return _pieces([(a * ncols, b * ncols)], parts).reshape(b - a, ncols)
+
+
+def _assemble_meta(tasks: list[Any], sizes: tuple[int, ...], ncols: int, dtype: Any) -> Array:
+    """The whole meta, in the bands' row chunks, from the bands' delayed metas."""
+    rows = sum(sizes)
+    starts = _starts(sizes)
+    out = []
+    for a, b in zip(starts, starts[1:]):
+        need = sorted(
+            {int(k) for _, lo, hi in _pair_rows(a * ncols, b * ncols, rows)
+             for k in range(np.searchsorted(starts, lo, "right") - 1, np.searchsorted(starts, hi, "left"))}
+        )
+        job = delayed(_meta_rows, pure=True)
+        out.append(job(a, b, rows, ncols, [starts[k] for k in need], *[tasks[k] for k in need]))
+    return _concat(out, [(s, ncols) for s in sizes], dtype)
+
+
+def _band_meta(s: int, e: int, rows: int, ncols: int, starts: list[int], *chunks: np.ndarray) -> np.ndarray:
+    """The own (e - s, ncols) meta of the band of rows ``[s, e)``, from whole-meta row chunks."""
+    parts = [(m * ncols, c.reshape(-1)) for m, c in zip(starts, chunks)]
+    ranges = [(p * 2 * rows + 2 * s, p * 2 * rows + 2 * e) for p in range(ncols // 2)]
+    return _pieces(ranges, parts).reshape(e - s, ncols)
+
+
+def _band_metas(meta: Array, sizes: tuple[int, ...]) -> list[Any]:
+    """Each band's own meta (delayed), for bands of rows of heights ``sizes``."""
+    rows, ncols = (int(s) for s in meta.shape)
+    meta = meta.rechunk({1: -1})
+    mstarts = _starts(meta.chunks[0])
+    blocks = meta.to_delayed().ravel().tolist()
+    out = []
+    starts = _starts(sizes)
+    for s, e in zip(starts, starts[1:]):
+        need = set()
+        for p in range(ncols // 2):
+            lo, hi = p * 2 * rows + 2 * s, p * 2 * rows + 2 * e
+            first, last = lo // ncols, (hi - 1) // ncols
+            need.update(range(np.searchsorted(mstarts, first, "right") - 1, np.searchsorted(mstarts, last, "right")))
+        need_l = sorted(int(k) for k in need)
+        job = delayed(_band_meta, pure=True)
+        out.append(job(s, e, rows, ncols, [mstarts[k] for k in need_l], *[blocks[k] for k in need_l]))
+    return out
+
+
+def _cutlass_job(job: str, lay: Any, start: int, word: Any, *args: np.ndarray) -> Any:
+    """One band through the seam's host CUTLASS codec; a violation names its global row."""
+    from . import cutlass_decode, cutlass_encode, cutlass_pack, cutlass_pack_nm, cutlass_unpack
+
+    try:
+        if job == "encode":
+            return cutlass_encode(np, args[0], lay)
+        if job == "decode":
+            return cutlass_decode(np, args[0], args[1], lay)
+        if job == "pack":
+            return cutlass_pack(np, args[0], lay)
+        if job == "pack_nm":
+            return cutlass_pack_nm(np, args[0], lay)
+        return cutlass_unpack(np, args[0], lay)
+    except Violation as v:
+        raise _worded(v, start, word) from None
+
+
+def cutlass_encode(dense: Array, lay: Any, word: Any) -> tuple[Array, Array]:
+    """Lazy ``(values, meta)``: each band of rows (a multiple of ``lay.band``) is encoded by one
+    task; the values are its rows, the meta rows are gathered from the bands' metas."""
+    x2 = row_bands(dense, lay.band)
+    rows, cols = (int(s) for s in x2.shape)
+    sizes = x2.chunks[0]
+    starts = _starts(sizes)
+    tasks = [
+        delayed(_cutlass_job, pure=True)("encode", lay, starts[i], word, b)
+        for i, b in enumerate(x2.to_delayed().ravel().tolist())
+    ]
+    values = _concat([_get(t, 0) for t in tasks], [(s, cols // 2) for s in sizes], x2.dtype)
+    ncols = cols // lay.cols_per_word
+    return values, _assemble_meta([_get(t, 1) for t in tasks], sizes, ncols, np.dtype(lay.meta))
+
+
+def _packed(src: Array, job: str, lay: Any, word: Any, ncols: int) -> Array:
+    """Meta from the row-local ``src`` (positions, or a 2:4 result's packed positions)."""
+    src = row_bands(src, lay.band)
+    starts = _starts(src.chunks[0])
+    tasks = [
+        delayed(_cutlass_job, pure=True)(job, lay, starts[i], word, b)
+        for i, b in enumerate(src.to_delayed().ravel().tolist())
+    ]
+    return _assemble_meta(tasks, src.chunks[0], ncols, np.dtype(lay.meta))
+
+
+def cutlass_pack(positions: Array, lay: Any, word: Any) -> Array:
+    return _packed(positions, "pack", lay, word, 2 * int(positions.shape[1]) // lay.cols_per_word)
+
+
+def cutlass_pack_nm(packed: Array, lay: Any, word: Any) -> Array:
+    return _packed(packed, "pack_nm", lay, word, 2 * int(packed.shape[1]) // lay.codes_per_word)
+
+
+def cutlass_decode(values: Array, meta: Array, lay: Any, word: Any) -> Array:
+    """Lazy dense matrix by bands of rows (a multiple of ``lay.band``); each band's meta is
+    gathered from the meta's row chunks first."""
+    values = row_bands(values, lay.band)
+    check(meta, "meta")
+    sizes = values.chunks[0]
+    starts = _starts(sizes)
+    metas = _band_metas(meta, sizes)
+    tasks = [
+        delayed(_cutlass_job, pure=True)("decode", lay, starts[i], word, b, metas[i])
+        for i, b in enumerate(values.to_delayed().ravel().tolist())
+    ]
+    return _concat(tasks, [(s, 2 * int(values.shape[1])) for s in sizes], values.dtype)
+
+
+def cutlass_unpack(meta: Array, lay: Any, word: Any) -> Array:
+    """Lazy positions (uint8) by bands of rows (a multiple of ``lay.band``)."""
+    check(meta, "meta")
+    rows, ncols = (int(s) for s in meta.shape)
+    sizes = _heights(rows // lay.band, ncols * meta.dtype.itemsize * lay.band)
+    sizes = tuple(s * lay.band for s in sizes)
+    starts = _starts(sizes)
+    tasks = [
+        delayed(_cutlass_job, pure=True)("unpack", lay, starts[i], word, m)
+        for i, m in enumerate(_band_metas(meta, sizes))
+    ]
+    half = ncols * lay.cols_per_word // 2
+    return _concat(tasks, [(s, half) for s in sizes], np.uint8)

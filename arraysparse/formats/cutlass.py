@@ -51,6 +51,11 @@ numbers whose low or high 16 bits look like a float16 signaling NaN, about
 1.5% of random values, by 512 units in the last place). arraysparse moves
 bits; everywhere else the results are torch's, byte for byte.
 
+Dask arrays are encoded and decoded lazily by bands of rows (heights a
+multiple of the interleave's band); the meta, stored column-major in pairs
+over the whole matrix, is gathered from the bands' pieces. The results are
+NumPy's byte for byte (see docs/scaling-out.md).
+
 The simple layout ("positions")
 -------------------------------
 The N:M compressed format describes the same choice without the CUTLASS
@@ -66,6 +71,7 @@ its group: for 2:4, ``positions[i, 2g]`` and ``positions[i, 2g + 1]`` are
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -169,6 +175,27 @@ def _violation(lay: _Layout, row: int, group: int, count: int) -> ValueError:
     return ValueError(msg)
 
 
+def _violation_of(lay: _Layout, v: _backends.Violation) -> ValueError:
+    return _violation(lay, v.row, v.group, v.found)
+
+
+def _bad_code_of(lay: _Layout, name: str, v: _backends.Violation) -> ValueError:
+    return _bad_code(lay, v.row, v.group, v.found, name)
+
+
+def _bad_positions_of(lay: _Layout, v: _backends.Violation) -> ValueError:
+    want = "two positions 0 <= idx0 < idx1 <= 3" if lay.m == 4 else "a position 0 or 1"
+    msg = f"positions hold {v.found} for row {v.row}, group {v.group}; each group needs {want}"
+    return ValueError(msg)
+
+
+def _bad_nm_code(v: _backends.Violation) -> ValueError:
+    from .nm import _bad_positions, packed_layout
+
+    found = _backends.Violation(v.row, v.group, [v.found & 3, v.found >> 2])
+    return _bad_positions(found, packed_layout(2, 4))
+
+
 def _bad_code(lay: _Layout, row: int, group: int, code: int, name: str) -> ValueError:
     m = lay.m
     if m == 4:
@@ -241,9 +268,9 @@ def to_cutlass(dense: Array, /) -> tuple[Array, Array]:
             xp.empty((rows, cols // lay.cols_per_word), dtype=getattr(xp, lay.meta), device=dev),
         )
     try:
-        return _backends.cutlass_encode(xp, dense, lay)
+        return _backends.cutlass_encode(xp, dense, lay, partial(_violation_of, lay))
     except _backends.Violation as v:
-        raise _violation(lay, v.row, v.group, v.found) from None
+        raise _violation_of(lay, v) from None
 
 
 def from_cutlass(values: Array, meta: Array, /, *, shape: tuple[int, int] | None = None) -> Array:
@@ -299,9 +326,9 @@ def from_cutlass(values: Array, meta: Array, /, *, shape: tuple[int, int] | None
     if rows * cols == 0:
         return xp.zeros((rows, cols), dtype=values.dtype, device=_compat.device(values))
     try:
-        return _backends.cutlass_decode(xp, values, meta, lay)
+        return _backends.cutlass_decode(xp, values, meta, lay, partial(_bad_code_of, lay, "meta"))
     except _backends.Violation as v:
-        raise _bad_code(lay, v.row, v.group, v.found, "meta") from None
+        raise _bad_code_of(lay, "meta", v) from None
 
 
 def _check_meta(xp: ModuleType, meta: Array, lay: _Layout, rows: int, cols: int, of: str) -> None:
@@ -363,26 +390,21 @@ def cutlass_meta_from_positions(positions: Array, /, dtype: Any) -> Array:
     cols = 2 * half
     _check_dense_shape(lay, rows, cols, f"the dense matrix of positions {(rows, half)}")
     try:
-        return _backends.cutlass_pack(xp, positions, lay)
+        return _backends.cutlass_pack(xp, positions, lay, partial(_bad_positions_of, lay))
     except _backends.Violation as v:
-        want = "two positions 0 <= idx0 < idx1 <= 3" if lay.m == 4 else "a position 0 or 1"
-        msg = f"positions hold {v.found} for row {v.row}, group {v.group}; each group needs {want}"
-        raise ValueError(msg) from None
+        raise _bad_positions_of(lay, v) from None
 
 
 def _meta_from_two_four(packed: Array, dtype: Any) -> Array:
     """CUTLASS meta of a 2:4 result from its ``packed_positions`` directly: each nibble of a
     2:4 stream is a group's code ``idx0 | idx1 << 2`` (:mod:`arraysparse.formats.nm`), so
     only the CUTLASS order is left to apply. The shape rules are checked by the caller."""
-    from .nm import _bad_positions, packed_layout
-
     xp = _compat.array_namespace(packed_positions=packed)
     lay = _layout(dtype, "the result's dtype")
     try:
-        return _backends.cutlass_pack_nm(xp, packed, lay)
+        return _backends.cutlass_pack_nm(xp, packed, lay, _bad_nm_code)
     except _backends.Violation as v:
-        found = _backends.Violation(v.row, v.group, [v.found & 3, v.found >> 2])
-        raise _bad_positions(found, packed_layout(2, 4)) from None
+        raise _bad_nm_code(v) from None
 
 
 def positions_from_cutlass_meta(meta: Array, /, dtype: Any, *, shape: tuple[int, int] | None = None) -> Array:
@@ -435,6 +457,6 @@ def positions_from_cutlass_meta(meta: Array, /, dtype: Any, *, shape: tuple[int,
         raise TypeError(msg)
     _check_dense_shape(lay, rows, cols, f"the dense matrix of meta {(rows, ncols)}")
     try:
-        return _backends.cutlass_unpack(xp, meta, lay)
+        return _backends.cutlass_unpack(xp, meta, lay, partial(_bad_code_of, lay, "meta"))
     except _backends.Violation as v:
-        raise _bad_code(lay, v.row, v.group, v.found, "meta") from None
+        raise _bad_code_of(lay, "meta", v) from None

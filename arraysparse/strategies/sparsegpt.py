@@ -32,6 +32,12 @@ Differences from the published code, all deliberate:
   products (see ``_cholesky_inverse_factor``).
 * N:M ties prune the lower position first (``torch.topk`` leaves it open).
 
+Dask weights run eagerly, one layer at a time: the layer and its Hessian are
+computed, swept on the host, and the results come back as Dask arrays in the
+weights' chunks, equal to NumPy's bit for bit. (Rows cannot go by bands:
+unstructured, a block's count is shared by all its rows; N:M rows are
+independent, but BLAS rounds a band's matrix products differently.)
+
 The caller's weights are never modified: :meth:`SparseGPTPruning.prune`
 returns the updated weights (pruned entries exactly zero, the others moved)
 and the mask.

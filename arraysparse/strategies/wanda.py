@@ -145,7 +145,8 @@ class WandaPruning(PruningStrategy):
         """``|W_ij| * ||X_j||_2`` from the calibration so far; ``ValueError`` before any.
 
         Dask weights: norms calibrated from NumPy (or CPU torch) batches, one per
-        input feature, are sent to the workers; the scores are lazy.
+        input feature, are sent to the workers; the scores are lazy. Norms calibrated
+        from Dask batches are lazy too and equal NumPy's bit for bit.
         """
         check_gradients(weights, gradients)
         if not self.is_calibrated:
