@@ -532,7 +532,9 @@ def test_sparsegpt_eager_equals_numpy(counting):
     from arraysparse.strategies.sparsegpt import sparsegpt_prune
 
     w = rng_matrix((40, 64), seed=4)
-    h = HessianAccumulator().update(rng_matrix((100, 64), seed=5)).hessian
+    acc = HessianAccumulator()
+    acc.update(rng_matrix((100, 64), seed=5))
+    h = acc.hessian
     x = da.from_array(w, chunks=(7, 20))
     for pattern, sparsity in [(None, 0.5), (asp.SparsityPattern.two_four(), None)]:
         (q, mask), n = computes(
@@ -542,7 +544,8 @@ def test_sparsegpt_eager_equals_numpy(counting):
         ref_q, ref_mask = sparsegpt_prune(w, h, sparsity, pattern=pattern, block_size=32)
         assert n == 1 and q.chunks == x.chunks
         assert same_bits(q, ref_q) and same_bits(mask.mask, ref_mask.mask)
-    s = asp.SparseGPTPruning().calibrate(da.from_array(rng_matrix((100, 64), seed=5), chunks=30))
+    s = asp.SparseGPTPruning()
+    s.calibrate(da.from_array(rng_matrix((100, 64), seed=5), chunks=30))
     got = s.prune(x, 0.5)[1].mask
     assert got.shape == w.shape and isinstance(got, da.Array)
 

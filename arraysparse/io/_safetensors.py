@@ -350,8 +350,8 @@ class SafetensorsWriter:
     Each tensor's bytes go straight to an unnamed temporary file in the
     destination's directory; :meth:`commit` writes the header and copies the
     bytes behind it into the destination's (unnamed) temporary file, then
-    puts it in place (:class:`~arraysparse.io._atomic.AtomicFile`). Memory: about one tensor (a non-contiguous one is copied a
-    chunk at a time). Disk: the data twice, until the commit.
+    puts it in place (:class:`~arraysparse.io._atomic.AtomicFile`). Memory: about one tensor
+    (a non-contiguous one is copied a chunk at a time). Disk: the data twice, until the commit.
     """
 
     def __init__(self, path: Path, metadata: Mapping[str, str] | None):
