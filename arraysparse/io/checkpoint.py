@@ -305,7 +305,9 @@ def _unindexed(p: Path, readers: list[Any]) -> tuple[dict[str, Any], dict[str, s
 
 
 # -- writing ---------------------------------------------------------------------
-def _check_metadata(metadata: Any) -> dict[str, str]:
+def str_metadata(metadata: Any) -> dict[str, str]:
+    """``metadata`` (None for none) as a dict of str to str; TypeError for anything else. The
+    rule every writer shares; each adds the keys it reserves."""
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
@@ -315,6 +317,11 @@ def _check_metadata(metadata: Any) -> dict[str, str]:
         if not isinstance(k, str) or not isinstance(v, str):
             msg = f"metadata must map str to str; got {k!r}: {v!r} ({type(k).__name__} to {type(v).__name__})"
             raise TypeError(msg)
+    return dict(metadata)
+
+
+def _check_metadata(metadata: Any) -> dict[str, str]:
+    metadata = str_metadata(metadata)
     if CARRIED_KEY in metadata:
         msg = f"metadata key {CARRIED_KEY!r} is reserved (the writer records dtypes without a safetensors tag there)"
         raise ValueError(msg)

@@ -61,7 +61,7 @@ from ..formats.base import SparseCompressionResult, SparseFormat
 from ..masks import PruningMask
 from ..patterns import PatternKind, SparsityPattern
 from . import _dtypes
-from .checkpoint import CheckpointWriter, open_checkpoint, write_prepared
+from .checkpoint import CheckpointWriter, open_checkpoint, str_metadata, write_prepared
 
 __all__ = ["LAYOUT", "ModelWriter", "load", "save"]
 
@@ -164,19 +164,12 @@ def save(path: str | os.PathLike, obj: Any, /, *, metadata: Mapping[str, str] | 
 
 
 def _user_metadata(metadata: Any) -> dict[str, str]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        msg = f"metadata must be a mapping of str to str, got {type(metadata).__name__}"
-        raise TypeError(msg)
-    for k, v in metadata.items():
-        if not isinstance(k, str) or not isinstance(v, str):
-            msg = f"metadata must map str to str; got {k!r}: {v!r}"
-            raise TypeError(msg)
+    metadata = str_metadata(metadata)
+    for k in metadata:
         if k.startswith(PREFIX):
             msg = f"metadata key {k!r} is reserved: keys starting with {PREFIX!r} describe the layout"
             raise ValueError(msg)
-    return dict(metadata)
+    return metadata
 
 
 def _is_model_mask(obj: Any) -> bool:
