@@ -32,7 +32,7 @@ import numpy as np
 
 from .._compat import optional_import
 from . import _dtypes
-from ._atomic import check_not_source, destination, same_file, source_of
+from ._atomic import Committable, check_not_source, destination, same_file, source_of
 from ._npz import METADATA, NpzReader, NpzWriter
 from ._safetensors import CARRIED_KEY, SafetensorsReader, SafetensorsWriter, write_planned
 
@@ -362,7 +362,7 @@ def _bits_of(name: str, value: Any, dest: Path) -> tuple[str, np.ndarray]:
     return dtype, bits
 
 
-class CheckpointWriter:
+class CheckpointWriter(Committable):
     """Write a checkpoint one array at a time; the file appears complete on :meth:`commit`, or not at all.
 
     Parameters
@@ -440,15 +440,6 @@ class CheckpointWriter:
         if self._open:
             self._open = False
             self._writer.abort()
-
-    def __enter__(self) -> CheckpointWriter:
-        return self
-
-    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def write_checkpoint(

@@ -61,6 +61,7 @@ from ..formats.base import SparseCompressionResult, SparseFormat
 from ..masks import PruningMask
 from ..patterns import PatternKind, SparsityPattern
 from . import _dtypes
+from ._atomic import Committable
 from .checkpoint import CheckpointWriter, open_checkpoint, str_metadata, write_prepared
 
 __all__ = ["LAYOUT", "ModelWriter", "load", "save"]
@@ -268,7 +269,7 @@ class _Layout:
         return entry
 
 
-class ModelWriter:
+class ModelWriter(Committable):
     """Save a model one entry at a time: what :func:`save` writes for a mapping, in about one entry's memory.
 
     Parameters
@@ -337,15 +338,6 @@ class ModelWriter:
     def abort(self) -> None:
         """Drop everything written; the destination is left as it was."""
         self._writer.abort()
-
-    def __enter__(self) -> ModelWriter:
-        return self
-
-    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 # -- load -----------------------------------------------------------------------------
