@@ -680,79 +680,48 @@ def decode_bitmask(
 Word = Callable[[Violation], Exception] | None
 
 
-def _dask_cutlass(job: str, *arrays: Array) -> Callable[..., Array] | None:
-    """The Dask job when ``arrays`` are Dask arrays (non-empty), else None."""
-    if not any(_choose(a) == "dask" for a in arrays):
-        return None
-    return getattr(_dask_formats(), job)
-
-
 def _empty_dask(fn: Callable[..., Array], *arrays: Array) -> Array:
     """An empty Dask input runs the host job on its (empty) NumPy array."""
     out = fn(*[np.asarray(a) for a in arrays])
     return _dask().from_numpy(np.asarray(out), out, whole=True)
 
 
+def _cutlass(job: str, xp: ModuleType, lay: Any, word: Word, *arrays: Array) -> Any:
+    """Run the CUTLASS ``job`` on ``arrays``: Dask's by bands (an empty Dask input runs the
+    host job, as :func:`_empty_dask`), else the host or CUDA codec, else the reference. The
+    codecs all take ``(xp, *arrays, lay)``; Dask's take ``(*arrays, lay, word)``."""
+    if any(_choose(a) == "dask" for a in arrays):
+        if not math.prod(arrays[0].shape):
+            return _empty_dask(lambda *a: _cutlass(job, np, lay, None, *a), *arrays)
+        return getattr(_dask_formats(), job)(*arrays, lay, word)
+    backend = _choose(*arrays)
+    return getattr(_CODECS[backend if backend in _KERNELS else "reference"], job)(xp, *arrays, lay)
+
+
 def cutlass_encode(xp: ModuleType, dense: Array, lay: Any, word: Word = None) -> tuple[Array, Array]:
     """``(values, meta)`` of a non-empty ``dense``; :class:`Violation` (row, group, non-zeros)."""
-    job = _dask_cutlass("cutlass_encode", dense)
-    if job is not None:
-        return job(dense, lay, word)
-    backend = _choose(dense)
-    if backend in _KERNELS:
-        return _CODECS[backend].cutlass_encode(xp, dense, lay)
-    return reference_formats.cutlass_encode(xp, dense, lay)
+    return _cutlass("cutlass_encode", xp, lay, word, dense)
 
 
 def cutlass_decode(xp: ModuleType, values: Array, meta: Array, lay: Any, word: Word = None) -> Array:
     """The dense matrix of non-empty ``values`` and their ``meta``; :class:`Violation` (row, group, code)."""
-    job = _dask_cutlass("cutlass_decode", values, meta)
-    if job is not None:
-        return job(values, meta, lay, word)
-    backend = _choose(values, meta)
-    if backend in _KERNELS:
-        return _CODECS[backend].cutlass_decode(values, meta, lay)
-    return reference_formats.cutlass_decode(xp, values, meta, lay)
+    return _cutlass("cutlass_decode", xp, lay, word, values, meta)
 
 
 def cutlass_pack(xp: ModuleType, positions: Array, lay: Any, word: Word = None) -> Array:
     """CUTLASS meta from the simple layout's ``positions``; :class:`Violation` (row, group, positions)."""
-    job = _dask_cutlass("cutlass_pack", positions)
-    if job is not None:
-        if not math.prod(positions.shape):
-            return _empty_dask(lambda p: cutlass_pack(np, p, lay), positions)
-        return job(positions, lay, word)
-    backend = _choose(positions)
-    if backend in _KERNELS:
-        return _CODECS[backend].cutlass_pack(xp, positions, lay)
-    return reference_formats.cutlass_pack(xp, positions, lay)
+    return _cutlass("cutlass_pack", xp, lay, word, positions)
 
 
 def cutlass_pack_nm(xp: ModuleType, packed: Array, lay: Any, word: Word = None) -> Array:
     """CUTLASS meta from a 2:4 result's ``packed_positions`` (its nibbles are the codes);
     :class:`Violation` (row, group, code)."""
-    job = _dask_cutlass("cutlass_pack_nm", packed)
-    if job is not None:
-        if not math.prod(packed.shape):
-            return _empty_dask(lambda p: cutlass_pack_nm(np, p, lay), packed)
-        return job(packed, lay, word)
-    backend = _choose(packed)
-    if backend in _KERNELS:
-        return _CODECS[backend].cutlass_pack_nm(xp, packed, lay)
-    return reference_formats.cutlass_pack_nm(xp, packed, lay)
+    return _cutlass("cutlass_pack_nm", xp, lay, word, packed)
 
 
 def cutlass_unpack(xp: ModuleType, meta: Array, lay: Any, word: Word = None) -> Array:
     """The simple layout's uint8 ``positions`` from CUTLASS ``meta``; :class:`Violation` (row, group, code)."""
-    job = _dask_cutlass("cutlass_unpack", meta)
-    if job is not None:
-        if not math.prod(meta.shape):
-            return _empty_dask(lambda m: cutlass_unpack(np, m, lay), meta)
-        return job(meta, lay, word)
-    backend = _choose(meta)
-    if backend in _KERNELS:
-        return _CODECS[backend].cutlass_unpack(meta, lay)
-    return reference_formats.cutlass_unpack(xp, meta, lay)
+    return _cutlass("cutlass_unpack", xp, lay, word, meta)
 
 
 def kernel_cache() -> tuple[Any, list[tuple[str, str, float]]]:

@@ -305,6 +305,8 @@ def unpack_nm_positions(packed: Array, shape2: tuple[int, int], lay: Any) -> Arr
 # ``lay`` is the format's layout record; shapes, dtypes and meta are checked. Codes are
 # checked and turned into positions by the reference's standard functions, run on the
 # device arrays (as the host runs them on its NumPy views).
+# Every CUTLASS codec takes ``(xp, *arrays, lay)``, as the reference's; ``xp`` (the caller's
+# library) gives the meta dtype, and decode/unpack, whose results follow their input, ignore it.
 def cutlass_encode(xp: Any, dense: Array, lay: Any) -> tuple[Array, Array]:
     """``(values, meta)``; :class:`.shared.Violation` (row, group, non-zeros)."""
     from .._kernels.cuda import plans
@@ -316,7 +318,7 @@ def cutlass_encode(xp: Any, dense: Array, lay: Any) -> tuple[Array, Array]:
         return s.back(values, dense, dense.dtype), s.back(meta, dense, getattr(xp, lay.meta))
 
 
-def cutlass_decode(values: Array, meta: Array, lay: Any) -> Array:
+def cutlass_decode(xp: Any, values: Array, meta: Array, lay: Any) -> Array:
     """The dense matrix; :class:`.shared.Violation` (row, group, code)."""
     from .._kernels.cuda import plans
 
@@ -359,7 +361,7 @@ def cutlass_pack_nm(xp: Any, packed: Array, lay: Any) -> Array:
         return s.back(plans.cutlass_pack_codes(s.dev, codes, lay.kind), packed, getattr(xp, lay.meta))
 
 
-def cutlass_unpack(meta: Array, lay: Any) -> Array:
+def cutlass_unpack(xp: Any, meta: Array, lay: Any) -> Array:
     """The simple layout's ``positions`` (uint8) from CUTLASS meta; :class:`.shared.Violation`
     (row, group, code)."""
     from .._compat import array_namespace

@@ -331,6 +331,8 @@ def decode_bitmask(h: Host, arrays: dict, shape2: tuple[int, int]) -> Array:
 
 
 # -- CUTLASS 2:4 --------------------------------------------------------------------------
+# Every CUTLASS codec takes ``(xp, *arrays, lay)``, as the reference's; ``xp`` (the caller's
+# library) gives the meta dtype, and decode/unpack, whose results follow their input, ignore it.
 def cutlass_encode(xp: Any, dense: Array, lay: Any) -> tuple[Array, Array]:
     """``(values, meta)`` of a 2-D ``dense`` of the layout ``lay``; :class:`.shared.Violation`
     (row, group, non-zeros) for the first group with too many non-zeros."""
@@ -347,7 +349,7 @@ def cutlass_encode(xp: Any, dense: Array, lay: Any) -> tuple[Array, Array]:
     return wrap(values, dense, dense.dtype), wrap(meta, dense, getattr(xp, lay.meta))
 
 
-def cutlass_decode(values: Array, meta: Array, lay: Any) -> Array:
+def cutlass_decode(xp: Any, values: Array, meta: Array, lay: Any) -> Array:
     """The dense matrix; :class:`.shared.Violation` (row, group, code) for the first code no
     encoder writes."""
     from .._kernels.cpu import cutlass as kernels
@@ -393,7 +395,7 @@ def cutlass_pack_nm(xp: Any, packed: Array, lay: Any) -> Array:
     return wrap(meta, packed, getattr(xp, lay.meta))
 
 
-def cutlass_unpack(meta: Array, lay: Any) -> Array:
+def cutlass_unpack(xp: Any, meta: Array, lay: Any) -> Array:
     """The simple layout's ``positions`` (uint8) from CUTLASS meta; :class:`.shared.Violation`
     (row, group, code) for the first code no encoder writes."""
     from .._kernels.cpu import cutlass as kernels

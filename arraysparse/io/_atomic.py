@@ -42,8 +42,9 @@ import contextlib
 import os
 import re
 import weakref
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
@@ -145,7 +146,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class AtomicFile:
+_C = TypeVar("_C", bound="Committable")
+
+
+class Committable(ABC):
+    """A writer used as a context manager: a clean exit commits, an exception aborts."""
+
+    @abstractmethod
+    def commit(self) -> Any:
+        """Put what was written in place."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Drop what was written; the destination is left as it was."""
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class AtomicFile(Committable):
     """A binary file that replaces ``path`` on :meth:`commit` and vanishes on :meth:`abort` (or if the process dies).
 
     Use it as a context manager: a clean exit commits, an exception aborts.
@@ -297,14 +322,6 @@ class AtomicFile:
             os.close(self._dir)
             self._dir = None
 
-    def __enter__(self) -> AtomicFile:
-        return self
-
-    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def _lock(fd: int, *, wait: bool = True) -> bool:

@@ -32,7 +32,7 @@ import numpy as np
 
 from .._compat import optional_import
 from . import _dtypes
-from ._atomic import check_not_source, destination, same_file, source_of
+from ._atomic import Committable, check_not_source, destination, same_file, source_of
 from ._npz import METADATA, NpzReader, NpzWriter
 from ._safetensors import CARRIED_KEY, SafetensorsReader, SafetensorsWriter, write_planned
 
@@ -305,7 +305,9 @@ def _unindexed(p: Path, readers: list[Any]) -> tuple[dict[str, Any], dict[str, s
 
 
 # -- writing ---------------------------------------------------------------------
-def _check_metadata(metadata: Any) -> dict[str, str]:
+def str_metadata(metadata: Any) -> dict[str, str]:
+    """``metadata`` (None for none) as a dict of str to str; TypeError for anything else. The
+    rule every writer shares; each adds the keys it reserves."""
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
@@ -315,6 +317,11 @@ def _check_metadata(metadata: Any) -> dict[str, str]:
         if not isinstance(k, str) or not isinstance(v, str):
             msg = f"metadata must map str to str; got {k!r}: {v!r} ({type(k).__name__} to {type(v).__name__})"
             raise TypeError(msg)
+    return dict(metadata)
+
+
+def _check_metadata(metadata: Any) -> dict[str, str]:
+    metadata = str_metadata(metadata)
     if CARRIED_KEY in metadata:
         msg = f"metadata key {CARRIED_KEY!r} is reserved (the writer records dtypes without a safetensors tag there)"
         raise ValueError(msg)
@@ -355,7 +362,7 @@ def _bits_of(name: str, value: Any, dest: Path) -> tuple[str, np.ndarray]:
     return dtype, bits
 
 
-class CheckpointWriter:
+class CheckpointWriter(Committable):
     """Write a checkpoint one array at a time; the file appears complete on :meth:`commit`, or not at all.
 
     Parameters
@@ -433,15 +440,6 @@ class CheckpointWriter:
         if self._open:
             self._open = False
             self._writer.abort()
-
-    def __enter__(self) -> CheckpointWriter:
-        return self
-
-    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def write_checkpoint(

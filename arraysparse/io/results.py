@@ -61,7 +61,8 @@ from ..formats.base import SparseCompressionResult, SparseFormat
 from ..masks import PruningMask
 from ..patterns import PatternKind, SparsityPattern
 from . import _dtypes
-from .checkpoint import CheckpointWriter, open_checkpoint, write_prepared
+from ._atomic import Committable
+from .checkpoint import CheckpointWriter, open_checkpoint, str_metadata, write_prepared
 
 __all__ = ["LAYOUT", "ModelWriter", "load", "save"]
 
@@ -164,19 +165,12 @@ def save(path: str | os.PathLike, obj: Any, /, *, metadata: Mapping[str, str] | 
 
 
 def _user_metadata(metadata: Any) -> dict[str, str]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        msg = f"metadata must be a mapping of str to str, got {type(metadata).__name__}"
-        raise TypeError(msg)
-    for k, v in metadata.items():
-        if not isinstance(k, str) or not isinstance(v, str):
-            msg = f"metadata must map str to str; got {k!r}: {v!r}"
-            raise TypeError(msg)
+    metadata = str_metadata(metadata)
+    for k in metadata:
         if k.startswith(PREFIX):
             msg = f"metadata key {k!r} is reserved: keys starting with {PREFIX!r} describe the layout"
             raise ValueError(msg)
-    return dict(metadata)
+    return metadata
 
 
 def _is_model_mask(obj: Any) -> bool:
@@ -275,7 +269,7 @@ class _Layout:
         return entry
 
 
-class ModelWriter:
+class ModelWriter(Committable):
     """Save a model one entry at a time: what :func:`save` writes for a mapping, in about one entry's memory.
 
     Parameters
@@ -344,15 +338,6 @@ class ModelWriter:
     def abort(self) -> None:
         """Drop everything written; the destination is left as it was."""
         self._writer.abort()
-
-    def __enter__(self) -> ModelWriter:
-        return self
-
-    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 # -- load -----------------------------------------------------------------------------
