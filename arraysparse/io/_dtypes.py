@@ -276,7 +276,7 @@ def from_bits(bits: np.ndarray, name: str, like: Like, *, what: str) -> Array:
     if like.lib == "jax":
         jax = optional_import("jax", purpose="like='jax'")
         return jax.device_put(a, like.device) if like.device is not None else jax.numpy.asarray(a)
-    if not is_standard(name):
+    if not is_standard(name) or (like.lib == "array_api_strict" and name == "float16"):
         msg = f"{what} has dtype {name}, which {like.lib} has no dtype for; read it with like='numpy' or 'torch'"
         raise TypeError(msg)
     if like.lib == "cupy":
