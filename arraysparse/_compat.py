@@ -47,6 +47,7 @@ OPTIONAL: dict[str, tuple[str, tuple[str, ...]]] = {
     "cupy": ("CuPy", ("cupy-cuda12", "cupy-cuda13")),
     "cupyx": ("CuPy", ("cupy-cuda12", "cupy-cuda13")),
     "jax": ("JAX", ("jax",)),
+    "array_api_strict": ("array-api-strict", ("array-api-strict",)),
     "tqdm": ("tqdm", ("cli",)),
     "matplotlib": ("matplotlib", ("cli",)),
 }

@@ -620,8 +620,8 @@ def test_checkpoint_argument_errors(tmp_path):
         write_checkpoint(p, {}, metadata={"a": 1})
     with pytest.raises(ValueError, match="reserved"):
         write_checkpoint(p, {}, metadata={"arraysparse.dtypes": "{}"})
-    with pytest.raises(ValueError, match="like='jax' must be"):
-        open_checkpoint(p, like="jax")
+    with pytest.raises(ValueError, match="like='pandas' must be one of 'numpy', 'torch', 'jax'"):
+        open_checkpoint(p, like="pandas")
     with pytest.raises(FileNotFoundError):
         open_checkpoint(p)
     assert not p.exists()
@@ -868,8 +868,8 @@ def test_save_errors_name_the_entry_and_write_nothing(tmp_path):
         asp.save(path, {"w": np.ones(1)}, metadata={"arraysparse.layout": "2"})
     with pytest.raises(TypeError, match="obj must be a SparseCompressionResult"):
         asp.save(path, [np.ones(1)])
-    with pytest.raises(ValueError, match="like='cupy'"):
-        asp.load(path, like="cupy")
+    with pytest.raises(ValueError, match="like='cuda' must be one of"):
+        asp.load(path, like="cuda")
     assert listing(tmp_path) == []
 
 
@@ -917,6 +917,138 @@ def test_model_writer_compresses_a_checkpoint_tensor_by_tensor(tmp_path):
     assert list(back) == list(src)
     for name, a in src.items():
         assert_identical(back[name], a)
+
+
+# -- (B2) every backend: array-api-strict, JAX, CuPy / CUDA torch, Dask -----------------------------------
+jnp = pytest.importorskip("jax.numpy")
+xps = pytest.importorskip("array_api_strict")
+
+
+def to_lib(lib: str, x: np.ndarray, device=None):
+    if lib == "jax":
+        return jnp.asarray(x)
+    return xps.asarray(x, device=device)
+
+
+def host(a) -> np.ndarray:
+    """Any array's values as NumPy, through DLPack where it can (for bit comparisons)."""
+    if isinstance(a, torch.Tensor):
+        return a
+    if type(a).__module__.startswith("array_api_strict"):
+        return np.from_dlpack(a.to_device(xps.Device("CPU_DEVICE")))
+    return np.asarray(a)
+
+
+def assert_result_in(got, want, lib: str, *, dense: bool = True) -> None:
+    """``got`` is ``want`` with its arrays in ``lib``: same format, parameters and bits."""
+    assert isinstance(got, asp.SparseCompressionResult)
+    assert got.backend == lib
+    assert (got.format, got.shape, dict(got.params), got.nnz) == (want.format, want.shape, dict(want.params), want.nnz)
+    assert str(got.dtype).rsplit(".", 1)[-1] == str(want.dtype).rsplit(".", 1)[-1]
+    assert list(got.arrays) == list(want.arrays)
+    for name, a in want.arrays.items():
+        g, w = host(got.arrays[name]), host(a)
+        assert dtype_name(g) == dtype_name(w) and tuple(g.shape) == tuple(w.shape)
+        assert np.array_equal(bits(g), bits(w)), name
+    if dense:
+        assert np.array_equal(bits(host(got.to_dense())), bits(host(want.to_dense())))
+
+
+@st.composite
+def other_results(draw):
+    lib = draw(st.sampled_from(["array_api_strict", "jax"]))
+    fmt = draw(st.sampled_from(FORMATS))
+    dtypes = [d for d in RESULT_DTYPES if lib == "jax" or d not in ("bfloat16", "float16")]  # not in the standard
+    dtype = draw(st.sampled_from(dtypes))
+    rows = draw(st.sampled_from([0, 1, 2, 4]))
+    x = sparse_input(np.random.default_rng(draw(st.integers(0, 2**16))), (rows, 8), fmt, dtype)
+    return asp.compress(to_lib(lib, x), fmt, **format_params(fmt, draw, rows)), lib
+
+
+@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=other_results(), suffix=st.sampled_from(SUFFIXES))
+def test_save_load_round_trips_strict_and_jax_results(tmp_path, case, suffix):
+    r, lib = case
+    path = asp.save(fresh(tmp_path) / f"r{suffix}", r)
+    assert_result_in(asp.load(path), r, "numpy")
+    assert_result_in(asp.load(path, like=lib), r, lib)
+    assert_result_in(asp.load(path, like=next(iter(r.arrays.values()))), r, lib)
+    assert_result_in(asp.load(path, like="torch"), r, "torch")
+    if lib == "jax":  # and the other way: a NumPy-saved result comes back as JAX / strict arrays
+        assert_result_in(asp.load(path, like="jax"), asp.load(path), "jax")
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_strict_models_masks_and_devices(tmp_path, suffix):
+    """A model of array-api-strict arrays (dense, compressed, a mask) on a non-default device saves without
+    being refused, and like=<array> puts it back on that array's device."""
+    dev = xps.Device("device1")
+    w = sparse_input(np.random.default_rng(4), (4, 8), "2:4", "float32")
+    model = {"fc": {"weight": asp.compress(to_lib("array_api_strict", w, dev), "2:4"),
+                    "bias": to_lib("array_api_strict", np.ones(4, np.float32), dev),
+                    "mask": asp.nm_mask(to_lib("array_api_strict", np.abs(w), dev), 2, 4)},
+           "head": jnp.asarray(w, dtype=jnp.bfloat16)}
+    path = asp.save(tmp_path / f"m{suffix}", model)
+    back = asp.load(asp.save(tmp_path / f"fc{suffix}", {"fc": model["fc"]}),
+                    like=to_lib("array_api_strict", np.zeros(1), dev))
+    assert back["fc"]["weight"].backend == "array_api_strict"
+    assert all(a.device == dev for a in back["fc"]["weight"].arrays.values())
+    # dense=False: decoding 2:4 on strict's device1 mixes devices in _backends.reference_formats (not io's)
+    assert_result_in(back["fc"]["weight"], model["fc"]["weight"], "array_api_strict", dense=False)
+    assert back["fc"]["bias"].device == dev and np.array_equal(host(back["fc"]["bias"]), np.ones(4))
+    assert back["fc"]["mask"].mask.device == dev
+    assert np.array_equal(host(back["fc"]["mask"].mask), host(model["fc"]["mask"].mask))
+    with pytest.raises(TypeError, match="'head' .*bfloat16, which array_api_strict has no dtype for"):
+        asp.load(path, like="array_api_strict")
+    j = asp.load(path, like="jax")
+    assert j["head"].dtype == jnp.bfloat16 and np.array_equal(bits(np.asarray(j["head"])), bits(np.asarray(model["head"])))
+    assert type(j["fc"]["bias"]).__module__.startswith("jax")
+    # the writers take them too, and a JAX model compressed by compress_model saves as it is
+    write_checkpoint(tmp_path / f"c{suffix}", {"b": model["fc"]["bias"], "h": model["head"]})
+    with open_checkpoint(tmp_path / f"c{suffix}", like="jax") as ckpt:
+        assert ckpt.like == "jax" and ckpt["h"].dtype == jnp.bfloat16
+    packed = asp.compress_model({"w": jnp.asarray(w)}, "csr")
+    with ModelWriter(tmp_path / f"w{suffix}") as mw:
+        mw.add("w", packed["w"])
+    assert_result_in(asp.load(tmp_path / f"w{suffix}", like="jax")["w"], packed["w"], "jax")
+
+
+def test_every_backend_refusals(tmp_path):
+    path = asp.save(tmp_path / "r.npz", asp.compress(np.eye(4, dtype=np.float32), "csr"))
+    for bad in ("pandas", "cuda", 3, [1.0], object()):
+        with pytest.raises(ValueError, match=r"like=.* must be one of 'numpy', 'torch', 'jax', 'cupy', 'array_api_strict'"):
+            asp.load(path, like=bad)
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        with pytest.raises(ModuleNotFoundError, match=r"like='cupy' needs CuPy: pip install 'arraysparse\[cupy"):
+            asp.load(path, like="cupy")
+    da = pytest.importorskip("dask.array")
+    for save in (lambda p: asp.save(p, {"w": da.ones(4)}), lambda p: write_checkpoint(p, {"w": da.ones(4)})):
+        with pytest.raises(TypeError, match=r"'w'.* is a Dask array.*arraysparse.to_zarr"):
+            save(tmp_path / "d.safetensors")
+    with pytest.raises(TypeError, match="meta with layout"):
+        write_checkpoint(tmp_path / "d.npz", {"w": torch.ones(2, device="meta")})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_device_arrays_are_saved_through_the_host_and_loaded_onto_a_device(tmp_path, suffix):
+    cupy = pytest.importorskip("cupy")
+    if cupy.cuda.runtime.getDeviceCount() == 0 or not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    w = sparse_input(np.random.default_rng(5), (4, 8), "2:4", "float32")
+    for source, lib in ((cupy.asarray(w), "cupy"), (torch.from_numpy(w).cuda(), "torch")):
+        r = asp.compress(source, "2:4")
+        path = asp.save(tmp_path / f"g{suffix}", {"w": r, "b": source[0]})
+        back = asp.load(path, like=source)
+        assert back["w"].backend == lib and back["b"].device == source.device
+        assert all(a.device == source.device for a in back["w"].arrays.values())
+        for name, a in r.arrays.items():
+            want = a.get() if lib == "cupy" else a.cpu()
+            assert np.array_equal(bits(host(asp.load(path)["w"].arrays[name])), bits(want))
+        assert asp.load(path, like="cupy")["w"].backend == "cupy"
 
 
 # -- (C) compress_model / decompress_model -------------------------------------------------------------

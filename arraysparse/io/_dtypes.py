@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .._compat import backend_name, is_numpy, is_torch_cpu_strided, ml_dtype, optional_import
+from .._compat import backend_name, device, is_dask, is_numpy, is_torch_cpu_strided, ml_dtype, optional_import
 
 Array = Any
 
@@ -161,16 +162,23 @@ def name_of(dtype: Any, *, what: str) -> str:
             return name
         msg = f"{what} has dtype {dtype}, which cannot be stored (no NumPy or ml_dtypes equivalent)"
         raise TypeError(msg)
-    msg = f"{what} has dtype {dtype!r}, which is not a NumPy, ml_dtypes or torch dtype"
+    # other libraries (array-api-strict, ...) print their dtypes as "<library>.<name>"
+    name = text.rsplit(".", 1)[-1]
+    if "." in text and name in _TORCH:
+        return name
+    msg = f"{what} has dtype {dtype!r}, which is not a dtype arraysparse can store (bool, integers, floats, complex)"
     raise TypeError(msg)
 
 
 def host_bits(x: Array, *, what: str) -> tuple[str, np.ndarray]:
-    """``(canonical name, bits)`` of a host array: NumPy (ml_dtypes included), dense CPU torch, CPU JAX.
+    """``(canonical name, bits)`` of an array of any supported library, on the host.
 
-    ``bits`` shares ``x``'s memory where it can (a byte-swapped NumPy array is
-    the one copy). GPU arrays are refused: saving one is a device-to-host copy
-    the caller should make, and see.
+    Host arrays (NumPy, dense CPU torch, CPU JAX, array-api-strict, any
+    DLPack producer on the CPU) are not copied: ``bits`` shares ``x``'s
+    memory (a byte-swapped NumPy array is the one copy). Device arrays
+    (CuPy, CUDA torch, JAX on a GPU) are copied to the host here, explicitly:
+    writing a file is the caller asking for the bytes. Dask arrays are
+    refused (:func:`arraysparse.to_zarr` writes them band by band).
     """
     if is_numpy(x) or isinstance(x, np.generic):
         a = np.asarray(x)
@@ -182,29 +190,50 @@ def host_bits(x: Array, *, what: str) -> tuple[str, np.ndarray]:
         return _torch_bits(x, what)
     lib = backend_name(x)
     if lib == "torch":
+        torch = optional_import("torch", purpose="reading a torch tensor")
+        if x.layout != torch.strided or x.device.type == "meta":
+            msg = (
+                f"{what} is a torch tensor on {x.device} with layout {x.layout}; only dense tensors with data "
+                "are written (call .to_dense() first)"
+            )
+            raise TypeError(msg)
+        return _torch_bits(x.detach().to("cpu"), what)  # device to host: the file asks for the bytes
+    if lib == "jax":
+        jax = optional_import("jax", purpose="reading a JAX array")
+        platforms = {d.platform for d in x.devices()}
+        return host_bits(np.asarray(x) if platforms == {"cpu"} else jax.device_get(x), what=what)
+    if lib == "cupy":
+        return host_bits(x.get(), what=what)  # device to host, explicitly
+    if is_dask(x):
         msg = (
-            f"{what} is a torch tensor on {x.device} with layout {x.layout}; only dense CPU tensors are "
-            "written (call .cpu() / .to_dense() first: a device-to-host copy is yours to make)"
+            f"{what} is a Dask array; save() and the checkpoint writers take arrays in memory. "
+            "Write it band by band with arraysparse.to_zarr, or .compute() it first"
         )
         raise TypeError(msg)
-    if lib == "jax":
-        platforms = {d.platform for d in x.devices()}
-        if platforms != {"cpu"}:
-            msg = f"{what} is a JAX array on {sorted(platforms)}; move it to the CPU first (jax.device_get)"
-            raise TypeError(msg)
-        return host_bits(np.asarray(x), what=what)
-    if lib == "cupy":
-        msg = f"{what} is a CuPy array on the GPU; copy it to the host first (x.get())"
-        raise TypeError(msg)
     if hasattr(x, "__dlpack__") and hasattr(x, "shape") and hasattr(x, "dtype"):
-        try:
-            a = np.from_dlpack(x)
-        except (TypeError, RuntimeError, BufferError) as e:
-            msg = f"{what} ({lib} array) cannot be read on the host: {e}"
-            raise TypeError(msg) from None
-        return host_bits(a, what=what)
-    msg = f"{what} must be an array (NumPy, torch CPU, JAX CPU, ...), got {type(x).__name__}"
+        return host_bits(_from_dlpack(x, lib, what), what=what)
+    msg = f"{what} must be an array (NumPy, torch, JAX, CuPy, array-api-strict, ...), got {type(x).__name__}"
     raise TypeError(msg)
+
+
+def _from_dlpack(x: Any, lib: str, what: str) -> np.ndarray:
+    """``x`` as a NumPy array through DLPack: shared memory on the CPU, a copy to the host otherwise."""
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, RuntimeError, BufferError, ValueError):
+        pass
+    try:  # NumPy 2.1+: the producer copies to the host (array API 2023.12)
+        return np.from_dlpack(x, device="cpu", copy=None)
+    except (TypeError, RuntimeError, BufferError, ValueError) as e:
+        to_device = getattr(x, "to_device", None)
+        cpu = getattr(sys.modules.get(lib), "Device", None)
+        if to_device is not None and cpu is not None:  # array-api-strict's named devices
+            try:
+                return np.from_dlpack(to_device(cpu("CPU_DEVICE")))
+            except Exception:  # noqa: BLE001 - the first error says more
+                pass
+        msg = f"{what} ({lib} array on {getattr(x, 'device', '?')}) cannot be read on the host: {e}"
+        raise TypeError(msg) from None
 
 
 def _torch_bits(x: Any, what: str) -> tuple[str, np.ndarray]:
@@ -225,10 +254,43 @@ def _torch_bits(x: Any, what: str) -> tuple[str, np.ndarray]:
     return name, view.view(bits_dtype(name))
 
 
-def from_bits(bits: np.ndarray, name: str, like: str, *, what: str) -> Array:
-    """The array of canonical dtype ``name`` whose bits are ``bits``: NumPy (``like="numpy"``) or torch."""
-    if like == "numpy":
+#: The libraries ``like`` names.
+LIKES = ("numpy", "torch", "jax", "cupy", "array_api_strict")
+
+
+@dataclass(frozen=True)
+class Like:
+    """Where read arrays go: a library of :data:`LIKES` and a device of its own (None: its default)."""
+
+    lib: str
+    device: Any = None
+
+
+def from_bits(bits: np.ndarray, name: str, like: Like, *, what: str) -> Array:
+    """The array of canonical dtype ``name`` whose bits are ``bits``, in ``like``'s library and device."""
+    if like.lib == "numpy":
         return bits if is_standard(name) else bits.view(numpy_dtype(name, what=what))
+    if like.lib == "torch":
+        return to_device(_torch_from_bits(bits, name, what), like)
+    a = from_bits(bits, name, Like("numpy"), what=what)
+    if like.lib == "jax":
+        jax = optional_import("jax", purpose="like='jax'")
+        return jax.device_put(a, like.device) if like.device is not None else jax.numpy.asarray(a)
+    if not is_standard(name) or (like.lib == "array_api_strict" and name == "float16"):
+        msg = f"{what} has dtype {name}, which {like.lib} has no dtype for; read it with like='numpy' or 'torch'"
+        raise TypeError(msg)
+    if like.lib == "cupy":
+        cupy = optional_import("cupy", purpose="like='cupy'")
+        if like.device is None:
+            return cupy.asarray(a)
+        with like.device:
+            return cupy.asarray(a)
+    xp = optional_import("array_api_strict", purpose="like='array_api_strict'")
+    # a copy: strict arrays are writable, the mapped file is not
+    return xp.asarray(np.array(a, copy=True), device=like.device)
+
+
+def _torch_from_bits(bits: np.ndarray, name: str, what: str) -> Array:
     torch = optional_import("torch", purpose="like='torch'")
 
     dtype = torch_dtype(name, what=what)
@@ -241,15 +303,43 @@ def from_bits(bits: np.ndarray, name: str, like: str, *, what: str) -> Array:
     return torch.from_numpy(signed).view(dtype)
 
 
-def check_like(like: Any) -> str:
-    """``like`` as ``"numpy"`` or ``"torch"`` (ValueError otherwise; ModuleNotFoundError, naming the
-    extra, without torch)."""
-    if like not in ("numpy", "torch"):
-        msg = f"like={like!r} must be 'numpy' or 'torch'"
+def to_device(t: Any, like: Like) -> Any:
+    """A CPU tensor moved to ``like``'s torch device (itself when that is the CPU)."""
+    return t if like.device is None or t.device == like.device else t.to(like.device)
+
+
+def check_like(like: Any) -> Like:
+    """``like`` as a :class:`Like`: a name of :data:`LIKES`, or an array whose library and device to take.
+
+    ValueError for anything else; ModuleNotFoundError, naming the extra, when the library is missing.
+    """
+    if isinstance(like, Like):
+        return like
+    if isinstance(like, str):
+        if like not in LIKES:
+            msg = f"like={like!r} must be one of {', '.join(map(repr, LIKES))}, or an array of one of those libraries"
+            raise ValueError(msg)
+        if like != "numpy":
+            optional_import(like, purpose=f"like={like!r}")
+        return Like(like)
+    lib = backend_name(like) if hasattr(like, "shape") and hasattr(like, "dtype") else None
+    if lib not in LIKES:
+        msg = (
+            f"like={type(like).__name__} object must be one of {', '.join(map(repr, LIKES))}, "
+            "or an array of one of those libraries"
+        )
         raise ValueError(msg)
-    if like == "torch":
-        optional_import("torch", purpose="like='torch'")
-    return like
+    if lib == "numpy":
+        return Like("numpy")
+    if lib == "torch":
+        return Like("torch", None if like.device.type == "cpu" else like.device)
+    if lib == "jax":
+        devices = like.devices()
+        if len(devices) != 1:
+            msg = f"like is a JAX array sharded over {len(devices)} devices; pass one on a single device, or 'jax'"
+            raise ValueError(msg)
+        return Like("jax", next(iter(devices)))
+    return Like(lib, device(like))
 
 
 def is_little(dtype: np.dtype) -> bool:

@@ -80,7 +80,9 @@ class Checkpoint(Mapping[str, Array]):
     context manager) to release the files; arrays already read stay valid.
     """
 
-    def __init__(self, path: Path, readers: list[Any], index: dict[str, Any], metadata: Mapping[str, str], like: str):
+    def __init__(
+        self, path: Path, readers: list[Any], index: dict[str, Any], metadata: Mapping[str, str], like: _dtypes.Like
+    ):
         self._path = path
         self._readers = readers
         self._index = index
@@ -106,8 +108,8 @@ class Checkpoint(Mapping[str, Array]):
 
     @property
     def like(self) -> str:
-        """The library arrays are read as: ``"numpy"`` or ``"torch"``."""
-        return self._like
+        """The library arrays are read as: ``"numpy"``, ``"torch"``, ``"jax"``, ``"cupy"`` or ``"array_api_strict"``."""
+        return self._like.lib
 
     def info(self, name: str) -> TensorInfo:
         """Dtype, shape and file of the tensor ``name``, from the header alone."""
@@ -133,15 +135,15 @@ class Checkpoint(Mapping[str, Array]):
 
     def __getitem__(self, name: str) -> Array:
         what = f"tensor {name!r} of {str(self._path)!r}"
-        if self._like == "torch" and sys.byteorder == "little" and not self._closed:
+        if self._like.lib == "torch" and sys.byteorder == "little" and not self._closed:
             # read straight into a new tensor: no mapped pages faulted in, no second copy
             reader = self._reader(name)
             r = reader.records[name]
             torch = optional_import("torch", purpose="like='torch'")
             out = torch.empty(tuple(r.shape), dtype=_dtypes.torch_dtype(r.dtype, what=what))
             if reader.read_into(name, _dtypes.host_bits(out, what=what)[1]):
-                return out
-        dtype, bits = self.bits(name, copy=self._like == "torch")
+                return _dtypes.to_device(out, self._like)
+        dtype, bits = self.bits(name, copy=self._like.lib == "torch")
         return _dtypes.from_bits(bits, dtype, self._like, what=what)
 
     def __iter__(self) -> Iterator[str]:
@@ -167,10 +169,10 @@ class Checkpoint(Mapping[str, Array]):
 
     def __repr__(self) -> str:
         state = ", closed" if self._closed else ""
-        return f"Checkpoint({str(self._path)!r}, {len(self)} tensors, like={self._like!r}{state})"
+        return f"Checkpoint({str(self._path)!r}, {len(self)} tensors, like={self._like.lib!r}{state})"
 
 
-def open_checkpoint(path: str | os.PathLike, /, *, like: str = "numpy") -> Checkpoint:
+def open_checkpoint(path: str | os.PathLike, /, *, like: Any = "numpy") -> Checkpoint:
     """Open a checkpoint for reading: a mapping of names to arrays, read lazily.
 
     Parameters
@@ -181,10 +183,14 @@ def open_checkpoint(path: str | os.PathLike, /, *, like: str = "numpy") -> Check
         (``*.safetensors.index.json``, whose ``weight_map`` names each
         tensor's shard) or without one (every ``*.safetensors`` file in it;
         a name in two shards is an error).
-    like : {"numpy", "torch"}
+    like : {"numpy", "torch", "jax", "cupy", "array_api_strict"} or array
         The library of the arrays read. NumPy: bfloat16 and float8 as
         ml_dtypes arrays (``TypeError`` without ml_dtypes). torch: tensors
-        of the torch dtype (``TypeError`` for one torch lacks).
+        of the torch dtype (``TypeError`` for one torch lacks). JAX: its
+        arrays (bfloat16 and float8 included). CuPy (on the current GPU) and
+        array-api-strict: copies, for the standard dtypes only (``TypeError``
+        for bfloat16 and float8). An array: that array's library and device
+        (a CUDA tensor or a CuPy array puts them on its GPU).
 
     Returns
     -------
@@ -234,7 +240,7 @@ def _reader_for(p: Path) -> Any:
     raise ValueError(msg)
 
 
-def _open_directory(p: Path, like: str) -> Checkpoint:
+def _open_directory(p: Path, like: _dtypes.Like) -> Checkpoint:
     indexes = sorted(p.glob("*.safetensors.index.json"))
     if len(indexes) > 1:
         names = ", ".join(i.name for i in indexes)
@@ -406,7 +412,7 @@ class CheckpointWriter(Committable):
         self._open = True
 
     def add(self, name: str, array: Array, /) -> None:
-        """Append one array under ``name`` (NumPy, ml_dtypes, dense CPU torch, CPU JAX)."""
+        """Append one array under ``name``: any library's (see :func:`write_checkpoint`)."""
         self._check_open()
         _check_name(name, self._names)
         dtype, bits = _bits_of(name, array, self.path)
@@ -458,8 +464,13 @@ def write_checkpoint(
         only once the new one is complete; an error (or a kill) meanwhile
         leaves it as it was. Refused when an array is read from that very file.
     items : mapping or iterable of (name, array)
-        Flat names to arrays: NumPy (ml_dtypes' bfloat16 / float8 included),
-        dense CPU torch (bfloat16 stored as BF16), CPU JAX. An iterable (a
+        Flat names to arrays of any supported library: NumPy (ml_dtypes'
+        bfloat16 / float8 included), dense torch (bfloat16 stored as BF16),
+        JAX, array-api-strict, CuPy. Host arrays are read in place (DLPack /
+        ``np.asarray``, no copy); device arrays (CuPy, CUDA torch, JAX on a
+        GPU) are copied to the host here, explicitly: writing a file asks for
+        their bytes. Dask arrays are refused (:func:`arraysparse.to_zarr`
+        writes them band by band). An iterable (a
         generator, say) is consumed one pair at a time, so memory stays at
         about one array; an open :class:`Checkpoint` is copied tensor by
         tensor without converting anything.

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import backend_name, optional_import
+from .._compat import backend_name
 from ..formats.base import SparseCompressionResult, SparseFormat
 from ..masks import PruningMask
 from ..patterns import PatternKind, SparsityPattern
@@ -109,9 +109,14 @@ def save(path: str | os.PathLike, obj: Any, /, *, metadata: Mapping[str, str] | 
           :func:`arraysparse.compress_model` returns);
         * a :class:`~arraysparse.model.ModelMask`.
 
-        Arrays from NumPy (ml_dtypes' bfloat16 and float8 included), dense
-        CPU torch tensors (bfloat16 as BF16) or CPU JAX; GPU arrays are
-        refused (copy them to the host first).
+        Arrays of any library arraysparse supports: NumPy (ml_dtypes'
+        bfloat16 and float8 included), dense torch tensors (bfloat16 as
+        BF16), JAX, array-api-strict, CuPy. Host arrays are read in place
+        (DLPack / ``np.asarray``, no copy). Device arrays (CuPy, CUDA torch,
+        JAX on a GPU) are copied to the host here: saving is an explicit
+        request for their bytes, so this is the one place arraysparse moves
+        them there for you. Dask arrays are refused with a ``TypeError``
+        (:func:`arraysparse.to_zarr` writes them band by band).
     metadata : mapping of str to str, optional
         Your own entries, stored beside the layout's (keys must not start
         with ``"arraysparse."``).
@@ -341,20 +346,26 @@ class ModelWriter(Committable):
 
 
 # -- load -----------------------------------------------------------------------------
-def load(path: str | os.PathLike, /, *, like: str = "numpy") -> Any:
+def load(path: str | os.PathLike, /, *, like: Any = "numpy") -> Any:
     """Load what :func:`save` wrote: a SparseCompressionResult, a model (nested dicts) or a ModelMask.
 
     Parameters
     ----------
     path : str or path-like
         A ``.safetensors`` or ``.npz`` file written by :func:`save`.
-    like : {"numpy", "torch"}
+    like : {"numpy", "torch", "jax", "cupy", "array_api_strict"} or array
         The library of the arrays given back, whatever library saved them.
         ``"numpy"`` (the default): NumPy arrays, bfloat16 and float8 as
         ml_dtypes arrays, read-only views of the mapped file (nothing is
         copied; ``.copy()`` one to write to it). ``"torch"``: CPU tensors
-        (copies), ``torch.bfloat16`` for bfloat16. A result's ``dtype`` is
-        that library's.
+        (copies), ``torch.bfloat16`` for bfloat16. ``"jax"``: JAX arrays on
+        the default device (bfloat16 and float8 too). ``"cupy"`` (the
+        current GPU) and ``"array_api_strict"``: copies, standard dtypes only
+        (``TypeError`` for bfloat16 / float8). An array: its library and its
+        device (``like=cupy_array`` puts everything on that array's GPU,
+        ``like=cuda_tensor`` on its CUDA device). A result's ``dtype`` is
+        that library's. ``ValueError`` for anything else; a missing library
+        is a ``ModuleNotFoundError`` naming the extra that installs it.
 
     Returns
     -------
@@ -435,13 +446,13 @@ def _read_layout(metadata: Mapping[str, str], where: str) -> tuple[str, list[dic
     return content, entries
 
 
-def _array(ckpt: Any, tensor: Any, like: str, where: str, entry: str) -> Array:
+def _array(ckpt: Any, tensor: Any, like: _dtypes.Like, where: str, entry: str) -> Array:
     if not isinstance(tensor, str) or tensor not in ckpt:
         raise _bad(where, f"entry {entry} names a tensor {tensor!r} the file does not hold")
     return ckpt[tensor]
 
 
-def _build(ckpt: Any, e: dict[str, Any], like: str, where: str) -> Any:
+def _build(ckpt: Any, e: dict[str, Any], like: _dtypes.Like, where: str) -> Any:
     entry = ".".join(e["path"]) or "(the result)"
     kind = e.get("kind")
     if kind == "mapping":
@@ -469,14 +480,12 @@ def _build(ckpt: Any, e: dict[str, Any], like: str, where: str) -> Any:
     values = names.get("data", names.get("values"))
     if ckpt.info(values).dtype != dtype_name:
         raise _bad(where, f"sparse entry {entry} has dtype {dtype_name} but its values are {ckpt.info(values).dtype}")
-    what = f"entry {entry} of {where!r}"
-    to_dtype = _dtypes.numpy_dtype if like == "numpy" else _dtypes.torch_dtype
-    dtype = to_dtype(dtype_name, what=what)
+    dtype = arrays["data" if "data" in arrays else "values"].dtype  # the library's own dtype object
     nnz = e.get("nnz")
     return SparseCompressionResult(fmt, shape, dtype, arrays, params, nnz=nnz if isinstance(nnz, int) else None)
 
 
-def _mask(ckpt: Any, e: dict[str, Any], like: str, where: str, entry: str) -> PruningMask:
+def _mask(ckpt: Any, e: dict[str, Any], like: _dtypes.Like, where: str, entry: str) -> PruningMask:
     try:
         shape = tuple(int(s) for s in e["shape"])
         p = dict(e["pattern"])
@@ -492,8 +501,7 @@ def _mask(ckpt: Any, e: dict[str, Any], like: str, where: str, entry: str) -> Pr
     if dtype != "uint8" or packed.shape != ((size + 7) // 8,):
         raise _bad(where, f"mask entry {entry}: tensor {e['tensor']!r} is not the packed bits of shape {shape}")
     mask = np.unpackbits(packed, count=size, bitorder="little").astype(bool).reshape(shape)
-    if like == "torch":
-        mask = optional_import("torch", purpose="like='torch'").from_numpy(mask)
+    mask = _dtypes.from_bits(mask, "bool", like, what=f"mask entry {entry} of {where!r}")
     return PruningMask(mask, pattern)
 
 
