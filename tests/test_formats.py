@@ -656,3 +656,23 @@ def test_two_four_result_exports_exactly_what_torch_encodes(dtype):
     assert torch.equal(asp.from_cutlass(values, meta), t)
     with pytest.raises(ValueError, match="needs a 2:4 result"):
         asp.compress(t, "csr").to_cutlass()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "params"),
+    [("coo", {}), ("csr", {}), ("csc", {}), ("bsr", {"block": (2, 2)}), ("ell", {}), ("dia", {}),
+     ("n:m", {"n": 2, "m": 4}), ("2:4", {}), ("bitmask", {})],
+)
+def test_round_trip_stays_on_a_non_default_device(fmt, params):
+    """The standard-only codecs make every array on the input's device (array-api-strict's
+    device1 refuses to mix with its CPU device, as a GPU would)."""
+    xps = pytest.importorskip("array_api_strict")
+    dev = xps.Device("device1")
+    w = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
+    x = asp.nm_mask(xps.asarray(w, device=dev), 2, 4, magnitude=True).apply(xps.asarray(w, device=dev))
+    r = asp.compress(x, fmt, **params)
+    assert all(a.device == dev for a in r.arrays.values())
+    dense = r.to_dense()
+    assert dense.device == dev and bool(xps.all(dense == x))
+    if fmt in ("n:m", "2:4"):
+        assert r.positions().device == dev

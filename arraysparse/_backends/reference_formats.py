@@ -280,7 +280,7 @@ def _unpack_bits(xp: Any, packed: Array, t: int) -> Array:
     """The first ``t`` bits (rows, t) uint8 of little-endian ``packed`` (rows, bytes)."""
     rows, nbytes = packed.shape
     shifts = xp.astype(_arange(xp, 8, packed), xp.uint8)
-    bits = (packed[:, :, None] >> shifts) & xp.asarray(1, dtype=xp.uint8)
+    bits = (packed[:, :, None] >> shifts) & 1
     return xp.reshape(bits, (rows, nbytes * 8))[:, :t]
 
 
