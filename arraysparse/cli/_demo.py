@@ -11,5 +11,5 @@ def run(args: argparse.Namespace) -> int:
     from ..demo.run import run_demo
 
     run_demo(args.output, plots=not args.no_plots, progress=progress_wanted(args),
-             out=(lambda line: None) if args.quiet else print)
+             out=(lambda line: None) if args.quiet else (lambda line: print(line, flush=True)))
     return 0

@@ -200,7 +200,13 @@ def _run(root: Path, plots: bool, progress: bool, out: Callable[[str], None]) ->
     calib = calibration_files(dense, data.x_calib, root / "calibration")
     results = []
     paths: dict[str, Path] = {}
-    for v in variants():
+    todo = variants()
+    # the table comes at the end; until then one line a variant, so a first run (which compiles
+    # the kernels: about a minute, once per machine) shows what it is doing
+    out(f"Pruning the shipped digits MLP {len(todo)} ways (a first run compiles the kernels, about a "
+        "minute; later runs load them from the cache):")
+    for i, v in enumerate(todo, 1):
+        out(f"  [{i}/{len(todo)}] {v.label}")
         path = root / "checkpoints" / f"{v.slug}.safetensors"
         prune_checkpoint(
             MODEL_PATH, path, v.sparsity, scope=v.scope, strategy=v.strategy(), exclude=v.exclude,
