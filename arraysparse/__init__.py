@@ -28,19 +28,33 @@ Compression
     ``compress(x, "csr" | "bsr" | "2:4" | ...)`` returns a
     ``SparseCompressionResult`` (``.to_dense()``, ``.to_scipy()``,
     ``.to_torch()``, ``.to_cutlass()``); ``from_scipy``, ``from_torch``,
-    ``from_cupyx``, ``from_sparse`` bring sparse arrays back.
+    ``from_cupyx``, ``from_sparse`` bring sparse arrays back; ``compress_model``
+    compresses a whole model.
+Files and checkpoints
+    ``save`` / ``load`` (safetensors or ``.npz``) for results, compressed models
+    and masks; ``prune_checkpoint`` prunes a checkpoint larger than memory tensor
+    by tensor; ``arraysparse.io.open_checkpoint`` reads one lazily. The
+    ``arraysparse`` command (``prune``, ``compress``, ``inspect``, ``plot``,
+    ``demo``) runs these on files.
+Backends
+    CuPy arrays and CUDA torch tensors run CUDA kernels (with CuPy installed);
+    Dask arrays run lazily, chunk by chunk (``to_zarr`` / ``from_zarr`` for
+    compressed bands).
 
 Documentation
 -------------
 ``docs/index.md`` in the repository is the start of the documentation site
 (``mkdocs serve`` in a checkout with the ``docs`` extra); the guides are
 ``docs/guide.md``, ``docs/formats.md``, ``docs/model-pruning.md`` and
-``docs/*-strategies.md``, and ``docs/api/`` is the reference generated from
+``docs/*-strategies.md``, ``docs/cli.md``, ``docs/persistence.md``,
+``docs/cuda.md``, ``docs/scaling-out.md``, and ``docs/api/`` is the reference generated from
 these docstrings. ``help()`` on any public name gives its docstring, with a
 runnable example.
 
 Try it
 ------
+``arraysparse demo`` (with the ``cli`` extra) prunes a small trained network
+shipped with the package fifteen ways and prints its accuracy and sizes;
 ``python examples/quickstart.py`` (in a checkout) prunes one matrix six ways and
 compresses each result. ``arraysparse.precompile()`` compiles the common
 kernels ahead of time, e.g. in a container build:
