@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numba
 import numpy as np
 
+from ..digits import pick_bucket
 from ._jit import addresses, array_at, kernel
 from .keys import _WIDEN, UNSIGNED, any_key, as_bits, has_nan, key_limits
 
@@ -321,21 +322,8 @@ def find_threshold(
                         on_nan(i)
             if per_array:
                 hist[group[0]] = buf.sum(axis=0)
-        if per_array:
-            cum = base[:, None] + np.cumsum(hist, axis=1)
-            reached = np.clip(cum, lo[:, None], hi[:, None]).sum(axis=0)
-            bucket = int(np.searchsorted(reached, k))  # first boundary reaching k
-            if bucket:
-                base = cum[:, bucket - 1].copy()
-            equal = hist[:, bucket].copy()
-        else:
-            totals = shared.sum(axis=0)
-            cumulative = np.cumsum(totals)
-            bucket = int(np.searchsorted(cumulative, need))
-            below = int(cumulative[bucket] - totals[bucket])
-            need -= below
-            base[0] += below
-            equal[0] = totals[bucket]
+        bucket, base, equal, need = pick_bucket(
+            hist if per_array else shared.sum(axis=0), base, equal, need, k, lo, hi)
         prefix |= bucket << shift
         pmask |= (nbins - 1) << shift
     return prefix, base, equal

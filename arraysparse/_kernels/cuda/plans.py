@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..digits import pick_bucket
 from .instances import INDEX, NM_SMALL_MAXM, name, unsigned
 
 Array = Any
@@ -667,21 +668,7 @@ def find_threshold(
             if any(nan_counts):
                 return 0, [], [], nan_counts
         h = dev.host(hist).astype(np.int64)
-        if per_array:
-            cum = base[:, None] + np.cumsum(h, axis=1)
-            reached = np.clip(cum, lo_a[:, None], hi_a[:, None]).sum(axis=0)
-            bucket = int(np.searchsorted(reached, k))  # the first boundary reaching k
-            if bucket:
-                base = cum[:, bucket - 1].copy()
-            equal = h[:, bucket].copy()
-        else:
-            totals = h[0]
-            cumulative = np.cumsum(totals)
-            bucket = int(np.searchsorted(cumulative, need))
-            below = int(cumulative[bucket] - totals[bucket])
-            need -= below
-            base[0] += below
-            equal[0] = totals[bucket]
+        bucket, base, equal, need = pick_bucket(h, base, equal, need, k, lo_a, hi_a)
         prefix |= bucket << shift
         pmask |= (nbins - 1) << shift
     return prefix, [int(v) for v in base], [int(v) for v in equal], nan_counts
