@@ -9,6 +9,7 @@ ties across chunks, NaN, empty and degenerate counts.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,56 @@ def test_nvrtc_compiles_every_instance(source, arch):
     assert done.cubin_bytes > 0
     assert set(done.lowered) == set(instances.INSTANCES[source])
     assert all(low.startswith("_Z") for low in done.lowered.values())
+
+
+def _flushing_instructions(ptx: str) -> list[str]:
+    """The float32 instructions of ``ptx`` whose result a flush to zero could change.
+
+    CuPy compiles with ``-ftz=true``: a float32 instruction then reads and writes subnormals as
+    zero. Harmless are a compare against a nonzero literal (a subnormal and zero fall on the same
+    side of any normal constant) and an abs read only by such compares: libdevice's exp (in pow)
+    range-checks a double's high word that way. Everything else (cvt, add, mul, a store...) is
+    reported.
+    """
+    lines = [ln.strip().rstrip(";") for ln in ptx.splitlines()]
+    instr = [ln.split(None, 1) for ln in lines if ln and not ln.startswith(("//", ".", "{", "}", "$", "@"))]
+
+    def harmless_compare(op: str, args: str) -> bool:
+        return op.startswith("setp.") and bool(re.search(r"\b0f(?!00000000|80000000)[0-9A-F]{8}\b", args))
+
+    found = []
+    for op, *rest in instr:
+        args = rest[0] if rest else ""
+        if ".ftz" not in op or not op.endswith(".f32"):
+            continue
+        if harmless_compare(op, args):
+            continue
+        if op == "abs.ftz.f32":
+            dest = args.split(",")[0].strip()
+            readers = [(o, r[0]) for o, *r in instr if r and re.search(rf"{re.escape(dest)}\b", r[0].split(",", 1)[-1])]
+            if readers and all(harmless_compare(o, a) for o, a in readers):
+                continue
+        found.append(f"{op} {args}")
+    return found
+
+
+@pytest.mark.parametrize("source", sorted(instances.INSTANCES))
+def test_no_value_is_flushed_to_zero_under_cupy_s_ftz(source):
+    try:
+        nvrtc.version()
+    except nvrtc.NvrtcUnavailable as e:
+        pytest.skip(str(e))
+    assert "-ftz=true" in nvrtc.CUPY_ADDS  # compiled as CuPy compiles
+    done = nvrtc.compile_cached(source, "sm_90")
+    assert _flushing_instructions(done.ptx) == []
+
+
+def test_the_ftz_reader_finds_a_flushing_conversion():
+    ptx = "mov.b32 %f1, %r1;\ncvt.ftz.f64.f32 %fd1, %f1;\nsetp.lt.ftz.f32 %p1, %f1, 0f4086232B;\n"
+    assert _flushing_instructions(ptx) == ["cvt.ftz.f64.f32 %fd1, %f1"]
+    assert _flushing_instructions("abs.ftz.f32 %f2, %f1;\nsetp.lt.ftz.f32 %p1, %f2, 0f4086232B;") == []
+    assert _flushing_instructions("abs.ftz.f32 %f2, %f1;\nst.global.f32 [%rd1], %f2;") == ["abs.ftz.f32 %f2, %f1"]
+    assert _flushing_instructions("setp.lt.ftz.f32 %p1, %f1, 0f00000000;") == ["setp.lt.ftz.f32 %p1, %f1, 0f00000000"]
 
 
 def test_every_source_is_registered_and_shipped():
@@ -465,6 +516,32 @@ def test_slice_and_block_norms_match_cpu(dtype, ord):
     got = plans.block_norms(dev, bits, name, (6, 4, 5, 3, 4), ord)
     want = cpu_norms.block_norms(np.ascontiguousarray(wide).reshape(6, 4, 5, 3, 4), ord)
     np.testing.assert_allclose(got, want, rtol=0 if exact else 1e-12)
+
+
+@pytest.mark.parametrize("ord", [1.0, 2.0, float("inf")])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_norms_of_subnormals_inf_and_signed_zeros_match_cpu(dtype, ord):
+    # float32 and bfloat16 bits widen to float64 by integer operations (no float32 instruction
+    # for CuPy's -ftz=true to flush): a slice of subnormals keeps its nonzero norm
+    dev = emulator()
+    tiny = np.uint32(0x10000).view(np.float32)  # 2**-133: a float32 subnormal, exact in bfloat16
+    v = np.zeros((2, 5, 8), np.float32)
+    v[:, 0] = tiny * np.arange(1, 9, dtype=np.float32)  # subnormals only
+    v[:, 1] = -tiny * 3
+    v[:, 2] = np.float32(-0.0)
+    v[:, 3] = np.float32(1.5)
+    v[0, 4, 0], v[1, 4, 1] = np.inf, -np.inf
+    if dtype == "bfloat16":
+        bits = (v.view(np.uint32) >> 16).astype(np.uint16)  # each value is exact in bfloat16
+        assert np.array_equal(bits.astype(np.uint32) << 16, v.view(np.uint32))
+    else:
+        bits = v.view(np.uint32)
+    got = plans.slice_norms(dev, bits, dtype, (2, 5, 8), ord)
+    want = cpu_norms.slice_norms(v, ord)
+    assert (got[:2] > 0).all() and got[2] == 0
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    got = plans.block_norms(dev, bits, dtype, (1, 2, 5, 2, 4), ord)
+    np.testing.assert_allclose(got, cpu_norms.block_norms(v.reshape(1, 2, 5, 2, 4), ord), rtol=1e-12)
 
 
 # -- the emulation itself -----------------------------------------------------------------

@@ -43,20 +43,34 @@ __device__ __forceinline__ float bits_to_float(u32 b) { return __int_as_float(in
 __device__ __forceinline__ double bits_to_double(u64 b) { return __longlong_as_double((long long)b); }
 #endif
 
-// float16 bits to float32, exactly (subnormals normalised, inf and NaN kept)
-__device__ __forceinline__ float half_to_float(u16 h) {
+// float16 bits to float32 bits, exactly (subnormals normalised, inf and NaN kept)
+__device__ __forceinline__ u32 half_to_f32_bits(u16 h) {
   const u32 sign = u32(h & 0x8000u) << 16;
   const u32 exp = (h >> 10) & 31u;
   u32 man = h & 1023u;
-  if (exp == 31u) return bits_to_float(sign | 0x7F800000u | (man << 13));
-  if (exp != 0u) return bits_to_float(sign | ((exp + 112u) << 23) | (man << 13));
-  if (man == 0u) return bits_to_float(sign);
+  if (exp == 31u) return sign | 0x7F800000u | (man << 13);
+  if (exp != 0u) return sign | ((exp + 112u) << 23) | (man << 13);
+  if (man == 0u) return sign;
   u32 shift = 0;
   while (!(man & 1024u)) {
     man <<= 1;
     ++shift;
   }
-  return bits_to_float(sign | ((113u - shift) << 23) | ((man & 1023u) << 13));
+  return sign | ((113u - shift) << 23) | ((man & 1023u) << 13);
+}
+
+// float32 bits to float64, exactly, by integer operations only. CuPy compiles every kernel
+// with -ftz=true, under which a float32 instruction (the cvt of double(f), a compare, an abs)
+// flushes a subnormal to zero; no float32 instruction here means none can (a test reads the
+// PTX). Subnormals become normal float64 values, inf and NaN keep their sign and payload.
+__device__ __forceinline__ double f32_bits_to_double(u32 b) {
+  const u64 sign = u64(b >> 31) << 63;
+  const u32 exp = (b >> 23) & 0xFFu;
+  const u64 man = b & 0x7FFFFFu;
+  if (exp == 0xFFu) return bits_to_double(sign | (u64(0x7FF) << 52) | (man << 29));
+  if (exp != 0u) return bits_to_double(sign | (u64(exp + 896u) << 52) | (man << 29));
+  const double m = double(man) * 0x1p-149;  // subnormal or zero: man * 2^-149, exact in float64
+  return sign ? -m : m;
 }
 
 // -- order keys (arraysparse/_kernels/cpu/keys.py) ------------------------------------------

@@ -2,7 +2,7 @@
 
 Each kernel instance is compiled on first use, from the source text of
 :func:`.instances.source_text` with the options of :data:`.nvrtc.OPTIONS`
-(the ones the test suite compiles with), by ``cupy.RawModule(code=...,
+(CuPy adds :data:`.nvrtc.CUPY_ADDS`; the test suite compiles with both), by ``cupy.RawModule(code=...,
 name_expressions=[instance])`` on the device it will run on. The function is
 memoised per (source, instance, device) under a lock, so threads share one
 compile; CuPy keeps the binary in its own disk cache across processes.

@@ -12,9 +12,9 @@ namespace asp {
 
 template <int D>
 struct Value;
-template <> struct Value<0> { typedef u16 U; static __device__ __forceinline__ double get(U b) { return double(half_to_float(b)); } };
-template <> struct Value<1> { typedef u16 U; static __device__ __forceinline__ double get(U b) { return double(bits_to_float(u32(b) << 16)); } };
-template <> struct Value<2> { typedef u32 U; static __device__ __forceinline__ double get(U b) { return double(bits_to_float(b)); } };
+template <> struct Value<0> { typedef u16 U; static __device__ __forceinline__ double get(U b) { return f32_bits_to_double(half_to_f32_bits(b)); } };
+template <> struct Value<1> { typedef u16 U; static __device__ __forceinline__ double get(U b) { return f32_bits_to_double(u32(b) << 16); } };
+template <> struct Value<2> { typedef u32 U; static __device__ __forceinline__ double get(U b) { return f32_bits_to_double(b); } };
 template <> struct Value<3> { typedef u64 U; static __device__ __forceinline__ double get(U b) { return bits_to_double(b); } };
 template <> struct Value<4> { typedef u8 U; static __device__ __forceinline__ double get(U b) { return double((signed char)b); } };
 template <> struct Value<5> { typedef u16 U; static __device__ __forceinline__ double get(U b) { return double(short(b)); } };

@@ -10,6 +10,7 @@ version, so only an edited source is compiled again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -20,6 +21,12 @@ from . import instances
 
 #: What the CuPy loader passes to NVRTC besides the architecture.
 OPTIONS = ("-std=c++17",)
+
+#: What ``cupy.RawModule`` adds to every NVRTC compile (``cupy/cuda/compiler.py``): float32
+#: arithmetic flushes subnormals to zero, and functions default to device code. The suite
+#: compiles with them too, so it builds what the loader builds (and a test reads the PTX for
+#: float32 instructions that would flush a value).
+CUPY_ADDS = ("-ftz=true", "--device-as-default-execution-space")
 
 
 class NvrtcUnavailable(RuntimeError):
@@ -39,6 +46,7 @@ class Compiled:
     cubin_bytes: int
     lowered: dict[str, str]  # name expression -> mangled kernel name
     log: str
+    ptx: str  # the PTX assembled into the cubin
 
 
 def _nvrtc():
@@ -66,7 +74,8 @@ def _check(nvrtc, result, what: str) -> None:
 
 
 def compile_source(source: str, arch: str) -> Compiled:
-    """Compile every instance of ``source`` to cubin for ``arch`` (``"sm_80"``, ``"sm_90"``)."""
+    """Compile every instance of ``source`` to cubin for ``arch`` (``"sm_80"``, ``"sm_90"``), with
+    the loader's options and the ones CuPy adds."""
     nvrtc, _ = _nvrtc()
     text = instances.source_text(source).encode()
     err, prog = nvrtc.nvrtcCreateProgram(text, source.encode(), 0, [], [])
@@ -76,7 +85,7 @@ def compile_source(source: str, arch: str) -> Compiled:
         for inst in names:
             (err,) = nvrtc.nvrtcAddNameExpression(prog, inst.encode())
             _check(nvrtc, err, f"{source}: name {inst}")
-        opts = [o.encode() for o in OPTIONS] + [f"--gpu-architecture={arch}".encode()]
+        opts = [o.encode() for o in OPTIONS + CUPY_ADDS] + [f"--gpu-architecture={arch}".encode()]
         (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         err, size = nvrtc.nvrtcGetProgramLogSize(prog)
         log = b" " * size
@@ -86,12 +95,17 @@ def compile_source(source: str, arch: str) -> Compiled:
             raise CompileError(f"{source} for {arch}:\n{log_text}")
         err, cubin_size = nvrtc.nvrtcGetCUBINSize(prog)
         _check(nvrtc, err, f"{source}: cubin size")
+        err, ptx_size = nvrtc.nvrtcGetPTXSize(prog)
+        _check(nvrtc, err, f"{source}: PTX size")
+        ptx = b" " * ptx_size
+        (err,) = nvrtc.nvrtcGetPTX(prog, ptx)
+        _check(nvrtc, err, f"{source}: PTX")
         lowered = {}
         for inst in names:
             err, low = nvrtc.nvrtcGetLoweredName(prog, inst.encode())
             _check(nvrtc, err, f"{source}: lowered name of {inst}")
             lowered[inst] = low.decode()
-        return Compiled(source, arch, int(cubin_size), lowered, log_text)
+        return Compiled(source, arch, int(cubin_size), lowered, log_text, ptx.decode().rstrip("\x00"))
     finally:
         nvrtc.nvrtcDestroyProgram(prog)
 
@@ -102,22 +116,24 @@ def _cache_file(source: str, arch: str, ver: str) -> Path:
     )
     path = Path(root) / "nvrtc"
     path.mkdir(parents=True, exist_ok=True)
-    return path / f"{Path(source).stem}-{arch}-{ver}-{instances.source_hash(source)}.json"
+    options = hashlib.sha256("\0".join(OPTIONS + CUPY_ADDS).encode()).hexdigest()[:12]
+    return path / f"{Path(source).stem}-{arch}-{ver}-{instances.source_hash(source)}-{options}.json"
 
 
 def compile_cached(source: str, arch: str) -> Compiled:
-    """:func:`compile_source`, remembered on disk for an unchanged source (the cubin itself is
-    not kept: the suite needs to know that it compiles, and what it weighs)."""
+    """:func:`compile_source`, remembered on disk for an unchanged source and options (the cubin
+    itself is not kept: the suite needs to know that it compiles, what it weighs and its PTX)."""
     ver = version()
     path = _cache_file(source, arch, ver)
     if path.exists():
         try:
             data = json.loads(path.read_text())
-            return Compiled(source, arch, data["cubin_bytes"], data["lowered"], data["log"])
+            return Compiled(source, arch, data["cubin_bytes"], data["lowered"], data["log"], data["ptx"])
         except (OSError, ValueError, KeyError):
             pass
     done = compile_source(source, arch)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"cubin_bytes": done.cubin_bytes, "lowered": done.lowered, "log": done.log}))
+    record = {"cubin_bytes": done.cubin_bytes, "lowered": done.lowered, "log": done.log, "ptx": done.ptx}
+    tmp.write_text(json.dumps(record))
     os.replace(tmp, path)
     return done
