@@ -15,7 +15,9 @@ and torch and <= 3x the copy; dense -> BSR >= 3x torch; CUTLASS 2:4 compress at
 least as fast as torch's ``to_sparse_semi_structured``.
 
 Without a GPU (no CuPy, no CUDA torch, no device) :func:`main` prints why and
-returns 2: nothing is timed.
+returns 2: nothing is timed. A case that fails is reported (traceback on stderr,
+a line under the table) and the others still run; the report is rewritten to
+``--output`` after every case, so a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import gc
 import platform
 import sys
 import time
+import traceback
 
 import numpy as np
 from harness import REPEAT, Row, versus
@@ -213,7 +216,14 @@ def main(args, asp, table) -> int:
     import torch
 
     shapes = GPU_QUICK_SHAPES if args.quick else GPU_SHAPES
-    rows = []
+    rows, failed = [], []
+
+    def report():
+        lines = header(shapes) + [""] + table(rows)
+        if failed:
+            lines += ["", "Failed (no time reported):", *(f"- {f}" for f in failed)]
+        return "\n".join(lines) + "\n"
+
     for shape in shapes:
         t = torch.from_numpy(np.random.default_rng(0).standard_normal(shape, dtype=np.float32)).cuda()
         tag = f"({shape[0]}x{shape[1]})"
@@ -221,14 +231,19 @@ def main(args, asp, table) -> int:
             if args.only and args.only not in case.__name__:
                 continue
             print(f"running {case.__name__} {tag} ...", file=sys.stderr, flush=True)
-            rows += case(asp, t, tag)
+            try:
+                rows += case(asp, t, tag)
+            except Exception as e:  # noqa: BLE001 - one case's failure must not cost the others' rows
+                traceback.print_exc()
+                failed.append(f"{case.__name__} {tag}: {type(e).__name__}: {e}")
+            if args.output:  # what is done so far survives a time limit
+                args.output.write_text(report())
         del t
         torch.cuda.empty_cache()
-    report = "\n".join(header(shapes) + [""] + table(rows)) + "\n"
-    print(report, end="")
+    print(report(), end="")
     if args.output:
-        args.output.write_text(report)
-    return 0
+        args.output.write_text(report())
+    return 1 if failed else 0
 
 
 __all__ = ["CASES", "Row", "main", "unavailable"]

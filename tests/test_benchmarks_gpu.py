@@ -44,3 +44,18 @@ def test_gpu_benchmark_cases_cover_the_issue_targets():
     names = {c.__name__ for c in gpu.CASES}
     assert names == {"case_nm_2_4", "case_topk_50", "case_csr_50", "case_bsr", "case_cutlass"}
     assert gpu.GPU_SHAPES == [(4096, 4096), (16384, 16384)]
+
+
+@pytest.mark.skipif(_has_gpu(), reason="a GPU is here: the check would run for minutes")
+def test_the_gpu_check_script_never_passes_without_a_gpu(tmp_path):
+    # the one command a session with a lent GPU runs: here it must fail, naming why
+    # (a missing package: exit 3; CuPy present but no device: the GPU tests skipped, exit != 0)
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "TEST_S": "120", "BENCH_S": "60"}
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
+                          env=env, cwd=ROOT, check=False, timeout=400)
+    assert done.returncode != 0
+    if done.returncode == 3:
+        assert "missing on this machine: " in done.stderr and "cupy" in done.stderr
+    else:
+        assert "the GPU tests were skipped" in done.stderr
+        assert (tmp_path / "env.txt").exists() and (tmp_path / "cuda.log").exists()
