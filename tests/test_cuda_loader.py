@@ -109,3 +109,12 @@ def test_a_cupy_session_uses_the_array_s_device(fake_cupy):
         assert fake_cupy.current_device == 2
         assert dev.xp is fake_cupy
     assert fake_cupy.current_device is None
+
+
+def test_warm_compiles_every_listed_instance_once(fake_cupy):
+    total = sum(len(v) for v in instances.INSTANCES.values())
+    assert loader.warm(0) == total
+    assert len(fake_cupy.modules) == total
+    assert {(m[0], m[2][0]) for m in fake_cupy.modules} == {(s, i) for s, v in instances.INSTANCES.items() for i in v}
+    loader.warm(0)  # memoised: nothing compiles twice
+    assert len(fake_cupy.modules) == total

@@ -50,6 +50,32 @@ def function(source: str, instance: str, device_id: int) -> Any:
     return fn
 
 
+def warm(device_id: int = 0, processes: int = 0) -> int:
+    """Compile every listed kernel instance for device ``device_id`` now; the number compiled.
+
+    A first call on a new machine otherwise compiles the instances it needs one by one (NVRTC,
+    a fraction of a second each). ``processes > 0`` compiles in that many worker processes,
+    which fill CuPy's disk cache (``~/.cupy/kernel_cache``) so that this process and later
+    ones load the binaries instead; ``0`` compiles here, in this process.
+    """
+    todo = [(s, i) for s, names in instances.INSTANCES.items() for i in names]
+    if processes > 0:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunks = [todo[k::processes] for k in range(processes)]
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            list(pool.map(_warm_some, [device_id] * processes, chunks))
+    for source, inst in todo:  # from the disk cache where the workers compiled
+        function(source, inst, device_id)
+    return len(todo)
+
+
+def _warm_some(device_id: int, todo: list[tuple[str, str]]) -> None:
+    for source, inst in todo:
+        function(source, inst, device_id)
+
+
 def compiled() -> list[tuple[str, str, int]]:
     """``(source, instance, device)`` of every kernel this process compiled (or loaded) so far."""
     return sorted(_functions)
