@@ -360,6 +360,19 @@ def test_truncated_and_garbage_files(tmp_path):
         open_checkpoint(tmp_path / "bad.npz")
 
 
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("like", ["numpy", "torch"])
+def test_bool_bytes_other_than_0_and_1_are_refused(tmp_path, suffix, like):
+    # a mask file whose bool bytes were corrupted (or written by a tool that stores 0xFF for
+    # True) must not come back as bools whose ~ and == answer wrongly
+    bad = np.array([[1, 0], [255, 1]], np.uint8).view(bool)  # bytes as such a file holds them
+    path = write_checkpoint(tmp_path / f"m{suffix}", {"mask": bad, "w": np.ones(3, np.float32)})
+    with open_checkpoint(path, like=like) as ckpt:
+        assert np.array_equal(np.asarray(ckpt["w"]), np.ones(3))  # other tensors still read
+        with pytest.raises(ValueError, match=r"'mask'.*holds byte 255 at flat index 2"):
+            ckpt["mask"]
+
+
 @given(cut=st.integers(0, 400), flip=st.tuples(st.integers(0, 400), st.integers(1, 255)))
 @settings(deadline=None, max_examples=60)
 def test_any_corruption_is_a_value_error_or_reads_the_same_size(cut, flip):

@@ -141,7 +141,10 @@ class Checkpoint(Mapping[str, Array]):
             r = reader.records[name]
             torch = optional_import("torch", purpose="like='torch'")
             out = torch.empty(tuple(r.shape), dtype=_dtypes.torch_dtype(r.dtype, what=what))
-            if reader.read_into(name, _dtypes.host_bits(out, what=what)[1]):
+            bits = _dtypes.host_bits(out, what=what)[1]
+            if reader.read_into(name, bits):
+                if r.dtype == "bool":
+                    _dtypes.check_bool_bytes(bits, what=what)
                 return _dtypes.to_device(out, self._like)
         dtype, bits = self.bits(name, copy=self._like.lib == "torch")
         return _dtypes.from_bits(bits, dtype, self._like, what=what)
