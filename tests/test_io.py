@@ -81,6 +81,8 @@ def random_array(draw, dtype: str, shape) -> np.ndarray:
     dt = np.dtype(NUMPY_DTYPES[dtype])
     size = int(np.prod(shape))
     raw = draw(st.binary(min_size=size * dt.itemsize, max_size=size * dt.itemsize))
+    if dt == np.bool_:  # bools are the bytes 0 and 1 (others are refused on read)
+        return (np.frombuffer(raw, dtype=np.uint8) & 1).view(np.bool_).reshape(shape)
     return np.frombuffer(raw, dtype=dt).reshape(shape).copy()
 
 
