@@ -85,6 +85,25 @@ def test_no_value_is_flushed_to_zero_under_cupy_s_ftz(source):
     assert _flushing_instructions(done.ptx) == []
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("source", sorted(instances.INSTANCES))
+def test_every_kernel_fits_its_launch_on_the_gpu(source, arch):
+    # what only a GPU would refuse: a block of the plans' widest launch must find its registers
+    # in one SM's file (64K 32-bit registers on sm_80 / sm_90; else "too many resources
+    # requested for launch"), and nothing spills to local memory (a slow path in a hot loop)
+    try:
+        nvrtc.version()
+    except nvrtc.NvrtcUnavailable as e:
+        pytest.skip(str(e))
+    widest = max(plans.BLOCK, plans.PICK_BLOCK)
+    res = nvrtc.compile_cached(source, arch).resources()
+    assert set(res) == set(nvrtc.compile_cached(source, arch).lowered.values())  # every kernel reported
+    for kernel, r in res.items():
+        assert r["registers"] * widest <= 65536, (kernel, r)
+        assert r["spill_stores"] == 0 and r["spill_loads"] == 0, (kernel, r)
+        assert r["smem"] <= 48 * 1024, (kernel, r)  # static shared memory without opting in
+
+
 def test_the_ftz_reader_finds_a_flushing_conversion():
     ptx = "mov.b32 %f1, %r1;\ncvt.ftz.f64.f32 %fd1, %f1;\nsetp.lt.ftz.f32 %p1, %f1, 0f4086232B;\n"
     assert _flushing_instructions(ptx) == ["cvt.ftz.f64.f32 %fd1, %f1"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import os
 import tempfile
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ OPTIONS = ("-std=c++17",)
 #: compiles with them too, so it builds what the loader builds (and a test reads the PTX for
 #: float32 instructions that would flush a value).
 CUPY_ADDS = ("-ftz=true", "--device-as-default-execution-space")
+
+
+#: Added by the suite only: ptxas's resource report in the log (the code is the same).
+VERBOSE = ("--ptxas-options=-v",)
 
 
 class NvrtcUnavailable(RuntimeError):
@@ -47,6 +52,27 @@ class Compiled:
     lowered: dict[str, str]  # name expression -> mangled kernel name
     log: str
     ptx: str  # the PTX assembled into the cubin
+
+    def resources(self) -> dict[str, dict[str, int]]:
+        """Per kernel (mangled name), from ptxas's report: ``registers``, ``stack`` (bytes of
+        local memory a thread uses), ``spill_stores``, ``spill_loads`` and ``smem`` (static
+        shared memory of a block, bytes)."""
+        out = {}
+        for part in re.split(r"Compiling entry function '", self.log)[1:]:
+            name = part.split("'", 1)[0]
+
+            def field(pattern: str, text: str = part) -> int:
+                m = re.search(pattern, text)
+                return int(m.group(1)) if m else 0
+
+            out[name] = {
+                "registers": field(r"Used (\d+) registers"),
+                "stack": field(r"(\d+) bytes stack frame"),
+                "spill_stores": field(r"(\d+) bytes spill stores"),
+                "spill_loads": field(r"(\d+) bytes spill loads"),
+                "smem": field(r"(\d+) bytes smem"),
+            }
+        return out
 
 
 def _nvrtc():
@@ -85,7 +111,8 @@ def compile_source(source: str, arch: str) -> Compiled:
         for inst in names:
             (err,) = nvrtc.nvrtcAddNameExpression(prog, inst.encode())
             _check(nvrtc, err, f"{source}: name {inst}")
-        opts = [o.encode() for o in OPTIONS + CUPY_ADDS] + [f"--gpu-architecture={arch}".encode()]
+        # -v: ptxas logs each kernel's registers, stack, spills and shared memory (see resources)
+        opts = [o.encode() for o in OPTIONS + CUPY_ADDS + VERBOSE] + [f"--gpu-architecture={arch}".encode()]
         (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         err, size = nvrtc.nvrtcGetProgramLogSize(prog)
         log = b" " * size
@@ -116,7 +143,7 @@ def _cache_file(source: str, arch: str, ver: str) -> Path:
     )
     path = Path(root) / "nvrtc"
     path.mkdir(parents=True, exist_ok=True)
-    options = hashlib.sha256("\0".join(OPTIONS + CUPY_ADDS).encode()).hexdigest()[:12]
+    options = hashlib.sha256("\0".join(OPTIONS + CUPY_ADDS + VERBOSE).encode()).hexdigest()[:12]
     return path / f"{Path(source).stem}-{arch}-{ver}-{instances.source_hash(source)}-{options}.json"
 
 
