@@ -14,6 +14,7 @@ import pytest
 from hypothesis import settings
 
 from tests.backends import Backend
+from tests.cuda_emulation import plan_device  # noqa: F401 - the CUDA plan tests' device fixture
 
 settings.register_profile("ci", deadline=None, max_examples=40, derandomize=True)
 settings.register_profile("dev", deadline=None, max_examples=25)

@@ -20,7 +20,7 @@ import pytest
 import arraysparse as asp
 from arraysparse import _backends
 from arraysparse._backends import bridge, cuda
-from tests.cuda_emulation import emulator
+from tests.cuda_emulation import emulator, gpu_reason
 
 
 @pytest.fixture
@@ -173,17 +173,7 @@ def test_nm_format_through_the_cuda_backend(on_emulated_cuda, n, m):
         corrupt.to_dense()
 
 
-def _gpu_reason():
-    try:
-        import cupy
-
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception as e:  # noqa: BLE001 - no cupy, driver or device
-        return f"no CUDA device for cupy ({type(e).__name__})"
-    return None
-
-
-gpu = pytest.mark.skipif(_gpu_reason() is not None, reason=str(_gpu_reason()))
+gpu = pytest.mark.skipif(gpu_reason() is not None, reason=str(gpu_reason()))
 
 
 def _on_gpu(lib, a):

@@ -9,6 +9,7 @@ ties across chunks, NaN, empty and degenerate counts.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from arraysparse._kernels.cpu.sparse import value_bits
 from arraysparse._kernels.cuda import instances, nvrtc, plans
 from arraysparse._kernels.cuda.emulate import EmulationUnavailable, compiler
 from arraysparse.formats.nm import packed_layout
-from tests.cuda_emulation import bits_of, emulator, keys_of, launched
+from tests.cuda_emulation import bits_of, emulator, gpu_shaped_emulator, keys_of, launched, run
 
 ARCHS = ("sm_80", "sm_90")
 
@@ -139,17 +140,15 @@ def test_a_wrong_argument_type_is_caught_before_the_launch():
 
 
 # -- N:M keep mask ------------------------------------------------------------------------
-def _nm_case(x, n, m, axis, magnitude):
-    dev = emulator()
+def _nm_case(dev, x, n, m, axis, magnitude):
     ax = axis % x.ndim
     shape = tuple(x.shape)
     bits, keys = keys_of(x, magnitude)
     s3 = (int(np.prod(shape[:ax])), shape[ax], int(np.prod(shape[ax + 1 :])))
-    keep, nans = plans.nm_keep(dev, bits.reshape(shape), s3, n, m, keys)
+    keep, nans = run(plans.nm_keep, dev, bits.reshape(shape), s3, n, m, keys)
     ref, ref_nans = host.nm_keep(x, n, m, ax, magnitude)
     np.testing.assert_array_equal(keep, np.asarray(ref))
     assert nans == ref_nans
-    return dev
 
 
 @pytest.mark.parametrize(
@@ -166,62 +165,59 @@ def _nm_case(x, n, m, axis, magnitude):
         ((0, 8), -1, 2, 4, np.float32),  # empty
     ],
 )
-def test_nm_keep_equals_cpu(shape, axis, n, m, dtype):
+def test_nm_keep_equals_cpu(plan_device, shape, axis, n, m, dtype):
     rng = np.random.default_rng(sum(shape) + n + m)
     x = (rng.standard_normal(shape) * 40).astype(dtype)
     if x.size:
         x.reshape(-1)[::3] = x.reshape(-1)[0]  # ties inside groups
-    _nm_case(x, n, m, axis, True)
-    _nm_case(x, n, m, axis, False)
+    _nm_case(plan_device, x, n, m, axis, True)
+    _nm_case(plan_device, x, n, m, axis, False)
 
 
-def test_nm_keep_ties_and_signed_zeros():
+def test_nm_keep_ties_and_signed_zeros(plan_device):
     x = np.array([[0.0, -0.0, 1.0, -1.0, 2.0, 2.0, -2.0, 2.0] * 4], np.float32)
-    _nm_case(x, 2, 4, -1, True)
-    _nm_case(x, 2, 4, -1, False)
-    _nm_case(np.tile(x, (1, 5)), 20, 40, -1, True)  # the block kernel
+    _nm_case(plan_device, x, 2, 4, -1, True)
+    _nm_case(plan_device, x, 2, 4, -1, False)
+    _nm_case(plan_device, np.tile(x, (1, 5)), 20, 40, -1, True)  # the block kernel
 
 
-def test_nm_keep_half_precision():
+def test_nm_keep_half_precision(plan_device):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     v = rng.standard_normal((16, 64)).astype(np.float32)
-    _nm_case(v.astype(np.float16), 2, 4, -1, True)
-    _nm_case(torch.from_numpy(v).to(torch.bfloat16), 3, 8, -1, False)
-    _nm_case(torch.from_numpy(np.repeat(v, 2, axis=1)).to(torch.bfloat16), 40, 64, -1, True)
+    _nm_case(plan_device, v.astype(np.float16), 2, 4, -1, True)
+    _nm_case(plan_device, torch.from_numpy(v).to(torch.bfloat16), 3, 8, -1, False)
+    _nm_case(plan_device, torch.from_numpy(np.repeat(v, 2, axis=1)).to(torch.bfloat16), 40, 64, -1, True)
 
 
 @pytest.mark.parametrize("m", [4, 64])
-def test_nm_keep_counts_nan(m):
+def test_nm_keep_counts_nan(plan_device, m):
     x = np.random.default_rng(0).standard_normal((8, 128)).astype(np.float32)
     x[1, 5] = x[7, 100] = np.nan
-    dev = _nm_case(x, m // 2, m, -1, True)
-    assert "asp::nan_count" in launched(dev)
+    _nm_case(plan_device, x, m // 2, m, -1, True)
+    assert "asp::nan_count" in launched(plan_device)
 
 
 # -- NaN count ----------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_nan_count(dtype):
-    dev = emulator()
+def test_nan_count(plan_device, dtype):
     x = np.random.default_rng(1).standard_normal(9000).astype(dtype)
     x[[0, 17, 4096, 8999]] = np.nan
     x[5] = -np.nan
     x[6] = np.inf
     x[7] = -np.inf
     bits, keys = keys_of(x, False)
-    assert plans.nan_count(dev, bits, keys) == 5
+    assert run(plans.nan_count, plan_device, bits, keys) == 5
 
 
 # -- exact top-k --------------------------------------------------------------------------
-def _topk_case(x, k, magnitude):
-    dev = emulator()
+def _topk_case(dev, x, k, magnitude):
     bits, keys = keys_of(x, magnitude)
-    keep, nans = plans.topk_keep(dev, bits, k, keys)
+    keep, nans = run(plans.topk_keep, dev, bits, k, keys)
     ref, ref_nans = host.topk_keep(x, k, magnitude)
     assert nans == ref_nans
     if not nans:
         np.testing.assert_array_equal(keep.reshape(np.shape(ref)), np.asarray(ref))
-    return dev
 
 
 @pytest.mark.parametrize(
@@ -237,29 +233,29 @@ def _topk_case(x, k, magnitude):
         (64, np.float32, 64),
     ],
 )
-def test_topk_keep_equals_cpu(n, dtype, k):
+def test_topk_keep_equals_cpu(plan_device, n, dtype, k):
     rng = np.random.default_rng(n)
     x = (rng.standard_normal(n) * 50).astype(dtype)
     x[::5] = x[0]
-    _topk_case(x, k, True)
-    _topk_case(x, k, False)
+    _topk_case(plan_device, x, k, True)
+    _topk_case(plan_device, x, k, False)
 
 
-def test_topk_ties_span_chunks():
+def test_topk_ties_span_chunks(plan_device):
     # one value everywhere but a few: the cut falls inside the run of equal keys, whose
     # quota is split across chunks (one chunk prunes some, later ones none)
     x = np.full(3 * plans.CHUNK + 77, 1.5, np.float32)
     x[[3, 2000, 3000]] = [0.5, 2.5, -0.0]
     for k in (1, 2, plans.CHUNK + 5, 2 * plans.CHUNK, x.size - 1):
-        _topk_case(x, k, False)
+        _topk_case(plan_device, x, k, False)
 
 
-def test_topk_counts_nan_and_bfloat16():
+def test_topk_counts_nan_and_bfloat16(plan_device):
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(2).standard_normal(5000).astype(np.float32)
     x[[1, 2, 4999]] = np.nan
-    _topk_case(x, 2500, True)
-    _topk_case(torch.from_numpy(np.random.default_rng(4).standard_normal(6000)).to(torch.bfloat16), 3000, True)
+    _topk_case(plan_device, x, 2500, True)
+    _topk_case(plan_device, torch.from_numpy(np.random.default_rng(4).standard_normal(6000)).to(torch.bfloat16), 3000, True)
 
 
 # -- CSR, COO, CSC, BSR, bitmask ----------------------------------------------------------
@@ -298,38 +294,38 @@ SPARSE_CASES = [
 
 @pytest.mark.parametrize(("shape", "dtype", "density"), SPARSE_CASES)
 @pytest.mark.parametrize("index", ["int32", "int64"])
-def test_csr_coo_equal_cpu(shape, dtype, density, index):
-    dev = emulator()
+def test_csr_coo_equal_cpu(plan_device, shape, dtype, density, index):
+    dev = plan_device
     x = _sparse_matrix(shape, dtype, density)
     u, nz = _bits_and_mask(x)
-    chunks = plans.chunk_count(dev, u, nz)
+    chunks = run(plans.chunk_count, dev, u, nz)
     nnz, state = host_formats.count_rows(x)
     assert chunks.nnz == nnz
     for coo in (False, True):
-        got = plans.encode_csr(dev, u, nz, chunks, index, coo)
+        got = run(plans.encode_csr, dev, u, nz, chunks, index, coo)
         want = host_formats.encode_csr(Counted("host", nnz, state), index, coo=coo)
         for g, w in zip(got, want):
             assert g.dtype == np.asarray(w).view(g.dtype).dtype
             np.testing.assert_array_equal(g, np.asarray(w).view(g.dtype))
         fmt = "coo" if coo else "csr"
         arrays = dict(zip(("row", "col", "data") if coo else ("indptr", "indices", "data"), got))
-        np.testing.assert_array_equal(plans.decode_compressed(dev, fmt, arrays, shape, u.dtype), _stored(u, nz))
+        np.testing.assert_array_equal(run(plans.decode_compressed, dev, fmt, arrays, shape, u.dtype), _stored(u, nz))
 
 
 @pytest.mark.parametrize(("shape", "dtype", "density"), [*SPARSE_CASES, ((600, 3), np.float32, 0.4)])
-def test_csc_equals_cpu(shape, dtype, density):
-    dev = emulator()
+def test_csc_equals_cpu(plan_device, shape, dtype, density):
+    dev = plan_device
     x = _sparse_matrix(shape, dtype, density, seed=1)
     u, nz = _bits_and_mask(x)
-    chunks = plans.csc_count(dev, u, nz)
+    chunks = run(plans.csc_count, dev, u, nz)
     nnz, state = host_formats.count_cols(x)
     assert chunks.nnz == nnz
-    got = plans.encode_csc(dev, u, nz, chunks, "int32")
+    got = run(plans.encode_csc, dev, u, nz, chunks, "int32")
     want = host_formats.encode_csc(Counted("host", nnz, state), "int32")
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, np.asarray(w).view(g.dtype))
     arrays = dict(zip(("indptr", "indices", "data"), got))
-    np.testing.assert_array_equal(plans.decode_compressed(dev, "csc", arrays, shape, u.dtype), _stored(u, nz))
+    np.testing.assert_array_equal(run(plans.decode_compressed, dev, "csc", arrays, shape, u.dtype), _stored(u, nz))
 
 
 @pytest.mark.parametrize(
@@ -342,14 +338,14 @@ def test_csc_equals_cpu(shape, dtype, density):
         ((0, 8), (2, 2), np.float32, 0.5),
     ],
 )
-def test_bsr_equals_cpu(shape, block, dtype, density):
-    dev = emulator()
+def test_bsr_equals_cpu(plan_device, shape, block, dtype, density):
+    dev = plan_device
     x = _sparse_matrix(shape, dtype, density, seed=2)
     u, nz = _bits_and_mask(x)
-    blocks = plans.count_blocks(dev, u, nz, block)
+    blocks = run(plans.count_blocks, dev, u, nz, block)
     nnz, state = host_formats.count_blocks(x, *block)
     assert blocks.chunks.nnz == nnz
-    got = plans.encode_bsr(dev, u, blocks, "int64")
+    got = run(plans.encode_bsr, dev, u, blocks, "int64")
     want = host_formats.encode_bsr(Counted("host", nnz, state), "int64")
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, np.asarray(w).view(g.dtype))
@@ -357,20 +353,20 @@ def test_bsr_equals_cpu(shape, block, dtype, density):
     br, bc = block
     kept = (_stored(u, nz) != 0).reshape(shape[0] // br, br, shape[1] // bc, bc).any(axis=(1, 3))
     whole = np.repeat(np.repeat(kept, br, axis=0), bc, axis=1)  # blocks are kept whole
-    np.testing.assert_array_equal(plans.decode_bsr(dev, arrays, shape, u.dtype), np.where(whole, u, 0))
+    np.testing.assert_array_equal(run(plans.decode_bsr, dev, arrays, shape, u.dtype), np.where(whole, u, 0))
 
 
 @pytest.mark.parametrize(("shape", "dtype", "density"), [*SPARSE_CASES, ((9, 13), np.uint8, 0.5)])
-def test_bitmask_equals_cpu(shape, dtype, density):
-    dev = emulator()
+def test_bitmask_equals_cpu(plan_device, shape, dtype, density):
+    dev = plan_device
     x = _sparse_matrix(shape, dtype, density, seed=3)
     u, nz = _bits_and_mask(x)
-    values, mask, nnz = plans.encode_bitmask(dev, u, nz)
+    values, mask, nnz = run(plans.encode_bitmask, dev, u, nz)
     want_values, want_mask, want_nnz = host_formats.encode_bitmask(x)
     assert nnz == want_nnz
     np.testing.assert_array_equal(values, np.asarray(want_values).view(values.dtype))
     np.testing.assert_array_equal(mask, want_mask)
-    np.testing.assert_array_equal(plans.decode_bitmask(dev, values, mask, shape), _stored(u, nz))
+    np.testing.assert_array_equal(run(plans.decode_bitmask, dev, values, mask, shape), _stored(u, nz))
 
 
 # -- N:M compression with packed positions -------------------------------------------------
@@ -407,35 +403,35 @@ def _nm_input(rows, n, m, dtype, seed):
 
 
 @pytest.mark.parametrize(("n", "m"), NM_PACK_CASES)
-def test_nm_pack_equals_cpu(n, m):
-    dev = emulator()
+def test_nm_pack_equals_cpu(plan_device, n, m):
+    dev = plan_device
     lay = packed_layout(n, m)
     x = _nm_input(19, n, m, np.float32, n + m)
     u, nz = _bits_and_mask(x)
-    values, packed, bad = plans.encode_nm(dev, u, nz, lay)
+    values, packed, bad = run(plans.encode_nm, dev, u, nz, lay)
     want_values, want_packed = host_formats.encode_nm(x, lay)
     assert bad is None
     np.testing.assert_array_equal(values, np.asarray(want_values).view(values.dtype))
     np.testing.assert_array_equal(packed, want_packed)
-    dense, bad = plans.decode_nm(dev, values, packed, x.shape, lay)
+    dense, bad = run(plans.decode_nm, dev, values, packed, x.shape, lay)
     assert bad is None
     h = Host.of(x)
     want_dense = host_formats.decode_nm(h, {"values": want_values, "packed_positions": want_packed}, x.shape, lay)
     np.testing.assert_array_equal(dense, np.asarray(want_dense).view(dense.dtype))
-    positions, bad = plans.nm_positions(dev, packed, x.shape, lay)
+    positions, bad = run(plans.nm_positions, dev, packed, x.shape, lay)
     assert bad is None
     np.testing.assert_array_equal(positions, host_formats.unpack_nm_positions(want_packed, x.shape, lay))
 
 
 @pytest.mark.parametrize(("n", "m"), [(2, 4), (6, 8), (4, 8), (100, 200)])
-def test_nm_pack_finds_the_first_violation_and_corrupt_group(n, m):
-    dev = emulator()
+def test_nm_pack_finds_the_first_violation_and_corrupt_group(plan_device, n, m):
+    dev = plan_device
     lay = packed_layout(n, m)
     x = _nm_input(6, n, m, np.int16, 1)
     x[4, m : 2 * m] = 7  # group 1 of row 4: m non-zeros
     x[5, 0:m] = 3
     u, nz = _bits_and_mask(x)
-    _, _, bad = plans.encode_nm(dev, u, nz, lay)
+    _, _, bad = run(plans.encode_nm, dev, u, nz, lay)
     with pytest.raises(Violation) as v:
         host_formats.encode_nm(x, lay)
     assert bad == (v.value.row, v.value.group, v.value.found) == (4, 1, m)
@@ -444,8 +440,8 @@ def test_nm_pack_finds_the_first_violation_and_corrupt_group(n, m):
     packed = np.array(packed)
     packed[3, -1] = 0xFF  # the row's last groups: positions out of order or a mask of too many bits
     packed[5, 0] ^= 0x3 if not lay.bitmask else 0x1
-    _, bad = plans.decode_nm(dev, np.ascontiguousarray(values).view(np.uint16), packed, x.shape, lay)
-    _, bad_positions = plans.nm_positions(dev, packed, x.shape, lay)
+    _, bad = run(plans.decode_nm, dev, np.ascontiguousarray(values).view(np.uint16), packed, x.shape, lay)
+    _, bad_positions = run(plans.nm_positions, dev, packed, x.shape, lay)
     with pytest.raises(Violation) as v:
         host_formats.unpack_nm_positions(packed, x.shape, lay)
     assert bad == bad_positions == (v.value.row, v.value.group)
@@ -469,33 +465,33 @@ def _cutlass_input(dtype, shape, seed):
 
 
 @pytest.mark.parametrize(("kind", "dtype", "shape"), CUTLASS_CASES)
-def test_cutlass_equals_cpu(kind, dtype, shape):
-    dev = emulator()
+def test_cutlass_equals_cpu(plan_device, kind, dtype, shape):
+    dev = plan_device
     x = _cutlass_input(dtype, shape, 7)
     bits = x.view({1: np.uint8, 2: np.uint16, 4: np.uint32}[x.dtype.itemsize])
-    values, meta, bad = plans.cutlass_encode(dev, bits, kind)
+    values, meta, bad = run(plans.cutlass_encode, dev, bits, kind)
     want_values, want_meta, want_bad = cpu_cutlass.encode(bits, kind)
     assert bad is None and not want_bad.any()
     np.testing.assert_array_equal(values, want_values)
     np.testing.assert_array_equal(meta, want_meta)
-    dense, bad = plans.cutlass_decode(dev, values, meta, kind)
+    dense, bad = run(plans.cutlass_decode, dev, values, meta, kind)
     want_dense, _ = cpu_cutlass.decode(want_values, want_meta, kind)
     assert bad is None
     np.testing.assert_array_equal(dense, want_dense)
-    codes = plans.cutlass_unpack_codes(dev, meta, kind)
+    codes = run(plans.cutlass_unpack_codes, dev, meta, kind)
     np.testing.assert_array_equal(codes, cpu_cutlass.unpack_codes(want_meta, kind))
-    np.testing.assert_array_equal(plans.cutlass_pack_codes(dev, codes, kind), want_meta)
+    np.testing.assert_array_equal(run(plans.cutlass_pack_codes, dev, codes, kind), want_meta)
 
 
 @pytest.mark.parametrize(("kind", "dtype", "shape"), CUTLASS_CASES)
-def test_cutlass_finds_the_first_bad_group_and_code(kind, dtype, shape):
-    dev = emulator()
+def test_cutlass_finds_the_first_bad_group_and_code(plan_device, kind, dtype, shape):
+    dev = plan_device
     x = _cutlass_input(dtype, shape, 8)
     lanes = 2 if kind == "pair" else 4
     x[9, 2 * lanes : 3 * lanes] = 1  # group 2 of row 9: every lane non-zero
     x[20, 0:lanes] = 1
     bits = x.view({1: np.uint8, 2: np.uint16, 4: np.uint32}[x.dtype.itemsize])
-    _, _, bad = plans.cutlass_encode(dev, bits, kind)
+    _, _, bad = run(plans.cutlass_encode, dev, bits, kind)
     assert bad == (9, 2, lanes)
     x[9] = x[20] = 0
     values, meta, _ = cpu_cutlass.encode(bits, kind)
@@ -503,7 +499,7 @@ def test_cutlass_finds_the_first_bad_group_and_code(kind, dtype, shape):
     codes[3, 5] = 0b0101  # idx0 == idx1 (pairs: neither 4 nor 14)
     codes[30, 0] = 0b1111
     meta = cpu_cutlass.pack_codes(codes, kind)
-    _, bad = plans.cutlass_decode(dev, values, meta, kind)
+    _, bad = run(plans.cutlass_decode, dev, values, meta, kind)
     assert bad == (3, 5, 0b0101)
 
 
@@ -515,9 +511,9 @@ def test_cutlass_finds_the_first_bad_group_and_code(kind, dtype, shape):
     [("float16", 1.0), ("bfloat16", 2.0), ("float32", float("inf")), ("float64", 0.5), ("float32", 3.0),
      ("int8", 2.0), ("int64", float("inf")), ("uint16", 1.0)],
 )
-def test_slice_and_block_norms_match_cpu(dtype, ord):
+def test_slice_and_block_norms_match_cpu(plan_device, dtype, ord):
     torch = pytest.importorskip("torch")
-    dev = emulator()
+    dev = plan_device
     rng = np.random.default_rng(11)
     v = rng.standard_normal((6, 20, 12)) * 30
     v[0, 0, 0] = 1e-6  # a float16 subnormal
@@ -528,21 +524,21 @@ def test_slice_and_block_norms_match_cpu(dtype, ord):
         x = v.astype(dtype)
         wide = x.astype(np.float32) if dtype == "float16" else x
     bits, name = bits_of(x)
-    got = plans.slice_norms(dev, bits, name, (6, 20, 12), ord)
+    got = run(plans.slice_norms, dev, bits, name, (6, 20, 12), ord)
     want = cpu_norms.slice_norms(np.ascontiguousarray(wide), ord)
     exact = ord == float("inf")
     np.testing.assert_allclose(got, want, rtol=0 if exact else 1e-12)
-    got = plans.block_norms(dev, bits, name, (6, 4, 5, 3, 4), ord)
+    got = run(plans.block_norms, dev, bits, name, (6, 4, 5, 3, 4), ord)
     want = cpu_norms.block_norms(np.ascontiguousarray(wide).reshape(6, 4, 5, 3, 4), ord)
     np.testing.assert_allclose(got, want, rtol=0 if exact else 1e-12)
 
 
 @pytest.mark.parametrize("ord", [1.0, 2.0, float("inf")])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_norms_of_subnormals_inf_and_signed_zeros_match_cpu(dtype, ord):
+def test_norms_of_subnormals_inf_and_signed_zeros_match_cpu(plan_device, dtype, ord):
     # float32 and bfloat16 bits widen to float64 by integer operations (no float32 instruction
     # for CuPy's -ftz=true to flush): a slice of subnormals keeps its nonzero norm
-    dev = emulator()
+    dev = plan_device
     tiny = np.uint32(0x10000).view(np.float32)  # 2**-133: a float32 subnormal, exact in bfloat16
     v = np.zeros((2, 5, 8), np.float32)
     v[:, 0] = tiny * np.arange(1, 9, dtype=np.float32)  # subnormals only
@@ -555,11 +551,11 @@ def test_norms_of_subnormals_inf_and_signed_zeros_match_cpu(dtype, ord):
         assert np.array_equal(bits.astype(np.uint32) << 16, v.view(np.uint32))
     else:
         bits = v.view(np.uint32)
-    got = plans.slice_norms(dev, bits, dtype, (2, 5, 8), ord)
+    got = run(plans.slice_norms, dev, bits, dtype, (2, 5, 8), ord)
     want = cpu_norms.slice_norms(v, ord)
     assert (got[:2] > 0).all() and got[2] == 0
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    got = plans.block_norms(dev, bits, dtype, (1, 2, 5, 2, 4), ord)
+    got = run(plans.block_norms, dev, bits, dtype, (1, 2, 5, 2, 4), ord)
     np.testing.assert_allclose(got, cpu_norms.block_norms(v.reshape(1, 2, 5, 2, 4), ord), rtol=1e-12)
 
 
@@ -627,41 +623,70 @@ def test_the_emulation_skips_with_a_reason_without_a_compiler(monkeypatch):
         compiler.__wrapped__()
 
 
+def test_the_gpu_shaped_emulation_refuses_what_cupy_refuses(monkeypatch):
+    # the emulated plan_device: a plan leaning on the emulation's memory being NumPy's
+    # fails here as it would on a GPU, where device memory is CuPy's
+    dev = gpu_shaped_emulator(monkeypatch)
+    xp = dev.xp
+    host_x = np.arange(64, dtype=np.uint32)
+    x = dev.upload(host_x)
+    count = xp.zeros(1, dtype=np.uint64)
+    args = (np.int64(64), np.uint32(0x7F800000), count)
+    with pytest.raises(TypeError, match="argument 0 is a host array"):  # CuPy: TypeError, or by value if 1 item
+        dev.launch("select.cu", "asp::nan_count<unsigned int>", 1, 32, (host_x, *args))
+    dev.launch("select.cu", "asp::nan_count<unsigned int>", 1, 32, (x, *args))
+    assert type(dev.host(count)) is np.ndarray and dev.host(count)[0] == 0
+    with pytest.raises(TypeError, match="not device memory"):
+        dev.host(host_x)
+    with pytest.raises(TypeError, match="xp.cumsum given a host array"):  # cupy.cumsum(numpy array)
+        xp.cumsum(host_x)
+    with pytest.raises(TypeError, match="mixes a host array"):  # cupy + numpy
+        x + host_x  # noqa: B018
+    with pytest.raises(TypeError, match="assigned into device memory"):  # cupy[...] = numpy
+        x[...] = host_x
+    with pytest.raises(TypeError, match="numpy.sum called on a device array"):  # plans call dev.xp
+        np.sum(x)
+    for coerce in (plans.np.asarray, plans.np.array, plans.np.ascontiguousarray):  # CuPy's __array__ raises
+        with pytest.raises(TypeError, match="CuPy refuses implicit conversion"):
+            coerce(x)
+    assert plans.np.asarray([1, 2]).tolist() == [1, 2]
+    x[...] = 7  # scalars, reductions, views and slices work as on CuPy, and stay device memory
+    assert int((x[1:] & 3).sum()) == 63 * 3 and type(xp.cumsum(x.reshape(8, 8)[2].view(np.uint64))) is xp.ndarray
+    with pytest.raises(AssertionError, match="returned a host array"):
+        run(lambda dev, a: (dev.xp.zeros(1), np.zeros(1)), dev, host_x)
+    got = run(lambda dev, a, d: (a, [d["k"], 3]), dev, host_x, {"k": host_x})
+    assert all(type(a) is np.ndarray for a in (got[0], got[1][0])) and got[1][1] == 3
+    np.testing.assert_array_equal(got[0], host_x)
+
+
 # -- grid-stride loops: several passes of a small grid over the items ----------------------
-def test_grid_stride_loops_with_tiny_grids_equal_cpu(monkeypatch):
+def test_grid_stride_loops_with_tiny_grids_equal_cpu(plan_device, monkeypatch):
     # the GPU grids cover the test inputs in one pass; two blocks of one warp make every
     # grid-stride kernel loop over its items (and the histogram blocks add several partial
     # histograms); the ordered passes keep their chunks, now of 32 tiles of a block
     monkeypatch.setattr(plans, "MAX_GRID", 2)
     monkeypatch.setattr(plans, "HIST_GRID", 2)
     monkeypatch.setattr(plans, "BLOCK", 32)
-    dev = emulator()
-    launches = []
-    launch = dev.launch
-
-    def record(source, instance, grid, block, args):
-        launches.append((instance, grid, block))
-        launch(source, instance, grid, block, args)
-
-    monkeypatch.setattr(type(dev), "launch", lambda self, *a: record(*a))
+    dev = plan_device
     rng = np.random.default_rng(21)
     x = (rng.standard_normal((12, 96)) * 10).astype(np.float32)
     x[:, ::5] = 1.0
     x[3, 7] = np.nan
-    _nm_case(x, 2, 4, -1, True)  # nm_keep_small and nan_count
-    _nm_case(np.nan_to_num(x), 20, 48, -1, False)  # nm_keep_large: several groups a block
-    _topk_case(np.nan_to_num(x).reshape(-1), 500, True)  # radix_histogram over two blocks
-    test_csr_coo_equal_cpu((23, 130), np.float32, 0.3, "int32")  # scatters, one warp several rows
-    test_csc_equals_cpu((33, 17), np.float64, 0.5)
-    test_bsr_equals_cpu((8, 1200), (2, 1), np.float16, 0.3)  # block_flags, bsr_gather, bsr_scatter
-    test_bitmask_equals_cpu((9, 13), np.uint8, 0.5)  # bitmask_pack
-    test_nm_pack_equals_cpu(2, 4)
-    test_nm_pack_equals_cpu(6, 8)
-    test_cutlass_equals_cpu("half", np.float16, (64, 64))
-    test_slice_and_block_norms_match_cpu("float32", 2.0)
+    _nm_case(dev, x, 2, 4, -1, True)  # nm_keep_small and nan_count
+    _nm_case(dev, np.nan_to_num(x), 20, 48, -1, False)  # nm_keep_large: several groups a block
+    _topk_case(dev, np.nan_to_num(x).reshape(-1), 500, True)  # radix_histogram over two blocks
+    test_csr_coo_equal_cpu(dev, (23, 130), np.float32, 0.3, "int32")  # scatters, one warp several rows
+    test_csc_equals_cpu(dev, (33, 17), np.float64, 0.5)
+    test_bsr_equals_cpu(dev, (8, 1200), (2, 1), np.float16, 0.3)  # block_flags, bsr_gather, bsr_scatter
+    test_bitmask_equals_cpu(dev, (9, 13), np.uint8, 0.5)  # bitmask_pack
+    test_nm_pack_equals_cpu(dev, 2, 4)
+    test_nm_pack_equals_cpu(dev, 6, 8)
+    test_cutlass_equals_cpu(dev, "half", np.float16, (64, 64))
+    test_slice_and_block_norms_match_cpu(dev, "float32", 2.0)
     grid_stride = {"nm_keep_small", "nm_keep_large", "nan_count", "radix_histogram", "csr_scatter", "coo_scatter",
                    "block_flags", "bsr_gather", "bsr_scatter", "bitmask_pack", "nm_pack", "nm_unpack",
                    "cutlass_encode", "cutlass_decode", "slice_norms", "block_norms"}
-    ran = {inst.split("<")[0].removeprefix("asp::") for inst, _, _ in launches}
+    ran = {inst.split("<")[0].removeprefix("asp::") for inst, _, _ in dev.launches}
     assert grid_stride <= ran
-    assert all(g <= 2 for inst, g, _ in launches if inst.split("<")[0].removeprefix("asp::") in grid_stride)
+    assert all(math.prod(g) <= 2 for inst, g, _ in dev.launches
+               if inst.split("<")[0].removeprefix("asp::") in grid_stride)
