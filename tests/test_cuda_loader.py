@@ -118,3 +118,52 @@ def test_warm_compiles_every_listed_instance_once(fake_cupy):
     assert {(m[0], m[2][0]) for m in fake_cupy.modules} == {(s, i) for s, v in instances.INSTANCES.items() for i in v}
     loader.warm(0)  # memoised: nothing compiles twice
     assert len(fake_cupy.modules) == total
+
+
+class _TorchLike:
+    """What the session takes for a CUDA torch tensor (its type's module is torch's)."""
+
+
+_TorchLike.__module__ = "torch"
+
+
+@pytest.mark.parametrize("cupy_version", [13, 14])
+def test_a_torch_session_runs_on_torch_s_stream_without_deprecated_calls(fake_cupy, monkeypatch, cupy_version):
+    # CuPy 14 deprecates ExternalStream (a warning every job) for Stream.from_external;
+    # CuPy 13 has only ExternalStream. Either way the job's stream is torch's, on its device.
+    monkeypatch.setattr(loader, "_torch_stream", lambda t: (1, 0xBEEF))
+    made = []
+
+    @contextmanager
+    def entered(kind, ptr, device_id):
+        made.append((kind, ptr, device_id))
+        before, fake_cupy.current_stream = fake_cupy.current_stream, ptr
+        try:
+            yield
+        finally:
+            fake_cupy.current_stream = before
+
+    class Stream:
+        if cupy_version >= 14:
+
+            @staticmethod
+            def from_external(obj):
+                version, ptr = obj.__cuda_stream__()
+                assert version == 0
+                return entered("from_external", ptr, fake_cupy.current_device)
+
+    def external_stream(ptr, device_id):
+        if cupy_version >= 14:
+            pytest.fail("ExternalStream is deprecated in CuPy 14")
+        return entered("ExternalStream", ptr, device_id)
+
+    monkeypatch.setattr(fake_cupy.cuda, "Stream", Stream, raising=False)
+    monkeypatch.setattr(fake_cupy.cuda, "ExternalStream", external_stream, raising=False)
+    x = np.arange(8, dtype=np.float32)
+    with loader.session(_TorchLike()) as dev:
+        assert dev.device_id == 1 and fake_cupy.current_device == 1
+        assert fake_cupy.current_stream == 0xBEEF
+        assert plans.nan_count(dev, *keys_of(x, False)) == 0  # read back on torch's stream
+    kind = "from_external" if cupy_version >= 14 else "ExternalStream"
+    assert made == [(kind, 0xBEEF, 1)]
+    assert fake_cupy.current_stream == "null stream" and fake_cupy.current_device is None

@@ -8,8 +8,8 @@ memoised per (source, instance, device) under a lock, so threads share one
 compile; CuPy keeps the binary in its own disk cache across processes.
 
 :func:`session` makes the caller's device and stream current for a job: a
-torch tensor's work goes on torch's current stream of its device (through
-``cupy.cuda.ExternalStream``), a CuPy array's on CuPy's current stream, so a
+torch tensor's work goes on torch's current stream of its device (a CuPy stream
+over torch's, :func:`_external_stream`), a CuPy array's on CuPy's current stream, so a
 job orders with the caller's other work without a device-wide sync. Only
 :meth:`CupyDevice.host` waits: it reads a count or a flag back.
 """
@@ -112,6 +112,30 @@ def _torch_stream(t: Any) -> tuple[int, int]:
     return index, torch.cuda.current_stream(index).cuda_stream
 
 
+class _StreamHandle:
+    """A raw ``cudaStream_t`` under the CUDA stream protocol."""
+
+    def __init__(self, ptr: int):
+        self.ptr = ptr
+
+    def __cuda_stream__(self) -> tuple[int, int]:
+        return 0, self.ptr
+
+
+def _external_stream(cupy: Any, ptr: int, device_id: int) -> Any:
+    """torch's stream ``ptr`` as a CuPy stream that CuPy never destroys.
+
+    CuPy 14 deprecates ``ExternalStream`` (a DeprecationWarning on every job) for
+    ``Stream.from_external``, which reads the pointer through ``__cuda_stream__`` and
+    leaves the device unset: entered inside ``Device(device_id)``, it is that device's.
+    CuPy 13 has only ``ExternalStream``.
+    """
+    from_external = getattr(cupy.cuda.Stream, "from_external", None)
+    if from_external is None:
+        return cupy.cuda.ExternalStream(ptr, device_id)
+    return from_external(_StreamHandle(ptr))
+
+
 @contextmanager
 def session(x: Any) -> Iterator[CupyDevice]:
     """The device of ``x`` (a CuPy array or a CUDA torch tensor) with its stream current."""
@@ -119,7 +143,7 @@ def session(x: Any) -> Iterator[CupyDevice]:
 
     if type(x).__module__.split(".")[0] == "torch":
         index, stream = _torch_stream(x)
-        with cupy.cuda.Device(index), cupy.cuda.ExternalStream(stream, index):
+        with cupy.cuda.Device(index), _external_stream(cupy, stream, index):
             yield CupyDevice(index)
     else:
         index = x.device.id
