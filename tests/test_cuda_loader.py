@@ -167,3 +167,19 @@ def test_a_torch_session_runs_on_torch_s_stream_without_deprecated_calls(fake_cu
     kind = "from_external" if cupy_version >= 14 else "ExternalStream"
     assert made == [(kind, 0xBEEF, 1)]
     assert fake_cupy.current_stream == "null stream" and fake_cupy.current_device is None
+
+
+def test_the_real_cupy_takes_torch_s_stream_without_a_warning_or_a_device(monkeypatch):
+    cupy = pytest.importorskip("cupy")
+    import gc
+    import warnings
+
+    raised_in_del = []
+    monkeypatch.setattr(sys, "unraisablehook", raised_in_del.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # CuPy 14's ExternalStream: DeprecationWarning
+        s = loader._external_stream(cupy, 0xBEEF, 0)
+    assert s.ptr == 0xBEEF and s.__cuda_stream__() == (0, 0xBEEF)
+    del s
+    gc.collect()
+    assert raised_in_del == []  # CuPy never destroys torch's stream (that needs a driver, absent or not)
