@@ -13,13 +13,14 @@ class Backend(enum.Enum):
     NUMPY_READONLY = "numpy_readonly"
     ARRAY_API_STRICT = "array_api_strict"
     TORCH = "torch"
+    TORCH_STANDARD = "torch_standard"  # CPU tensors taken as device tensors: the path of CUDA torch without CuPy
     JAX = "jax"
     CUPY = "cupy"
     TORCH_CUDA = "torch_cuda"
 
     def available(self) -> str | None:
         """``None`` when usable, else the reason to skip."""
-        module = {"numpy_readonly": "numpy", "torch_cuda": "torch"}.get(self.value, self.value)
+        module = {"numpy_readonly": "numpy", "torch_cuda": "torch", "torch_standard": "torch"}.get(self.value, self.value)
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed"
         if self is Backend.CUPY:
@@ -49,7 +50,7 @@ class Backend(enum.Enum):
             import array_api_strict
 
             return array_api_strict.asarray(a.copy())
-        if self in (Backend.TORCH, Backend.TORCH_CUDA):
+        if self in (Backend.TORCH, Backend.TORCH_CUDA, Backend.TORCH_STANDARD):
             import torch
 
             t = torch.from_numpy(a.copy())
