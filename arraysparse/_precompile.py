@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -105,7 +106,9 @@ def _jobs(dtype: str) -> list[tuple[str, Callable[[], Any]]]:
     return jobs
 
 
-def precompile(dtypes: Iterable[str] = ("float32", "float16"), *, progress: bool | TextIO = True) -> float:
+def precompile(
+    dtypes: Iterable[str] = ("float32", "float16"), *, cuda: int | None = None, progress: bool | TextIO = True
+) -> float:
     """Compile the kernels that common calls need into the on-disk cache, ahead of first use.
 
     Every process after this one loads them from the cache instead of compiling
@@ -117,6 +120,12 @@ def precompile(dtypes: Iterable[str] = ("float32", "float16"), *, progress: bool
     dtypes
         Value dtypes to prepare, among ``"float32"``, ``"float16"``, ``"float64"``
         and ``"bfloat16"`` (the last through PyTorch, which must be installed).
+        An empty list prepares no CPU kernel (with ``cuda``, only the GPU's).
+    cuda
+        A GPU number: also compile every CUDA kernel for that GPU (NVRTC, in parallel
+        threads) into CuPy's disk cache (``~/.cupy/kernel_cache``), so no later process
+        compiles on its first call there. Needs CuPy and the GPU. ``None`` (the default)
+        leaves the GPU alone.
     progress
         ``True`` prints one progress line per job to ``sys.stderr``; a file object
         prints there instead; ``False`` prints nothing.
@@ -147,8 +156,13 @@ def precompile(dtypes: Iterable[str] = ("float32", "float16"), *, progress: bool
     else:
         msg = f"progress must be True, False or a writable text file, got {progress!r}"
         raise TypeError(msg)
+    if cuda is not None and (isinstance(cuda, bool) or not isinstance(cuda, int) or cuda < 0):
+        msg = f"cuda must be a GPU number (an int >= 0) or None, got {cuda!r}"
+        raise ValueError(msg)
     if "bfloat16" in dtypes:  # before any job: no torch, no half-done precompile
         optional_import("torch", purpose=_BFLOAT16)
+    if cuda is not None:
+        optional_import("cupy", purpose=f"precompile(cuda={cuda}), which compiles the CUDA kernels,")
     jobs = [(d, label, call) for d in dtypes for label, call in _jobs(d)]
     start = time.perf_counter()
     cache, compiled_log = kernel_cache()
@@ -161,6 +175,14 @@ def precompile(dtypes: Iterable[str] = ("float32", "float16"), *, progress: bool
         call()
         if out is not None:
             line = f"precompile [{i}/{len(jobs)}] {d} {label}: {time.perf_counter() - t:.1f} s"
+            print(begin + line, end=end, file=out, flush=True)
+    if cuda is not None:
+        from ._kernels.cuda import loader
+
+        t = time.perf_counter()
+        n = loader.warm(cuda, threads=min(8, os.cpu_count() or 1))
+        if out is not None:
+            line = f"precompile: {n} CUDA kernels for GPU {cuda}: {time.perf_counter() - t:.1f} s"
             print(begin + line, end=end, file=out, flush=True)
     seconds = time.perf_counter() - start
     if out is not None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check (issue 11) in one run on a lent GPU machine, which has no network:
 #   1. the machine, the driver and the library versions          -> $OUT/env.txt
-#   2. every kernel instance compiled (in parallel, into CuPy's cache) -> $OUT/warm.log
+#   2. every kernel instance compiled (threads, into CuPy's cache)   -> $OUT/warm.log
 #      pytest -m cuda over the CUDA test files                     -> $OUT/cuda.log, cuda.xml
 #   3. python benchmarks/run.py --gpu (4096^2 and 16384^2)         -> $OUT/gpu.md, bench.log
 # Wheels the machine lacks travel in .whl/ (docs/cuda.md, "Running the GPU check"); they are
@@ -49,7 +49,7 @@ EOF
 } >"$out/env.txt" 2>&1
 cat "$out/env.txt"
 
-# the kernels compiled up front, in parallel, into CuPy's disk cache (a failure here is not
+# the kernels compiled up front, in parallel threads, into CuPy's disk cache (a failure here is not
 # fatal: the tests then compile what they use); the first instance alone times a first call
 timeout "${WARM_S:-180}" "$python" - <<'EOF' 2>&1 | tee "$out/warm.log"
 import os, time
@@ -58,7 +58,7 @@ t = time.perf_counter()
 loader.function("nm.cu", instances.name("nm_keep_small", "unsigned int", 4), 0)
 print(f"first kernel instance (2:4 mask, float32) compiled and loaded in {time.perf_counter() - t:.2f} s")
 t = time.perf_counter()
-n = loader.warm(0, processes=min(16, os.cpu_count() or 1))
+n = loader.warm(0, threads=min(16, os.cpu_count() or 1))
 print(f"all {n} kernel instances compiled in {time.perf_counter() - t:.1f} s")
 EOF
 

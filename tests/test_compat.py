@@ -54,6 +54,8 @@ CASES = {
     "from_cupyx": ("cupyx", lambda: CupyxLike, asp.from_cupyx, r"from_cupyx\(\) needs CuPy: pip install 'arraysparse\[cupy-cuda12\]'"),
     "precompile bfloat16": ("torch", lambda: lambda: ["bfloat16"], lambda d: asp.precompile(d, progress=False),
                             r"precompile\(\['bfloat16'\]\).* needs PyTorch: pip install 'arraysparse\[torch\]'"),
+    "precompile cuda": ("cupy", lambda: lambda: [], lambda d: asp.precompile(d, cuda=0, progress=False),
+                        r"precompile\(cuda=0\).* needs CuPy: pip install 'arraysparse\[cupy-cuda12\]'"),
     "open_checkpoint like='torch'": ("torch", lambda: _checkpoint, lambda path: asp.io.open_checkpoint(path, like="torch"),
                                      r"like='torch' needs PyTorch: pip install 'arraysparse\[torch\]'"),
     "prune_checkpoint progress": ("tqdm", lambda: lambda: {"w": np.ones((4, 4))},

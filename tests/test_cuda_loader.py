@@ -111,12 +111,13 @@ def test_a_cupy_session_uses_the_array_s_device(fake_cupy):
     assert fake_cupy.current_device is None
 
 
-def test_warm_compiles_every_listed_instance_once(fake_cupy):
+@pytest.mark.parametrize("threads", [1, 4])
+def test_warm_compiles_every_listed_instance_once(fake_cupy, threads):
     total = sum(len(v) for v in instances.INSTANCES.values())
-    assert loader.warm(0) == total
+    assert loader.warm(0, threads=threads) == total
     assert len(fake_cupy.modules) == total
     assert {(m[0], m[2][0]) for m in fake_cupy.modules} == {(s, i) for s, v in instances.INSTANCES.items() for i in v}
-    loader.warm(0)  # memoised: nothing compiles twice
+    loader.warm(0, threads=threads)  # memoised: nothing compiles twice
     assert len(fake_cupy.modules) == total
 
 
@@ -183,3 +184,45 @@ def test_the_real_cupy_takes_torch_s_stream_without_a_warning_or_a_device(monkey
     del s
     gc.collect()
     assert raised_in_del == []  # CuPy never destroys torch's stream (that needs a driver, absent or not)
+
+
+def test_different_kernels_compile_side_by_side(fake_cupy, monkeypatch):
+    # one lock per kernel: two threads compiling two kernels meet inside their compiles (a
+    # single lock for all would keep the second out until the first is done: the barrier breaks)
+    inside = threading.Barrier(2, timeout=10)
+    real = fake_cupy.RawModule
+
+    class Meeting(real):
+        def __init__(self, **kw):
+            inside.wait()
+            super().__init__(**kw)
+
+    monkeypatch.setattr(fake_cupy, "RawModule", Meeting)
+    a, b = instances.INSTANCES["select.cu"][:2]
+    threads = [threading.Thread(target=loader.function, args=("select.cu", i, 0)) for i in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not inside.broken
+    assert len(fake_cupy.modules) == 2
+
+
+def test_precompile_cuda_compiles_every_kernel_for_that_gpu(fake_cupy):
+    import io
+
+    import arraysparse as asp
+
+    buf = io.StringIO()
+    asp.precompile([], cuda=1, progress=buf)
+    total = sum(len(v) for v in instances.INSTANCES.values())
+    assert len(fake_cupy.modules) == total and {m[3] for m in fake_cupy.modules} == {1}
+    assert f"precompile: {total} CUDA kernels for GPU 1" in buf.getvalue()
+
+
+@pytest.mark.parametrize("cuda", [-1, True, 1.0, "cuda:0"])
+def test_precompile_refuses_a_cuda_that_is_not_a_gpu_number(cuda):
+    import arraysparse as asp
+
+    with pytest.raises(ValueError, match=r"cuda must be a GPU number \(an int >= 0\) or None, got"):
+        asp.precompile([], cuda=cuda, progress=False)

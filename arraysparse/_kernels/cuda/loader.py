@@ -26,16 +26,22 @@ from . import instances
 from .nvrtc import OPTIONS
 
 _functions: dict[tuple[str, str, int], Any] = {}
-_lock = threading.Lock()
+_locks: dict[tuple[str, str, int], threading.Lock] = {}
+_locks_lock = threading.Lock()
 
 
 def function(source: str, instance: str, device_id: int) -> Any:
-    """The ``cupy.RawKernel`` of ``instance`` on device ``device_id``, compiled on first use."""
+    """The ``cupy.RawKernel`` of ``instance`` on device ``device_id``, compiled on first use.
+
+    One lock per kernel: threads asking for the same one share its compile, threads asking for
+    different ones compile side by side (NVRTC releases the GIL)."""
     key = (source, instance, device_id)
     fn = _functions.get(key)
     if fn is not None:
         return fn
-    with _lock:
+    with _locks_lock:
+        lock = _locks.setdefault(key, threading.Lock())
+    with lock:
         fn = _functions.get(key)
         if fn is None:
             instances.check_instance(source, instance)
@@ -50,30 +56,24 @@ def function(source: str, instance: str, device_id: int) -> Any:
     return fn
 
 
-def warm(device_id: int = 0, processes: int = 0) -> int:
-    """Compile every listed kernel instance for device ``device_id`` now; the number compiled.
+def warm(device_id: int = 0, threads: int = 1) -> int:
+    """Compile every listed kernel instance for device ``device_id`` now, in ``threads``
+    threads; the number of instances.
 
     A first call on a new machine otherwise compiles the instances it needs one by one (NVRTC,
-    a fraction of a second each). ``processes > 0`` compiles in that many worker processes,
-    which fill CuPy's disk cache (``~/.cupy/kernel_cache``) so that this process and later
-    ones load the binaries instead; ``0`` compiles here, in this process.
+    a fraction of a second each). CuPy keeps each binary in its disk cache
+    (``~/.cupy/kernel_cache``), so later processes load them instead of compiling.
     """
     todo = [(s, i) for s, names in instances.INSTANCES.items() for i in names]
-    if processes > 0:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
 
-        chunks = [todo[k::processes] for k in range(processes)]
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(_warm_some, [device_id] * processes, chunks))
-    for source, inst in todo:  # from the disk cache where the workers compiled
-        function(source, inst, device_id)
+        with ThreadPoolExecutor(threads, thread_name_prefix="arraysparse-nvrtc") as pool:
+            list(pool.map(lambda job: function(*job, device_id), todo))
+    else:
+        for source, inst in todo:
+            function(source, inst, device_id)
     return len(todo)
-
-
-def _warm_some(device_id: int, todo: list[tuple[str, str]]) -> None:
-    for source, inst in todo:
-        function(source, inst, device_id)
 
 
 def compiled() -> list[tuple[str, str, int]]:
