@@ -84,8 +84,6 @@ SINGLE = "model.safetensors"
 SHARD_METADATA = {"format": "pt"}
 #: The index's metadata key for the bytes of tensor data.
 TOTAL_SIZE = "total_size"
-#: The command line's default shard size for a directory output (Hugging Face's default).
-DEFAULT_SHARD_SIZE = "5GB"
 
 _UNITS = {
     "": 1, "b": 1,
