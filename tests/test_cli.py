@@ -655,37 +655,42 @@ MEASURE = textwrap.dedent("""
         tracemalloc.stop()
         return {"anon": max(state["peak"], anon()) - base, "traced": traced, "seconds": seconds}
 
-    src, dst = sys.argv[1], sys.argv[2]
+    src, dst, shards = sys.argv[1], sys.argv[2], sys.argv[3]
     small = {f"w{i}": np.random.default_rng(i).standard_normal((64, 64), dtype=np.float32) for i in range(3)}
     asp.prune_checkpoint(small, {}, 0.5)  # the kernels, loaded before measuring
     asp.prune_model(small, 0.5)
     streamed = peak(lambda: asp.prune_checkpoint(src, dst, 0.5))
+    sharded = peak(lambda: asp.prune_checkpoint(src, shards, 0.5, max_shard_size=3 << 21))  # 3 tensors a shard
     with open_checkpoint(src) as ckpt:
         def in_memory():
             model = {n: np.array(ckpt[n]) for n in ckpt}
             asp.prune_model(model, 0.5)
         whole = peak(in_memory)
-    print(json.dumps({"streamed": streamed, "in_memory": whole}))
+    print(json.dumps({"streamed": streamed, "sharded": sharded, "in_memory": whole}))
 """)
 
 
 def test_global_prune_checkpoint_peak_memory_is_about_one_tensor(tmp_path):
-    """16 tensors of 2 MiB: the streamed global prune peaks at a few tensors, the in-memory one at
-    the model (a copy of it, the pruned copy and the masks)."""
+    """16 tensors of 2 MiB: the streamed global prune peaks at a few tensors, to one file or to shards,
+    the in-memory one at the model (a copy of it, the pruned copy and the masks)."""
     tensors, shape = 16, (1024, 512)
     tensor = shape[0] * shape[1] * 4
     rng = np.random.default_rng(0)
     src = tmp_path / "big.safetensors"
     write_checkpoint(src, ((f"layer{i}.weight", rng.standard_normal(shape, dtype=np.float32)) for i in range(tensors)))
-    r = subprocess.run([sys.executable, "-c", MEASURE, str(src), str(tmp_path / "out.safetensors")],
-                       capture_output=True, text=True, env=ENV, timeout=300)
+    r = subprocess.run([sys.executable, "-c", MEASURE, str(src), str(tmp_path / "out.safetensors"),
+                        str(tmp_path / "shards")], capture_output=True, text=True, env=ENV, timeout=300)
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
-    s, w = m["streamed"], m["in_memory"]
+    s, w, d = m["streamed"], m["in_memory"], m["sharded"]
     print(f"\npeak above start, tensor {tensor / 2**20:.0f} MiB, model {tensors * tensor / 2**20:.0f} MiB: "
           f"streamed anon {s['anon'] / 2**20:.1f} MiB, traced {s['traced'] / 2**20:.1f} MiB, {s['seconds']:.2f} s; "
           f"in memory anon {w['anon'] / 2**20:.1f} MiB, traced {w['traced'] / 2**20:.1f} MiB, {w['seconds']:.2f} s")
+    print(f"into 6 MiB shards: anon {d['anon'] / 2**20:.1f} MiB, traced {d['traced'] / 2**20:.1f} MiB, "
+          f"{d['seconds']:.2f} s")
     assert s["traced"] < 3 * tensor  # the pruned tensor, its mask and the selection's histograms
     assert s["anon"] < 4 * tensor
+    assert d["traced"] < 3 * tensor and d["anon"] < 4 * tensor  # shards: the same
+    assert len(list((tmp_path / "shards").glob("model-*-of-00006.safetensors"))) == 6
     assert w["traced"] > tensors * tensor  # the model in memory
     assert s["anon"] < w["anon"] / 4
