@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -423,6 +424,68 @@ def test_console_script_is_main():
     assert scripts == {"arraysparse": "arraysparse.cli:main"}
 
 
+# --------------------------------------------------------------------------- shard directories out
+
+
+def shard_index(d: Path) -> dict:
+    """The index of a directory the CLI wrote, checked against its shards (names, contents, header metadata)."""
+    doc = json.loads((d / "model.safetensors.index.json").read_text())
+    assert set(doc) == {"metadata", "weight_map"} and isinstance(doc["metadata"]["total_size"], int)
+    files = list(dict.fromkeys(doc["weight_map"].values()))
+    assert files == [f"model-{k:05d}-of-{len(files):05d}.safetensors" for k in range(1, len(files) + 1)]
+    with open_checkpoint(d) as ckpt:
+        assert list(ckpt) == list(doc["weight_map"])
+        assert doc["metadata"]["total_size"] == sum(ckpt.info(n).nbytes for n in ckpt)
+    return doc
+
+
+def test_cli_writes_shard_directories(sources, tmp_path):
+    """A DST that is not a .safetensors / .npz name is a directory of shards: prune, compress and decompress
+    write one (--max-shard-size, default 5GB: one shard here) that the library reads back equal to what
+    it writes in process; a directory holding a checkpoint is replaced only with --overwrite."""
+    out = tmp_path / "pruned"
+    r = cli("prune", sources["file"], out, "-s", "60%", "--max-shard-size", "10KB", "-q")
+    assert r.returncode == 0, r.stderr
+    doc = shard_index(out)
+    # in order: the 12 KiB weights over the limit alone, the bias, the float16 weight, norm and step together
+    assert [len([n for n in doc["weight_map"] if doc["weight_map"][n] == f])
+            for f in dict.fromkeys(doc["weight_map"].values())] == [1, 1, 1, 1, 1, 2]
+    assert doc["metadata"]["origin"] == "test"  # the source's metadata, in the index
+    expected = {}
+    asp.prune_checkpoint(sources["file"], expected, 0.6)
+    with open_checkpoint(out) as got:
+        assert list(got) == list(make_model()) and all(same(got[n], expected[n]) for n in expected)
+
+    r = cli("prune", sources["shards"], tmp_path / "from-shards", "-s", "60%", "-q")  # the default: 5GB
+    assert r.returncode == 0, r.stderr
+    doc = shard_index(tmp_path / "from-shards")
+    assert set(doc["weight_map"].values()) == {"model-00001-of-00001.safetensors"}  # its own total_size
+
+    packed, dense = tmp_path / "packed", tmp_path / "dense"
+    r = cli("compress", out, packed, "-f", "csr", "--max-shard-size", "8KB")
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {packed} (" in r.stdout and "shards and their index)" in r.stdout
+    assert len(set(shard_index(packed)["weight_map"].values())) > 2
+    assert isinstance(asp.load(packed)[WEIGHTS[0]], asp.SparseCompressionResult)
+    r = cli("decompress", packed, dense, "--max-shard-size", "20KB", "-q")
+    assert r.returncode == 0, r.stderr
+    with open_checkpoint(out) as a, open_checkpoint(dense) as b:
+        assert sorted(a) == sorted(b) and all(same(a[n], b[n]) for n in a)
+
+    (out / "config.json").write_text("{}")
+    before = digest(out)
+    r = cli("prune", sources["file"], out, "-s", "30%", "--max-shard-size", "10KB")
+    assert r.returncode == 2 and r.stdout == "" and "already holds a checkpoint" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "--overwrite" in r.stderr
+    assert digest(out) == before
+    r = cli("prune", sources["file"], out, "-s", "30%", "--max-shard-size", "100KB", "--overwrite", "-q")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model-00001-of-00001.safetensors",
+                                                     "model.safetensors.index.json"]
+    assert (out / "config.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense", "from-shards", "packed", "pruned"]
+
+
 # --------------------------------------------------------------------------- bad input: exit 2, one line
 
 
@@ -460,6 +523,13 @@ def test_cli_bad_input_one_line_exit_2_nothing_written(sources, tmp_path, capsys
         (["compress", src, dst, "-f", "bsr"], "--block"),
         (["compress", src, dst, "-f", "2:4"], "violates the 2:4 pattern"),
         (["decompress", src, dst], "not an arraysparse file"),
+        (["prune", src, out / "d", "-s", "0.5", "--max-shard-size", "5XB"], "--max-shard-size: '5XB' is not a size"),
+        (["prune", src, out / "d", "-s", "0.5", "--max-shard-size", "0"], "--max-shard-size: '0' is not a size"),
+        (["compress", src, out / "d", "--max-shard-size", "1.5 parsecs"], "'1.5 parsecs' is not a size"),
+        (["prune", src, out / "x.npz", "-s", "0.5", "--max-shard-size", "1GB"], "x.npz' is an .npz file, which is never sharded"),
+        (["decompress", src, dst, "--max-shard-size", "1GB"], "is one .safetensors file"),
+        (["prune", sources["shards"] / "model-00001-of-00002.safetensors", sources["shards"], "-s", "0.5",
+          "--overwrite"], "holds the input"),
     ]
     if importlib.util.find_spec("matplotlib") is None:  # plot stops at the import, before any file
         cases = [c for c in cases if c[0][0] != "plot"]
@@ -531,14 +601,24 @@ def _kill_mid_write(src: Path, dst: Path, flag: Path) -> None:
     assert p.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
+@pytest.mark.parametrize("suffix", [".safetensors", ".npz", ""])
 def test_cli_killed_mid_write_leaves_nothing(sources, tmp_path, suffix):
+    """A file output leaves nothing; a directory of shards leaves only its hidden staging directory, which
+    the next run to that output removes."""
     out = tmp_path / "out"
     out.mkdir()
     flag = tmp_path / "flag"
     before = digest(sources["file"])
     _kill_mid_write(sources["file"], out / f"pruned{suffix}", flag)
-    assert list(out.iterdir()) == []  # no output, no temporary file beside it
+    left = [p.name for p in out.iterdir()]
+    if suffix:
+        assert left == []  # no output, no temporary file beside it
+    else:
+        assert len(left) == 1 and re.fullmatch(r"\.pruned\.\d+\.[0-9a-f]{8}\.tmp", left[0]), left
+        assert (out / left[0]).is_dir()
+        r = cli("prune", sources["file"], out / "pruned", "-s", "0.5", "--max-shard-size", "10KB", "-q")
+        assert r.returncode == 0, r.stderr
+        assert [p.name for p in out.iterdir()] == ["pruned"]
     assert digest(sources["file"]) == before
 
 
@@ -575,37 +655,42 @@ MEASURE = textwrap.dedent("""
         tracemalloc.stop()
         return {"anon": max(state["peak"], anon()) - base, "traced": traced, "seconds": seconds}
 
-    src, dst = sys.argv[1], sys.argv[2]
+    src, dst, shards = sys.argv[1], sys.argv[2], sys.argv[3]
     small = {f"w{i}": np.random.default_rng(i).standard_normal((64, 64), dtype=np.float32) for i in range(3)}
     asp.prune_checkpoint(small, {}, 0.5)  # the kernels, loaded before measuring
     asp.prune_model(small, 0.5)
     streamed = peak(lambda: asp.prune_checkpoint(src, dst, 0.5))
+    sharded = peak(lambda: asp.prune_checkpoint(src, shards, 0.5, max_shard_size=3 << 21))  # 3 tensors a shard
     with open_checkpoint(src) as ckpt:
         def in_memory():
             model = {n: np.array(ckpt[n]) for n in ckpt}
             asp.prune_model(model, 0.5)
         whole = peak(in_memory)
-    print(json.dumps({"streamed": streamed, "in_memory": whole}))
+    print(json.dumps({"streamed": streamed, "sharded": sharded, "in_memory": whole}))
 """)
 
 
 def test_global_prune_checkpoint_peak_memory_is_about_one_tensor(tmp_path):
-    """16 tensors of 2 MiB: the streamed global prune peaks at a few tensors, the in-memory one at
-    the model (a copy of it, the pruned copy and the masks)."""
+    """16 tensors of 2 MiB: the streamed global prune peaks at a few tensors, to one file or to shards,
+    the in-memory one at the model (a copy of it, the pruned copy and the masks)."""
     tensors, shape = 16, (1024, 512)
     tensor = shape[0] * shape[1] * 4
     rng = np.random.default_rng(0)
     src = tmp_path / "big.safetensors"
     write_checkpoint(src, ((f"layer{i}.weight", rng.standard_normal(shape, dtype=np.float32)) for i in range(tensors)))
-    r = subprocess.run([sys.executable, "-c", MEASURE, str(src), str(tmp_path / "out.safetensors")],
-                       capture_output=True, text=True, env=ENV, timeout=300)
+    r = subprocess.run([sys.executable, "-c", MEASURE, str(src), str(tmp_path / "out.safetensors"),
+                        str(tmp_path / "shards")], capture_output=True, text=True, env=ENV, timeout=300)
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
-    s, w = m["streamed"], m["in_memory"]
+    s, w, d = m["streamed"], m["in_memory"], m["sharded"]
     print(f"\npeak above start, tensor {tensor / 2**20:.0f} MiB, model {tensors * tensor / 2**20:.0f} MiB: "
           f"streamed anon {s['anon'] / 2**20:.1f} MiB, traced {s['traced'] / 2**20:.1f} MiB, {s['seconds']:.2f} s; "
           f"in memory anon {w['anon'] / 2**20:.1f} MiB, traced {w['traced'] / 2**20:.1f} MiB, {w['seconds']:.2f} s")
+    print(f"into 6 MiB shards: anon {d['anon'] / 2**20:.1f} MiB, traced {d['traced'] / 2**20:.1f} MiB, "
+          f"{d['seconds']:.2f} s")
     assert s["traced"] < 3 * tensor  # the pruned tensor, its mask and the selection's histograms
     assert s["anon"] < 4 * tensor
+    assert d["traced"] < 3 * tensor and d["anon"] < 4 * tensor  # shards: the same
+    assert len(list((tmp_path / "shards").glob("model-*-of-00006.safetensors"))) == 6
     assert w["traced"] > tensors * tensor  # the model in memory
     assert s["anon"] < w["anon"] / 4

@@ -650,6 +650,403 @@ def test_checkpoint_argument_errors(tmp_path):
     assert safetensors.torch.load_file(p) == {}
 
 
+# -- (A) sharded directories ------------------------------------------------------------------------
+SHARD_NAME = re.compile(r"model-(\d{5})-of-(\d{5})\.safetensors")
+
+
+def shard_state(d: Path) -> dict:
+    """The index of a directory written with max_shard_size, checked for structure against the files:
+    exactly ``metadata`` and ``weight_map``; ``total_size`` an int; shards named ``model-k-of-N`` for
+    k = 1..N, every one present, holding exactly the names the index gives it, in the index's order."""
+    doc = json.loads((d / "model.safetensors.index.json").read_text())
+    assert set(doc) == {"metadata", "weight_map"}
+    assert isinstance(doc["metadata"]["total_size"], int)
+    shards = list(dict.fromkeys(doc["weight_map"].values()))
+    n = len(shards)
+    assert shards == [f"model-{k:05d}-of-{n:05d}.safetensors" for k in range(1, n + 1)]
+    for file in shards:
+        with safetensors.safe_open(d / file, framework="np") as f:
+            assert sorted(f.keys()) == sorted(t for t, s in doc["weight_map"].items() if s == file)
+            assert f.metadata()["format"] == "pt"  # transformers' loader asks for it
+    assert sorted(p.name for p in d.iterdir() if SHARD_NAME.fullmatch(p.name)) == shards  # no stray shard
+    return doc
+
+
+def tensor_bytes(a) -> int:
+    return a.element_size() * a.numel() if isinstance(a, torch.Tensor) else np.asarray(a).nbytes
+
+
+@pytest.mark.parametrize("how", ["dict", "stream", "checkpoint", "writer"])
+def test_shard_directory_round_trip(tmp_path, how):
+    """Every way into write_checkpoint(max_shard_size=...): the index's exact structure, the shards as the
+    safetensors package reads them, and open_checkpoint / load of the directory, array for array."""
+    tensors = {"embed": torch.randn(100, 16).bfloat16(), "a.weight": np.arange(600, dtype=np.float32).reshape(20, 30),
+               "a.bias": np.zeros(20, np.float16), "big": np.ones(3000, np.float64), "step": np.array(7, np.int64),
+               "f8": np.ones(5, ml_dtypes.float8_e4m3fn), "i4": np.arange(6).astype(ml_dtypes.int4)}
+    src = tmp_path / "src.safetensors"
+    write_checkpoint(src, tensors)
+    d = tmp_path / "out"
+    with open_checkpoint(src) as ckpt:
+        items = {"dict": tensors, "stream": iter(tensors.items()), "checkpoint": ckpt}.get(how)
+        if how == "writer":
+            with CheckpointWriter(d, metadata={"who": "us"}, max_shard_size="3.2KB") as w:
+                for name, a in tensors.items():
+                    w.add(name, a)
+        else:
+            assert write_checkpoint(d, items, metadata={"who": "us"}, max_shard_size="3.2KB") == d
+    doc = shard_state(d)
+    sizes = {n: tensor_bytes(a) for n, a in tensors.items()}
+    assert doc["metadata"] == {"total_size": sum(sizes.values()), "who": "us"}
+    assert list(doc["weight_map"]) == list(tensors)
+    # 3200 bytes a shard: embed 3200 | a.weight 2400, a.bias 40, step 8, (big 24000 alone) | f8 5, i4 6
+    groups = [["embed"], ["a.weight", "a.bias"], ["big"], ["step", "f8", "i4"]]
+    assert [[t for t, s in doc["weight_map"].items() if s == f] for f in dict.fromkeys(doc["weight_map"].values())] \
+        == groups
+    assert sorted(os.listdir(d)) == [*(f"model-{k:05d}-of-00004.safetensors" for k in range(1, 5)),
+                                     "model.safetensors.index.json"]
+    assert listing(tmp_path) == ["out", "src.safetensors"]  # no staging directory left
+    with safetensors.safe_open(d / "model-00001-of-00004.safetensors", framework="pt") as f:
+        assert_identical(f.get_tensor("embed"), tensors["embed"])
+    with open_checkpoint(d) as ckpt:
+        assert list(ckpt) == list(tensors)
+        assert dict(ckpt.metadata) == {"total_size": str(sum(sizes.values())), "who": "us"}
+        for name, a in tensors.items():
+            assert_identical(ckpt[name], expected(a, "numpy"))
+            assert ckpt.info(name).file.name == doc["weight_map"][name]
+    with open_checkpoint(d, like="torch") as ckpt:
+        assert_identical(ckpt["embed"], tensors["embed"])
+
+
+def test_shards_streamed_and_planned_are_the_same_bytes(tmp_path):
+    rng = np.random.default_rng(0)
+    tensors = {f"t{i}": rng.standard_normal(int(n)).astype(np.float32) for i, n in enumerate(rng.integers(1, 900, 12))}
+    write_checkpoint(tmp_path / "planned", tensors, max_shard_size=2000)
+    write_checkpoint(tmp_path / "streamed", iter(tensors.items()), max_shard_size=2000)
+    a, b = sorted(os.listdir(tmp_path / "planned")), sorted(os.listdir(tmp_path / "streamed"))
+    assert a == b and len(a) > 3
+    assert all((tmp_path / "planned" / f).read_bytes() == (tmp_path / "streamed" / f).read_bytes() for f in a)
+
+
+@STRICT
+@given(sizes=st.lists(st.integers(0, 300), max_size=14), limit=st.integers(1, 700), streamed=st.booleans(),
+       itemsize=st.sampled_from([1, 2, 4]))
+def test_shards_hold_at_most_the_limit_in_order(tmp_path, sizes, limit, streamed, itemsize):
+    """Random tensor sizes and limits: every shard holds at most the limit of tensor bytes, unless it holds
+    one larger tensor alone; a shard ends only when the next tensor would overflow it (Hugging Face's rule,
+    without its reordering); the order is kept; total_size is the sum; every name is there once."""
+    dtype = {1: np.uint8, 2: np.float16, 4: np.int32}[itemsize]
+    tensors = {f"t{i}": np.full(n, i, dtype) for i, n in enumerate(sizes)}
+    d = fresh(tmp_path) / "shards"
+    write_checkpoint(d, iter(tensors.items()) if streamed else tensors, max_shard_size=limit)
+    doc = shard_state(d)
+    assert list(doc["weight_map"]) == list(tensors)
+    assert doc["metadata"]["total_size"] == sum(a.nbytes for a in tensors.values())
+    groups = [[t for t, s in doc["weight_map"].items() if s == f] for f in dict.fromkeys(doc["weight_map"].values())]
+    held = [sum(tensors[t].nbytes for t in g) for g in groups]
+    for k, (g, h) in enumerate(zip(groups, held)):
+        assert h <= limit or len(g) == 1, (g, h, limit)
+        if k + 1 < len(groups):  # greedy: the next shard's first tensor did not fit
+            assert h + tensors[groups[k + 1][0]].nbytes > limit
+    with open_checkpoint(d) as ckpt:
+        assert list(ckpt) == list(tensors)
+        assert all(np.array_equal(ckpt[n], a) for n, a in tensors.items())
+
+
+def test_shard_split_and_sizes():
+    from arraysparse.io._shards import parse_size, split
+
+    # huggingface_hub's docstring example, and a tensor over the limit between others: a shard of its own,
+    # the order kept (Hugging Face would put it first and the small ones together)
+    assert split([6, 6, 2, 6, 2, 2], 10) == [[0], [1, 2], [3, 4, 5]]
+    assert split([1, 50, 1], 10) == [[0], [1], [2]]
+    assert split([], 10) == []
+    assert split([0, 0, 10, 0, 1], 10) == [[0, 1, 2, 3], [4]]
+    cases = {"5GB": 5 * 10**9, "5gb": 5 * 10**9, "500MB": 5 * 10**8, "2GiB": 2 * 2**30, "1.5 KB": 1500,
+             "3kib": 3072, "1TB": 10**12, "1TiB": 2**40, "7": 7, " 12 B ": 12, ".5kB": 500, 4096: 4096,
+             np.int64(9): 9}
+    for text, size in cases.items():
+        assert parse_size(text) == size, text
+    for bad in ["5XB", "GB", "", "-1GB", "0", "1e9", "5 G B", "0.1B", 0, -3]:
+        with pytest.raises(ValueError, match=f"max_shard_size={re.escape(repr(bad))}"):
+            parse_size(bad)
+    for bad in [True, None, [1]]:
+        with pytest.raises(TypeError, match="max_shard_size must be an int"):
+            parse_size(bad)
+
+
+def test_shard_directory_argument_errors(tmp_path):
+    arrays = {"w": np.ones(4)}
+    with pytest.raises(ValueError, match=r"max_shard_size='5XB' is not a size"):
+        write_checkpoint(tmp_path / "d", arrays, max_shard_size="5XB")
+    with pytest.raises(ValueError, match="sharding does not apply to .npz"):
+        write_checkpoint(tmp_path / "m.npz", arrays, max_shard_size="1GB")
+    with pytest.raises(ValueError, match="names a file, but max_shard_size writes a directory"):
+        write_checkpoint(tmp_path / "m.safetensors", arrays, max_shard_size="1GB")
+    with pytest.raises(ValueError, match="does not exist"):
+        write_checkpoint(tmp_path / "no" / "d", arrays, max_shard_size="1GB")
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(ValueError, match="is a file"):
+        write_checkpoint(tmp_path / "file", arrays, max_shard_size="1GB")
+    with pytest.raises(TypeError, match="overwrite must be a bool"):
+        write_checkpoint(tmp_path / "d", arrays, max_shard_size="1GB", overwrite="yes")
+    with pytest.raises(ValueError, match="is a directory; give a file name"):
+        write_checkpoint(tmp_path, arrays)  # a directory needs max_shard_size
+    with pytest.raises(ValueError, match="must end in .safetensors or .npz"):
+        CheckpointWriter(tmp_path / "d")
+    with pytest.raises(ValueError, match=r"max_shard_size=0 must be at least one byte"):
+        asp.save(tmp_path / "d", {"w": np.ones(2)}, max_shard_size=0)
+    with pytest.raises(ValueError, match="max_shard_size is for a dst path"):
+        asp.prune_checkpoint({"w": np.ones((4, 4))}, {}, 0.5, max_shard_size="1GB")
+    assert listing(tmp_path) == ["file"]
+    write_checkpoint(tmp_path / "empty", {}, max_shard_size=1)  # no tensors: an empty index
+    assert json.loads((tmp_path / "empty" / "model.safetensors.index.json").read_text()) == {
+        "metadata": {"total_size": 0}, "weight_map": {}}
+    with open_checkpoint(tmp_path / "empty") as ckpt:
+        assert len(ckpt) == 0
+
+
+def test_shard_directory_reading_its_own_files_is_refused(tmp_path):
+    d = tmp_path / "d"
+    write_checkpoint(d, {"w": np.arange(4.0), "v": np.ones(2)}, max_shard_size=16)
+    before = {f: (d / f).read_bytes() for f in os.listdir(d)}
+    with open_checkpoint(d) as ckpt:
+        for items in (ckpt, ((n, ckpt[n]) for n in ckpt), {"w": ckpt["w"]}):
+            with pytest.raises(ValueError, match="a file of the directory being written"):
+                write_checkpoint(d, items, max_shard_size=16, overwrite=True)
+    assert {f: (d / f).read_bytes() for f in os.listdir(d)} == before
+
+
+def test_an_existing_directory_keeps_its_other_files_and_its_checkpoint_is_replaced_on_request(tmp_path):
+    """A directory with only other files is written into; one holding a checkpoint is refused without
+    overwrite (nothing changes) and replaced with it: the old index, the shards it names and a
+    model.safetensors go, every other file (config, an adapter the index does not name, an .npz) stays."""
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    write_checkpoint(d, {f"w{i}": np.full(100, i, np.float32) for i in range(3)}, max_shard_size=400)
+    assert sorted(os.listdir(d)) == ["config.json", *(f"model-0000{k}-of-00003.safetensors" for k in (1, 2, 3)),
+                                     "model.safetensors.index.json"]
+    write_checkpoint(d / "model.safetensors", {"stale": np.ones(1)})
+    write_checkpoint(d / "adapter_model.safetensors", {"lora": np.ones(1)})
+    write_checkpoint(d / "extra.npz", {"x": np.ones(1)})
+    before = {f: (d / f).read_bytes() for f in os.listdir(d)}
+    with pytest.raises(ValueError, match="already holds a checkpoint.*overwrite=True"):
+        write_checkpoint(d, {"new": np.ones(5)}, max_shard_size=400)
+    assert {f: (d / f).read_bytes() for f in os.listdir(d)} == before
+    new = {f"n{i}": np.full(50, -i, np.float32) for i in range(5)}  # five shards: no name in common
+    write_checkpoint(d, new, max_shard_size=200, overwrite=True)
+    assert sorted(os.listdir(d)) == ["adapter_model.safetensors", "config.json", "extra.npz",
+                                     *(f"model-0000{k}-of-00005.safetensors" for k in range(1, 6)),
+                                     "model.safetensors.index.json"]
+    shard_state(d)
+    for kept in ("adapter_model.safetensors", "config.json", "extra.npz"):
+        assert (d / kept).read_bytes() == before[kept]
+    with open_checkpoint(d) as ckpt:
+        assert list(ckpt) == list(new)
+    # the same names again (every shard name taken by the old checkpoint), from a stream
+    again = {k: v + 1 for k, v in new.items()}
+    write_checkpoint(d, iter(again.items()), max_shard_size=200, overwrite=True)
+    assert sorted(os.listdir(d)) == ["adapter_model.safetensors", "config.json", "extra.npz",
+                                     *(f"model-0000{k}-of-00005.safetensors" for k in range(1, 6)),
+                                     "model.safetensors.index.json"]
+    with open_checkpoint(d) as ckpt:
+        assert all(np.array_equal(ckpt[n], a) for n, a in again.items())
+
+
+def test_an_unindexed_checkpoint_directory_is_replaced_whole(tmp_path):
+    d = tmp_path / "plain"
+    d.mkdir()
+    safetensors.numpy.save_file({"a": np.ones(3)}, d / "one.safetensors")
+    safetensors.numpy.save_file({"b": np.ones(3)}, d / "model-00001-of-00001.safetensors")
+    (d / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="already holds a checkpoint .one.safetensors|model-00001"):
+        write_checkpoint(d, {"c": np.ones(2)}, max_shard_size=8)
+    write_checkpoint(d, {"c": np.ones(2)}, max_shard_size=8, overwrite=True)
+    assert sorted(os.listdir(d)) == ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                                     "model.safetensors.index.json", "notes.txt"] or \
+        sorted(os.listdir(d)) == ["model-00001-of-00001.safetensors", "model.safetensors.index.json", "notes.txt"]
+    with open_checkpoint(d) as ckpt:
+        assert list(ckpt) == ["c"]
+
+
+def test_a_directory_replacement_refuses_what_it_cannot_account_for(tmp_path):
+    """Another checkpoint's index, a file in the way of a new shard that the old index does not name,
+    an index that is not JSON: refused, with nothing changed."""
+    cases = {
+        "foreign index": ("diffusion_pytorch_model.safetensors.index.json", b"{}", "index 'diffusion_pytorch"),
+        "in the way": ("model-00001-of-00001.safetensors", None, "is in the way"),
+        "bad index": ("model.safetensors.index.json", b"not json", "not valid JSON"),
+    }
+    for what, (name, data, match) in cases.items():
+        d = fresh(tmp_path)
+        if what == "in the way":
+            write_checkpoint(d, {"old": np.ones(2)}, max_shard_size=100)  # model-00001-of-00001
+            (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {}}))
+        else:
+            (d / name).write_bytes(data)
+        before = {f: (d / f).read_bytes() for f in os.listdir(d)}
+        with pytest.raises(ValueError, match=match):
+            write_checkpoint(d, {"w": np.ones(2)}, max_shard_size=100, overwrite=True)
+        assert {f: (d / f).read_bytes() for f in os.listdir(d)} == before, what
+
+
+@pytest.mark.parametrize("where", ["new", "existing"])
+def test_a_failed_sharded_write_leaves_the_directory_as_it_was(tmp_path, where):
+    d = tmp_path / "d"
+    if where == "existing":
+        write_checkpoint(d, {"old": np.ones(300)}, max_shard_size=1000)
+    before = {f: (d / f).read_bytes() for f in os.listdir(d)} if d.exists() else None
+
+    def items():
+        for i in range(5):
+            yield f"a{i}", np.zeros(200)  # 1600 bytes: a shard each, written before the failure
+        raise RuntimeError("disk quota, say")
+
+    with pytest.raises(RuntimeError, match="quota"):
+        write_checkpoint(d, items(), max_shard_size=1000, overwrite=True)
+    assert listing(tmp_path) == (["d"] if before is not None else [])
+    if before is not None:
+        assert {f: (d / f).read_bytes() for f in os.listdir(d)} == before
+
+
+def test_sharded_streaming_holds_about_one_array(tmp_path):
+    """Twenty 4 MB arrays from a generator into 10 MB shards: peak traced memory stays near one array."""
+    one = 4 << 20
+
+    def items():
+        for i in range(20):
+            yield f"layer{i}", np.full(one // 8, i, dtype=np.float64)
+
+    tracemalloc.start()
+    write_checkpoint(tmp_path / "d", items(), max_shard_size="10MB")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2.5 * one, peak
+    assert len(shard_state(tmp_path / "d")["weight_map"]) == 20
+    assert len(list((tmp_path / "d").glob("*.safetensors"))) == 10
+    with open_checkpoint(tmp_path / "d") as ckpt:
+        assert float(ckpt["layer19"][-1]) == 19.0
+
+
+# A child process writes, and dies (os._exit) before its k-th rename / link / unlink / mkdir in the
+# sharded writer's module: every state between two file-system steps of a commit is a state a kill
+# can leave. Forked, so each death costs no interpreter start.
+def _die_at(k: int, write) -> int:
+    """Run ``write`` in a forked child that dies before its k-th file-system step of arraysparse.io._shards;
+    returns how many steps it took when it did not die."""
+    from arraysparse.io import _shards
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(r)
+        code = 0
+        try:
+            count = [0]
+
+            class Dying:
+                def __getattr__(self, name):
+                    f = getattr(os, name)
+                    if name not in ("rename", "link", "unlink", "mkdir", "replace"):
+                        return f
+
+                    def step(*args, **kwargs):
+                        count[0] += 1
+                        if count[0] == k:
+                            os._exit(9)
+                        return f(*args, **kwargs)
+
+                    return step
+
+            _shards.os = Dying()
+            write()
+            os.write(w, str(count[0]).encode())
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        steps = f.read()
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    assert code in (0, 9), code
+    return int(steps) if code == 0 else -1
+
+
+def _contents(d: Path) -> dict | None:
+    """What a reader of ``d`` sees (None: no checkpoint there), read whole: open_checkpoint checks that
+    every file the index names is there and complete (every header, the tiling of every file)."""
+    names = [n for n in os.listdir(d) if not n.startswith(".")] if d.is_dir() else []
+    if not any(n.endswith((".safetensors", ".safetensors.index.json")) for n in names):
+        return None
+    with open_checkpoint(d) as ckpt:
+        return {n: ckpt[n].copy() for n in ckpt}
+
+
+def _same(a: dict | None, b: dict | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return list(a) == list(b) and all(np.array_equal(a[n], b[n]) for n in a)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a dying writer")
+@pytest.mark.parametrize("old", ["new directory", "no checkpoint", "indexed, same names", "indexed, other names",
+                                 "unindexed", "model.safetensors"])
+def test_a_sharded_writer_killed_at_every_step_leaves_the_old_or_the_new_checkpoint(tmp_path, old):
+    """Killed before each file-system step of a write (its staging directory, the shards' names, the pin,
+    the moves, the renames, the commit, the removals): a reader of the directory sees the old checkpoint
+    or the new one, whole (never an index naming a missing or partial file, never old and new mixed);
+    the user's other files are untouched; the next writer's recovery leaves exactly the old files or the
+    new ones, and nothing else, in the directory and beside it; a write then succeeds."""
+    from arraysparse.io._shards import ShardDirectory
+
+    new = {f"n{i}": np.full(40, i, np.float32) for i in range(3)}  # 160 bytes each: three shards of 200
+    olds = {  # the old checkpoint, and how it was written: shards of that size, or one file of that name
+        "indexed, same names": ({f"o{i}": np.full(30, -i, np.float64) for i in range(3)}, 240),  # 3 shards
+        "indexed, other names": ({f"o{i}": np.full(10, -i, np.float64) for i in range(4)}, 80),  # 4 shards
+        "unindexed": ({"o": np.ones(3)}, "weights.safetensors"),
+        "model.safetensors": ({"o": np.ones(3)}, "model.safetensors"),
+    }
+    new_files = [*(["config.json"] if old != "new directory" else []),
+                 *(f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)), "model.safetensors.index.json"]
+    steps, k = None, 1
+    while steps is None or k <= steps + 1:
+        root = fresh(tmp_path)
+        d = root / "model"
+        if old != "new directory":
+            d.mkdir()
+            (d / "config.json").write_text('{"keep": 1}')
+        if old in olds:
+            tensors, how = olds[old]
+            if isinstance(how, int):
+                write_checkpoint(d, tensors, max_shard_size=how)
+            else:
+                write_checkpoint(d / how, tensors)
+        old_files = listing(d) if d.exists() else None
+        seen = _contents(d)
+        took = _die_at(k, lambda d=d: write_checkpoint(d, new, max_shard_size=200, overwrite=True))
+        if took >= 0:
+            steps = took
+        assert _same(_contents(d), seen) or _same(_contents(d), new), (old, k)
+        if old != "new directory":
+            assert (d / "config.json").read_text() == '{"keep": 1}'
+        ShardDirectory(d, overwrite=True).abort()  # what the next writer does first
+        if _same(_contents(d), new):
+            assert listing(d) == new_files, (old, k)
+        else:
+            assert (listing(d) if d.exists() else None) == old_files, (old, k)
+        assert listing(root) == (["model"] if d.exists() else []), (old, k)
+        write_checkpoint(d, new, max_shard_size=200, overwrite=True)
+        assert listing(d) == new_files
+        k += 1
+    assert steps >= 5, steps
+    print(f"{old}: killed before each of {steps} steps")
+
+
 # -- (B) save / load -------------------------------------------------------------------------------
 
 FORMATS = ["coo", "csr", "csc", "bsr", "ell", "dia", "n:m", "2:4", "bitmask"]
@@ -932,6 +1329,41 @@ def test_model_writer_compresses_a_checkpoint_tensor_by_tensor(tmp_path):
     assert list(back) == list(src)
     for name, a in src.items():
         assert_identical(back[name], a)
+
+
+def test_save_and_model_writer_write_shards_that_load_reads(tmp_path):
+    """save(..., max_shard_size=...) and ModelWriter(..., max_shard_size=...): a shard directory whose index
+    holds the layout's metadata (the shards' headers only {"format": "pt"}), loaded back equal; a
+    ModelMask too; overwrite replaces a saved directory."""
+    rng = np.random.default_rng(4)
+    model = {f"fc{i}": {"weight": asp.compress(sparse_input(rng, (16, 32), "csr", "float32"), "csr"),
+                        "bias": np.zeros(16, np.float32), "mask": asp.PruningMask(rng.random((4, 8)) < 0.5)}
+             for i in range(3)}
+    d = asp.save(tmp_path / "saved", model, max_shard_size="1KB", metadata={"run": "7"})
+    doc = shard_state(d)
+    assert len(set(doc["weight_map"].values())) > 2
+    meta = doc["metadata"]
+    assert meta["run"] == "7" and meta["arraysparse.content"] == "model" and "arraysparse.entries" in meta
+    with safetensors.safe_open(d / "model-00001-of-" f"{len(set(doc['weight_map'].values())):05d}.safetensors",
+                               framework="np") as f:
+        assert f.metadata() == {"format": "pt"}
+    with ModelWriter(tmp_path / "streamed", max_shard_size="1KB", metadata={"run": "7"}) as w:
+        for name, layer in model.items():
+            w.add(name, layer)
+    assert w.path == tmp_path / "streamed"
+    for path in (d, tmp_path / "streamed"):
+        back = asp.load(path)
+        assert list(back) == list(model)
+        for name, layer in model.items():
+            assert_same_result(back[name]["weight"], layer["weight"], "numpy")
+            assert_identical(back[name]["bias"], layer["bias"])
+            assert np.array_equal(back[name]["mask"].mask, layer["mask"].mask)
+    mm = asp.global_mask({"a": rng.random((8, 8)), "b": rng.random((4, 4))}, 0.5)
+    with pytest.raises(ValueError, match="already holds a checkpoint"):
+        asp.save(d, mm, max_shard_size="1KB")
+    asp.save(d, mm, max_shard_size="1KB", overwrite=True)
+    assert [r.pruned for r in asp.load(d).report] == [r.pruned for r in mm.report]
+    assert listing(tmp_path) == ["saved", "streamed"]
 
 
 # -- (B2) every backend: array-api-strict, JAX, CuPy / CUDA torch, Dask -----------------------------------

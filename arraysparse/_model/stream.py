@@ -97,6 +97,8 @@ class Source:
             ckpt = open_checkpoint(src)
             source = cls.of_mapping(ckpt, str(src))
             source._close = ckpt.close
+            if source.metadata is not None and ckpt.path.is_dir():  # the index's total_size is the source's
+                source.metadata.pop("total_size", None)
             return source
         if not isinstance(src, Mapping):
             msg = f"{what} must be a checkpoint path or a mapping of names to arrays, got {type(src).__name__}"
@@ -309,6 +311,8 @@ def prune_checkpoint(
     max_sparsity: float = 1.0,
     calibration: PathLike | Mapping[str, Any] | None = None,
     metadata: Mapping[str, str] | None = None,
+    max_shard_size: int | str | None = None,
+    overwrite: bool = False,
     progress: bool = False,
 ) -> ModelReport:
     """Prune a checkpoint larger than memory: read tensor by tensor, write tensor by tensor.
@@ -331,10 +335,11 @@ def prune_checkpoint(
         whose values may be lazy (memmaps, zarr arrays).
     dst : path or mutable mapping
         Where the pruned checkpoint goes: a path, written atomically by
-        :func:`arraysparse.io.write_checkpoint` (format from the suffix; an
-        interrupted run leaves nothing), or a mutable mapping (a zarr group,
-        a dict) that receives one tensor at a time (an error leaves it with
-        the tensors given so far). Never ``src`` itself.
+        :func:`arraysparse.io.write_checkpoint` (format from the suffix, or a
+        directory of shards with ``max_shard_size``; an interrupted run
+        leaves nothing), or a mutable mapping (a zarr group, a dict) that
+        receives one tensor at a time (an error leaves it with the tensors
+        given so far). Never ``src`` itself, nor a directory holding ``src``.
     sparsity : float or int, optional
         Fraction (or count) of the pruned values: of the pool with
         ``scope="global"``, of each tensor with ``scope="layer"``. ``None``
@@ -366,7 +371,15 @@ def prune_checkpoint(
         ``(in, in)``; named as the weight (``"fc1.weight"``). All are checked
         before anything is written.
     metadata : mapping of str to str, optional
-        Metadata of the written file (default: the source's, when it has any).
+        Metadata of the written file (default: the source's, when it has
+        any; a shard directory's ``total_size`` is not carried over).
+    max_shard_size : int or str, optional
+        Write ``dst`` as a directory of safetensors shards of at most this
+        many bytes of tensor data (``"5GB"``, ``"2GiB"``, an int) and its
+        Hugging Face index (see :func:`arraysparse.io.write_checkpoint`).
+    overwrite : bool
+        With ``max_shard_size``: replace a checkpoint the directory ``dst``
+        already holds (refused otherwise).
     progress : bool
         A tqdm bar per read of the model (needs ``tqdm``, in the ``cli`` extra).
 
@@ -381,9 +394,11 @@ def prune_checkpoint(
     Raises
     ------
     ValueError
-        ``dst`` is ``src``; bad sparsity, scope or pattern; patterns matching
-        no tensor; calibration missing or of the wrong shape; NaN values; a
-        source changed between reads. Nothing is written.
+        ``dst`` is ``src`` (or holds it); bad sparsity, scope or pattern;
+        patterns matching no tensor; calibration missing or of the wrong
+        shape; NaN values; a source changed between reads; a bad
+        ``max_shard_size``, or a directory ``dst`` holding a checkpoint
+        without ``overwrite``. Nothing is written.
     TypeError
         Wrong argument types, strategies needing gradients.
 
@@ -440,6 +455,14 @@ def prune_checkpoint(
     if not isinstance(dst, (str, os.PathLike, MutableMapping)):
         msg = f"dst must be a checkpoint path or a mutable mapping, got {type(dst).__name__}"
         raise TypeError(msg)
+    if max_shard_size is not None:
+        from ..io._shards import parse_size, shard_destination
+
+        parse_size(max_shard_size)
+        if not isinstance(dst, (str, os.PathLike)):
+            msg = "max_shard_size is for a dst path (a directory of shards), not a mapping"
+            raise ValueError(msg)
+        shard_destination(dst, "dst")
 
     source = Source.open(src, "src")
     calib: _Calibration | None = None
@@ -464,7 +487,8 @@ def prune_checkpoint(
         else:
             from ..io import write_checkpoint
 
-            write_checkpoint(dst, items, metadata=source.metadata if metadata is None else metadata)
+            write_checkpoint(dst, items, metadata=source.metadata if metadata is None else metadata,
+                             max_shard_size=max_shard_size, overwrite=overwrite)
     finally:
         bar.close()
         if calib is not None:
@@ -483,6 +507,9 @@ def _check_not_input(src: Any, dst: Any) -> None:
     a, b = Path(src).resolve(), Path(dst).resolve()
     if a == b or (a.is_dir() and a in b.parents):
         msg = f"the output {os.fspath(dst)!r} is the input {os.fspath(src)!r}; the input is never overwritten"
+        raise ValueError(msg)
+    if b in a.parents:
+        msg = f"the output directory {os.fspath(dst)!r} holds the input {os.fspath(src)!r}; write elsewhere"
         raise ValueError(msg)
 
 

@@ -9,7 +9,13 @@ package, pruned every way). See ``docs/cli.md``.
 Bad input (an unreadable, truncated or mismatched file, an unknown pattern,
 a sparsity out of range, the output equal to the input) ends the command
 with a one-line message on stderr and exit status 2, writing nothing; so do
-argparse's usage errors. Progress bars (tqdm) go to stderr on a terminal,
+argparse's usage errors.
+
+Outputs: a path ending in ``.safetensors`` or ``.npz`` is one file; any other
+path is a directory of safetensors shards of at most ``--max-shard-size``
+bytes of tensor data (default 5GB, as Hugging Face's ``save_pretrained``)
+and ``model.safetensors.index.json``; ``--overwrite`` replaces a checkpoint
+such a directory already holds. Progress bars (tqdm) go to stderr on a terminal,
 never with ``--quiet``. Start-up stays light: matplotlib and tqdm are
 imported only by the subcommands that draw or report progress.
 """
@@ -20,7 +26,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from ._args import PATTERN_HELP, argparse_type, parse_block, parse_number, parse_pattern, parse_positive_int
+from ._args import (
+    PATTERN_HELP,
+    argparse_type,
+    parse_block,
+    parse_number,
+    parse_pattern,
+    parse_positive_int,
+    parse_shard_size,
+)
 from ._args import parse_sparsity as _parse_sparsity
 
 __all__ = ["main"]
@@ -29,6 +43,10 @@ __all__ = ["main"]
 EXIT_INPUT = 2
 
 FORMATS = ("coo", "csr", "csc", "bsr", "ell", "dia", "n:m", "2:4", "bitmask")
+#: The shard size of a directory output when ``--max-shard-size`` is not given (Hugging Face's default).
+DEFAULT_SHARD_SIZE = "5GB"
+#: The suffixes of a file output; any other output is a directory of shards.
+FILE_SUFFIXES = (".safetensors", ".npz")
 
 
 class InputError(Exception):
@@ -84,6 +102,34 @@ def _fail(command: str, e: BaseException) -> None:
     print(f"arraysparse {command}: error: {line}", file=sys.stderr)
 
 
+def output_options(args: argparse.Namespace) -> dict[str, object]:
+    """How ``args.dst`` is written: one file (its suffix is ``.safetensors`` or ``.npz``; no
+    options), or a directory of shards (``max_shard_size``, default 5GB, and ``overwrite``).
+
+    Examples
+    --------
+    >>> from arraysparse.cli import build_parser, output_options
+    >>> output_options(build_parser().parse_args(["decompress", "in.safetensors", "out/"]))
+    {'max_shard_size': '5GB', 'overwrite': False}
+    >>> output_options(build_parser().parse_args(["decompress", "in.safetensors", "out.npz"]))
+    {}
+    """
+    from pathlib import Path
+
+    suffix = Path(args.dst).suffix.lower()
+    if suffix in FILE_SUFFIXES:
+        if args.max_shard_size is not None:
+            what = "an .npz file, which is never sharded" if suffix == ".npz" else "one .safetensors file"
+            msg = (
+                f"--max-shard-size is for a directory output, and {args.dst!r} is {what}; drop the option, "
+                "or give a directory"
+            )
+            raise InputError(msg)
+        return {}
+    size = DEFAULT_SHARD_SIZE if args.max_shard_size is None else args.max_shard_size
+    return {"max_shard_size": size, "overwrite": args.overwrite}
+
+
 def progress_wanted(args: argparse.Namespace) -> bool:
     """Bars on a terminal only, and never with ``--quiet``."""
     return not args.quiet and sys.stderr.isatty()
@@ -120,9 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no summary")
         return p
 
+    def output(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--max-shard-size", type=argparse_type(parse_shard_size, "size"), metavar="SIZE",
+            help="a directory output: the most bytes of tensor data per shard, e.g. 5GB, 500MB, 2GiB "
+            f"(default {DEFAULT_SHARD_SIZE}, as Hugging Face); a .safetensors or .npz output is one file",
+        )
+        p.add_argument("--overwrite", action="store_true",
+                       help="a directory output: replace the checkpoint it already holds (its other files stay)")
+
     p = command("prune", "Prune a checkpoint tensor by tensor; write the pruned checkpoint.", _lazy("_prune", "run"))
     p.add_argument("src", help="a .safetensors or .npz file, or a directory of safetensors shards")
-    p.add_argument("dst", help="the pruned checkpoint to write (.safetensors or .npz), never the input")
+    p.add_argument("dst", help="the pruned checkpoint to write (.safetensors, .npz, or a directory of shards), "
+                   "never the input")
     p.add_argument("-s", "--sparsity", type=sparsity, help="fraction pruned: 0.5 or 50%% (not for N:M)")
     p.add_argument("-p", "--pattern", type=pattern, help=PATTERN_HELP)
     p.add_argument(
@@ -157,11 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--damp", type=argparse_type(parse_number, "damp"), default=0.01,
                    help="sparsegpt: dampening (default 0.01)")
     p.add_argument("--json", action="store_true", help="print the per-tensor report as JSON")
+    output(p)
 
     p = command("compress", "Compress the tensors of a checkpoint into a compressed checkpoint.",
                 _lazy("_compress", "run_compress"))
     p.add_argument("src", help="a .safetensors or .npz file, or a directory of safetensors shards")
-    p.add_argument("dst", help="the compressed checkpoint to write (.safetensors or .npz)")
+    p.add_argument("dst", help="the compressed checkpoint to write (.safetensors, .npz, or a directory of shards)")
     p.add_argument("-f", "--format", default="csr", type=str.lower, choices=FORMATS,
                    help="sparse format (default csr)")
     p.add_argument("--block", type=argparse_type(parse_block, "block"), help="bsr: block shape RxC")
@@ -169,11 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include", action="append", metavar="GLOB",
                    help="compress only tensors matching (default: floating-point tensors of rank >= 2)")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="keep these dense (repeatable)")
+    output(p)
 
     p = command("decompress", "Turn a compressed checkpoint back into a dense one.",
                 _lazy("_compress", "run_decompress"))
     p.add_argument("src", help="a compressed checkpoint written by 'arraysparse compress'")
-    p.add_argument("dst", help="the dense checkpoint to write (.safetensors or .npz)")
+    p.add_argument("dst", help="the dense checkpoint to write (.safetensors, .npz, or a directory of shards)")
+    output(p)
 
     p = command("inspect", "Print a table per tensor: shape, dtype, sparsity, patterns, bytes per format.",
                 _lazy("_inspect", "run"))

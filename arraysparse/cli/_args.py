@@ -139,6 +139,28 @@ def parse_number(text: str) -> float:
     return value
 
 
+def parse_shard_size(text: str) -> int:
+    """``--max-shard-size``: bytes from ``5GB``, ``500MB``, ``2GiB`` or a number of bytes
+    (:func:`arraysparse.io._shards.parse_size`, the units huggingface_hub reads).
+
+    Examples
+    --------
+    >>> from arraysparse.cli._args import parse_shard_size
+    >>> parse_shard_size("5GB"), parse_shard_size("2GiB"), parse_shard_size("1000")
+    (5000000000, 2147483648, 1000)
+    """
+    from ..io._shards import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError:
+        msg = (
+            f"{text!r} is not a size: give a number of bytes, or a number and a unit such as 5GB, 500MB "
+            "or 2GiB (KB, MB, GB, TB: powers of 1000; KiB, MiB, GiB, TiB: powers of 1024; at least 1 byte)"
+        )
+        raise ValueError(msg) from None
+
+
 def argparse_type(parse: Callable[[str], T], name: str) -> Callable[[str], T]:
     """``parse`` as an argparse ``type``: its ValueError becomes argparse's error, message kept."""
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from .._compat import optional_import
 from ..formats import SparseCompressionResult
 from ..io import ModelWriter, load, open_checkpoint, write_checkpoint
 from ..model import compress_model, flatten_model
-from . import InputError, progress_wanted
+from . import InputError, output_options, progress_wanted
 
 Array = Any
 
@@ -36,6 +35,20 @@ def _check_output(src: str, dst: str) -> None:
     if a == b or (a.is_dir() and a in b.parents):
         msg = f"the output {dst!r} is the input {src!r}; the input is never overwritten"
         raise InputError(msg)
+    if b in a.parents:
+        msg = f"the output directory {dst!r} holds the input {src!r}; write elsewhere"
+        raise InputError(msg)
+
+
+def _bytes_written(dst: str) -> tuple[int, str]:
+    """The bytes of the output, and how it is laid out: one file, or shards and their index."""
+    p = Path(dst)
+    if not p.is_dir():
+        return p.stat().st_size, "one file"
+    with open_checkpoint(p) as ckpt:
+        files = set(ckpt.files)
+    index = p / "model.safetensors.index.json"
+    return sum(f.stat().st_size for f in files) + index.stat().st_size, f"{len(files)} shards and their index"
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,11 +79,14 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def run_compress(args: argparse.Namespace) -> int:
     _check_output(args.src, args.dst)
     params = _params(args)
+    options = output_options(args)
     compressed = total = dense_bytes = stored = 0
     with open_checkpoint(args.src) as ckpt:
         chosen = _chosen(ckpt, args.include, args.exclude)
         meta = {k: v for k, v in ckpt.metadata.items() if not k.startswith("arraysparse.")}
-        with ModelWriter(args.dst, metadata=meta or None) as writer:
+        if ckpt.path.is_dir():  # an index's total_size is the source's own
+            meta.pop("total_size", None)
+        with ModelWriter(args.dst, metadata=meta or None, **options) as writer:
             for name in _with_progress(list(ckpt), args):
                 value = ckpt[name]
                 total += 1
@@ -82,9 +98,9 @@ def run_compress(args: argparse.Namespace) -> int:
                 writer.add(name, value)
                 del value
     if not args.quiet:
-        size = os.path.getsize(args.dst)
+        size, layout = _bytes_written(args.dst)
         ratio = dense_bytes / stored if stored else math.inf
-        print(f"wrote {args.dst} ({size} bytes): {compressed} of {total} tensors in {args.format}, "
+        print(f"wrote {args.dst} ({size} bytes, {layout}): {compressed} of {total} tensors in {args.format}, "
               f"{dense_bytes} -> {stored} bytes ({ratio:.2f}x)")
     return 0
 
@@ -120,6 +136,7 @@ def _with_progress(names: list[str], args: argparse.Namespace) -> Iterator[str]:
 
 def run_decompress(args: argparse.Namespace) -> int:
     _check_output(args.src, args.dst)
+    options = output_options(args)
     model = load(args.src)
     if isinstance(model, SparseCompressionResult):
         model = {"tensor": model}
@@ -127,7 +144,7 @@ def run_decompress(args: argparse.Namespace) -> int:
         msg = f"{args.src!r} holds a {type(model).__name__}, not a compressed model"
         raise InputError(msg)
     flat = flatten_model(model)
-    write_checkpoint(args.dst, _dense(flat))
+    write_checkpoint(args.dst, _dense(flat), **options)
     if not args.quiet:
         print(f"wrote {args.dst}: {len(flat)} dense tensors")
     return 0

@@ -9,7 +9,7 @@ from typing import Any
 from ..model import ModelReport, prune_checkpoint
 from ..patterns import PatternKind, SparsityPattern
 from ..strategies import MagnitudePruning, PruningStrategy, RandomPruning, SparseGPTPruning, WandaPruning
-from . import InputError, progress_wanted
+from . import InputError, output_options, progress_wanted
 
 
 def strategy_of(args: argparse.Namespace, pattern: SparsityPattern) -> PruningStrategy:
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         args.src, args.dst, sparsity, scope=scope, strategy=strategy_of(args, pattern),
         include=args.include, exclude=args.exclude or (), calibration=args.calibration,
         min_sparsity=args.min_sparsity, max_sparsity=args.max_sparsity, progress=progress_wanted(args),
+        **output_options(args),
     )
     if args.json:
         print(json.dumps(report_json(report, args.dst), indent=1))

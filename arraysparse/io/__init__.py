@@ -6,7 +6,8 @@ Two layers, each in its own module:
   ``.npz`` files, the formats every tool reads. :func:`open_checkpoint`
   gives a lazy read-only mapping (a file, or a directory of shards);
   :func:`write_checkpoint` and :class:`CheckpointWriter` write atomically,
-  one array at a time.
+  one array at a time, to one file or (``max_shard_size``) to a directory of
+  shards and its Hugging Face index.
 * :mod:`arraysparse.io.results`: :func:`save` and :func:`load` for a
   :class:`~arraysparse.SparseCompressionResult`, a whole compressed model
   (a nested mapping of results and dense arrays) or a
@@ -16,7 +17,8 @@ Two layers, each in its own module:
 
 The private modules hold the file formats: ``_safetensors`` (strict header
 checks, mapped reads, the writers), ``_npz``, ``_atomic`` (unnamed temporary
-file, fsync, link and rename) and ``_dtypes`` (dtype names and tags, arrays to bytes and back).
+file, fsync, link and rename), ``_shards`` (shard directories committed as a
+whole) and ``_dtypes`` (dtype names and tags, arrays to bytes and back).
 """
 
 from .checkpoint import Checkpoint, CheckpointWriter, TensorInfo, open_checkpoint, write_checkpoint

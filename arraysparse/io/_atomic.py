@@ -90,11 +90,15 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def check_not_source(dest: Path, source: str | os.PathLike | None, what: str) -> None:
-    """ValueError when ``source`` (a file being read) is the destination ``dest``."""
-    if source is not None and same_file(dest, source):
+    """ValueError when ``source`` (a file being read) is the destination ``dest``, or a file in the
+    destination directory ``dest`` of a sharded write."""
+    if source is None:
+        return
+    inside = dest.is_dir() and same_file(dest, Path(source).parent)
+    if inside or same_file(dest, source):
         msg = (
-            f"{what} is read from {str(source)!r}, the file being written; write to another path "
-            "(then rename it) instead of overwriting the input"
+            f"{what} is read from {str(source)!r}, {'a file of the directory' if inside else 'the file'} being "
+            "written; write to another path (then rename it) instead of overwriting the input"
         )
         raise ValueError(msg)
 
@@ -335,6 +339,13 @@ def _lock(fd: int, *, wait: bool = True) -> bool:
     except OSError:  # a filesystem without locks: the pid alone decides
         return True
     return True
+
+
+def _unlock(fd: int) -> None:
+    """Drop the ``flock`` of ``fd`` (the descriptor stays open)."""
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def write_all(f: BinaryIO, data: memoryview | bytes) -> None:

@@ -6,14 +6,17 @@
   ``checkpoint[name]`` maps that one tensor.
 * :func:`write_checkpoint` writes a mapping, or an iterable of
   ``(name, array)`` pairs consumed one at a time, to a ``.safetensors`` or
-  ``.npz`` file; :class:`CheckpointWriter` takes the arrays one call at a time.
+  ``.npz`` file, or with ``max_shard_size`` to a directory of safetensors
+  shards and its Hugging Face index; :class:`CheckpointWriter` takes the
+  arrays one call at a time.
 
 Both file formats are the ones every other tool reads: safetensors as
 Hugging Face's ``safetensors`` package reads and writes it, .npz as
 ``numpy.load`` does. The details (strict header checks, atomic replacement,
-the tensors' layout, dtypes without a safetensors tag) are in
-:mod:`arraysparse.io._safetensors`, :mod:`arraysparse.io._npz`,
-:mod:`arraysparse.io._atomic` and :mod:`arraysparse.io._dtypes`.
+the tensors' layout, dtypes without a safetensors tag, shard directories
+committed as a whole) are in :mod:`arraysparse.io._safetensors`,
+:mod:`arraysparse.io._npz`, :mod:`arraysparse.io._atomic`,
+:mod:`arraysparse.io._shards` and :mod:`arraysparse.io._dtypes`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from . import _dtypes
 from ._atomic import Committable, check_not_source, destination, same_file, source_of
 from ._npz import METADATA, NpzReader, NpzWriter
 from ._safetensors import CARRIED_KEY, SafetensorsReader, SafetensorsWriter, write_planned
+from ._shards import ShardedWriter, parse_size, shard_destination, write_planned_shards
 
 __all__ = ["Checkpoint", "CheckpointWriter", "TensorInfo", "open_checkpoint", "write_checkpoint"]
 
@@ -372,14 +376,32 @@ def _bits_of(name: str, value: Any, dest: Path) -> tuple[str, np.ndarray]:
 
 
 class CheckpointWriter(Committable):
-    """Write a checkpoint one array at a time; the file appears complete on :meth:`commit`, or not at all.
+    """Write a checkpoint one array at a time; it appears complete on :meth:`commit`, or not at all.
 
     Parameters
     ----------
     path : str or path-like
-        The ``.safetensors`` or ``.npz`` file to write (replaced atomically if it exists).
+        The ``.safetensors`` or ``.npz`` file to write (replaced atomically if
+        it exists); with ``max_shard_size``, the directory of shards (see
+        :func:`write_checkpoint`).
     metadata : mapping of str to str, optional
-        Stored in the header (safetensors' ``__metadata__``, the .npz's ``__metadata__`` member).
+        Stored in the header (safetensors' ``__metadata__``, the .npz's
+        ``__metadata__`` member); for shards, in the index's ``"metadata"``.
+    max_shard_size : int or str, optional
+        Write a directory of safetensors shards of at most this many bytes of
+        tensor data each (``"5GB"``, ``"500MB"``, ``"2GiB"``, an int), and its
+        Hugging Face index, as :func:`write_checkpoint` does.
+    overwrite : bool
+        With ``max_shard_size``: replace a checkpoint the directory already
+        holds (refused otherwise). A file is always replaced.
+
+    Raises
+    ------
+    ValueError
+        A path of the wrong kind (no ``.safetensors`` / ``.npz`` suffix
+        without ``max_shard_size``; a file name or ``.npz`` with it), a
+        missing parent directory, a bad ``max_shard_size``, a directory
+        holding a checkpoint without ``overwrite``, reserved metadata keys.
 
     Notes
     -----
@@ -389,8 +411,9 @@ class CheckpointWriter(Committable):
     data, so each array's bytes go to an unnamed temporary file in the
     destination's directory as they come, and are copied behind the header on
     commit (kernel-side where the system allows): memory stays at about one
-    array, the disk briefly holds the data twice. .npz members are streamed
-    into the file directly.
+    array, the disk briefly holds the data twice (with shards: one shard's
+    data, each shard being written when the next tensor would overflow it).
+    .npz members are streamed into the file directly.
 
     Examples
     --------
@@ -405,13 +428,25 @@ class CheckpointWriter(Committable):
     ['layer0', 'layer1', 'layer2'] [2 2]
     """
 
-    def __init__(self, path: str | os.PathLike, /, *, metadata: Mapping[str, str] | None = None):
-        self.path = destination(path)
-        """The destination file (it appears there on :meth:`commit`)."""
-        suffix = _suffix(self.path)
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        /,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        max_shard_size: int | str | None = None,
+        overwrite: bool = False,
+    ):
+        limit = _limit(max_shard_size, overwrite)
+        self.path = destination(path) if limit is None else shard_destination(path)
+        """The destination file or directory (it appears there on :meth:`commit`)."""
         meta = _check_metadata(metadata)
         self._names: set[str] = set()
-        self._writer: Any = (SafetensorsWriter if suffix == ".safetensors" else NpzWriter)(self.path, meta)
+        if limit is not None:
+            self._writer: Any = ShardedWriter(self.path, meta, limit, overwrite=overwrite)
+        else:
+            suffix = _suffix(self.path)
+            self._writer = (SafetensorsWriter if suffix == ".safetensors" else NpzWriter)(self.path, meta)
         self._open = True
 
     def add(self, name: str, array: Array, /) -> None:
@@ -435,8 +470,9 @@ class CheckpointWriter(Committable):
             raise ValueError(msg)
 
     def commit(self, *, metadata: Mapping[str, str] | None = None) -> Path:
-        """Write the file and put it in place; returns its path. ``metadata`` adds to the
-        metadata given at the start (for what is known only at the end, such as a count)."""
+        """Write the file (or the last shard and the index) and put it in place; returns its path.
+        ``metadata`` adds to the metadata given at the start (for what is known only at the end,
+        such as a count)."""
         self._check_open()
         extra = _check_metadata(metadata)
         self._open = False
@@ -457,8 +493,10 @@ def write_checkpoint(
     /,
     *,
     metadata: Mapping[str, str] | None = None,
+    max_shard_size: int | str | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Write named arrays to a ``.safetensors`` or ``.npz`` file, atomically.
+    """Write named arrays to a ``.safetensors`` or ``.npz`` file, or to a directory of shards, atomically.
 
     Parameters
     ----------
@@ -466,6 +504,8 @@ def write_checkpoint(
         The file; its suffix chooses the format. An existing file is replaced
         only once the new one is complete; an error (or a kill) meanwhile
         leaves it as it was. Refused when an array is read from that very file.
+        With ``max_shard_size``: a directory (made if missing; its parent
+        must exist), never a ``.safetensors`` or ``.npz`` name.
     items : mapping or iterable of (name, array)
         Flat names to arrays of any supported library: NumPy (ml_dtypes'
         bfloat16 / float8 included), dense torch (bfloat16 stored as BF16),
@@ -478,12 +518,42 @@ def write_checkpoint(
         about one array; an open :class:`Checkpoint` is copied tensor by
         tensor without converting anything.
     metadata : mapping of str to str, optional
-        Stored in the file (see :class:`CheckpointWriter`).
+        Stored in the file (see :class:`CheckpointWriter`); for shards, in
+        the index's ``"metadata"``, beside the ``"total_size"`` it computes
+        (a ``"total_size"`` given is replaced).
+    max_shard_size : int or str, optional
+        Bytes of tensor data a shard may hold: an int, or a number and a unit
+        as ``huggingface_hub`` reads them, any case (``"5GB"``, ``"500MB"``;
+        KB, MB, GB, TB are powers of 1000, KiB, MiB, GiB, TiB of 1024).
+        Writes ``path`` as Hugging Face does with ``max_shard_size``: the
+        tensors, in order, in ``model-00001-of-0000N.safetensors`` ... (a tensor
+        larger than the limit gets a shard of its own), and
+        ``model.safetensors.index.json`` (``{"metadata": {"total_size": ...},
+        "weight_map": {name: shard}}``), which :func:`open_checkpoint` and
+        transformers read. The limit counts tensor bytes, as Hugging Face's
+        does; each file adds its header. One shard still gets an index.
+    overwrite : bool
+        With ``max_shard_size``, an existing directory that already holds a
+        checkpoint (an index, ``*.safetensors`` files) is refused unless
+        ``overwrite=True``, which replaces that checkpoint (the index, the
+        shards it names and a ``model.safetensors``; without an index, every
+        ``*.safetensors``) and nothing else: other files (``config.json``,
+        tokenizers) stay. A file ``path`` is always replaced.
 
     Returns
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    ValueError
+        A path of the wrong kind, a bad ``max_shard_size`` (the message names
+        it and the value), a directory holding a checkpoint without
+        ``overwrite``, a tensor name given twice or reserved, an array read
+        from the file (or a file of the directory) being written. Nothing is written.
+    TypeError
+        Items that are not names and arrays, metadata that is not str to str.
 
     Notes
     -----
@@ -496,6 +566,11 @@ def write_checkpoint(
     :func:`open_checkpoint` applies and hides.
     .npz: ``numpy.load`` reads it; members are stored uncompressed and
     64-byte aligned, so they are mapped, not copied, when read back.
+    Shards: written into a hidden staging directory and committed as a
+    whole: a new directory appears complete by one ``rename``; in an
+    existing one the index is the commit point, and at no moment does an
+    index name a missing or partial file (the design is in
+    :mod:`arraysparse.io._shards`). Memory stays at about one array.
 
     Examples
     --------
@@ -507,7 +582,21 @@ def write_checkpoint(
     ['x0', 'x1', 'x2']
     >>> open_checkpoint(path)["x2"]
     array([0, 1, 4])
+
+    A directory of shards, as Hugging Face writes them:
+
+    >>> folder = os.path.join(tempfile.mkdtemp(), "model")
+    >>> layers = {f"layer{i}": np.ones((256, 256), np.float32) for i in range(3)}  # 256 KiB each
+    >>> _ = write_checkpoint(folder, layers, max_shard_size="600KB")
+    >>> sorted(os.listdir(folder))
+    ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']
+    >>> with open_checkpoint(folder) as ckpt:
+    ...     print(list(ckpt), ckpt.info("layer2").file.name, ckpt.metadata["total_size"])
+    ['layer0', 'layer1', 'layer2'] model-00002-of-00002.safetensors 786432
     """
+    limit = _limit(max_shard_size, overwrite)
+    if limit is not None:
+        return _write_shards(path, items, _check_metadata(metadata), limit, overwrite)
     dest = destination(path)
     suffix = _suffix(dest)
     meta = _check_metadata(metadata)
@@ -539,20 +628,63 @@ def write_checkpoint(
     return _stream(dest, items, meta, raw=False)
 
 
+def _limit(max_shard_size: Any, overwrite: Any) -> int | None:
+    """``max_shard_size`` in bytes (None: one file), and ``overwrite`` checked."""
+    if not isinstance(overwrite, bool):
+        msg = f"overwrite must be a bool, got {overwrite!r}"
+        raise TypeError(msg)
+    return None if max_shard_size is None else parse_size(max_shard_size)
+
+
+def _write_shards(
+    path: str | os.PathLike, items: Any, meta: dict[str, str], limit: int, overwrite: bool
+) -> Path:
+    """write_checkpoint's directory of shards: planned for a checkpoint or a dict, else streamed."""
+    dest = shard_destination(path)
+    if isinstance(items, Checkpoint):
+        for f in items.files:
+            check_not_source(dest, f, f"items (the checkpoint {str(items.path)!r})")
+        planned = [(n, items.info(n).dtype, items.info(n).shape, _fetch(items, n)) for n in items]
+        return write_planned_shards(dest, planned, meta, limit, overwrite=overwrite)
+    if isinstance(items, dict):
+        seen: set[str] = set()
+        prepared = []
+        for name, value in items.items():
+            _check_name(name, seen)
+            dtype, bits = _bits_of(name, value, dest)
+            prepared.append((name, dtype, tuple(bits.shape), _constant(bits)))
+        return write_planned_shards(dest, prepared, meta, limit, overwrite=overwrite)
+    if isinstance(items, Mapping):
+        items = items.items()
+    elif isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        msg = f"items must be a mapping or an iterable of (name, array) pairs, got {type(items).__name__}"
+        raise TypeError(msg)
+    return _stream(dest, items, meta, raw=False, max_shard_size=limit, overwrite=overwrite)
+
+
 def write_prepared(
-    path: str | os.PathLike, prepared: Iterable[tuple[str, str, np.ndarray]], metadata: Mapping[str, str] | None
+    path: str | os.PathLike,
+    prepared: Iterable[tuple[str, str, np.ndarray]],
+    metadata: Mapping[str, str] | None,
+    *,
+    max_shard_size: int | str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``(name, dtype, bits)`` triples (from :func:`._dtypes.host_bits`) to a checkpoint:
     the writers' way in for callers that hold the arrays already (save / load)."""
-    dest = destination(path)
-    suffix = _suffix(dest)
+    limit = _limit(max_shard_size, overwrite)
+    dest = destination(path) if limit is None else shard_destination(path)
+    suffix = _suffix(dest) if limit is None else ""
     seen: set[str] = set()
     triples = list(prepared)
     for name, _, bits in triples:
         _check_name(name, seen)
         check_not_source(dest, source_of(bits), f"tensor {name!r}")
+    planned = [(n, d, tuple(b.shape), _constant(b)) for n, d, b in triples]
+    if limit is not None:
+        return write_planned_shards(dest, planned, metadata, limit, overwrite=overwrite)
     if suffix == ".safetensors":
-        write_planned(dest, [(n, d, tuple(b.shape), _constant(b)) for n, d, b in triples], metadata)
+        write_planned(dest, planned, metadata)
         return dest
     writer = NpzWriter(dest, metadata)
     try:
@@ -573,8 +705,11 @@ def _constant(bits: np.ndarray) -> Any:
     return lambda: bits
 
 
-def _stream(dest: Path, pairs: Iterable[Any], meta: dict[str, str], *, raw: bool) -> Path:
-    with CheckpointWriter(dest, metadata=meta) as w:
+def _stream(
+    dest: Path, pairs: Iterable[Any], meta: dict[str, str], *, raw: bool, max_shard_size: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    with CheckpointWriter(dest, metadata=meta, max_shard_size=max_shard_size, overwrite=overwrite) as w:
         for pair in pairs:
             try:
                 name, value = pair

@@ -62,6 +62,7 @@ from ..masks import PruningMask
 from ..patterns import PatternKind, SparsityPattern
 from . import _dtypes
 from ._atomic import Committable
+from ._shards import parse_size
 from .checkpoint import CheckpointWriter, open_checkpoint, str_metadata, write_prepared
 
 __all__ = ["LAYOUT", "ModelWriter", "load", "save"]
@@ -93,14 +94,23 @@ def _version() -> str:
 
 
 # -- save -----------------------------------------------------------------------------
-def save(path: str | os.PathLike, obj: Any, /, *, metadata: Mapping[str, str] | None = None) -> Path:
+def save(
+    path: str | os.PathLike,
+    obj: Any,
+    /,
+    *,
+    metadata: Mapping[str, str] | None = None,
+    max_shard_size: int | str | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Save a compressed array, a compressed model or a model mask to a ``.safetensors`` or ``.npz`` file.
 
     Parameters
     ----------
     path : str or path-like
         The file; its suffix chooses the format. Written atomically: an
-        existing file is replaced only once the new one is complete.
+        existing file is replaced only once the new one is complete. With
+        ``max_shard_size``, a directory of safetensors shards.
     obj : SparseCompressionResult, mapping or ModelMask
         * a :class:`~arraysparse.SparseCompressionResult`;
         * a model: a mapping, nested or flat, of names to
@@ -120,11 +130,29 @@ def save(path: str | os.PathLike, obj: Any, /, *, metadata: Mapping[str, str] | 
     metadata : mapping of str to str, optional
         Your own entries, stored beside the layout's (keys must not start
         with ``"arraysparse."``).
+    max_shard_size : int or str, optional
+        Write ``path`` as a directory of safetensors shards of at most this
+        many bytes of tensor data (``"5GB"``, ``"2GiB"``, an int) and its
+        Hugging Face index, which holds the layout's metadata, as
+        :func:`arraysparse.io.write_checkpoint` does; :func:`load` reads the
+        directory back.
+    overwrite : bool
+        With ``max_shard_size``: replace a checkpoint the directory already
+        holds (refused otherwise; other files in it stay).
 
     Returns
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    TypeError
+        ``obj`` of another type, an entry that is not an array, a result or
+        a mask, a Dask array.
+    ValueError
+        Two entries stored under one tensor name, reserved metadata keys, a
+        bad ``max_shard_size`` or path (see :func:`arraysparse.io.write_checkpoint`).
 
     Notes
     -----
@@ -145,6 +173,8 @@ def save(path: str | os.PathLike, obj: Any, /, *, metadata: Mapping[str, str] | 
            [1., 0., 3.]])
     """
     meta = _user_metadata(metadata)
+    if max_shard_size is not None:
+        parse_size(max_shard_size)  # a bad size is refused before any array is read
     tensors: list[tuple[str, str, np.ndarray]] = []
     layout = _Layout(lambda name, dtype, bits: tensors.append((name, dtype, bits)))
     if isinstance(obj, SparseCompressionResult):
@@ -166,7 +196,8 @@ def save(path: str | os.PathLike, obj: Any, /, *, metadata: Mapping[str, str] | 
             f"or a ModelMask; got {type(obj).__name__}"
         )
         raise TypeError(msg)
-    return write_prepared(path, tensors, {**meta, **layout.metadata(content)})
+    return write_prepared(path, tensors, {**meta, **layout.metadata(content)}, max_shard_size=max_shard_size,
+                          overwrite=overwrite)
 
 
 def _user_metadata(metadata: Any) -> dict[str, str]:
@@ -280,9 +311,16 @@ class ModelWriter(Committable):
     Parameters
     ----------
     path : str or path-like
-        The ``.safetensors`` or ``.npz`` file (written atomically, as by :func:`save`).
+        The ``.safetensors`` or ``.npz`` file (written atomically, as by
+        :func:`save`); with ``max_shard_size``, the directory of shards.
     metadata : mapping of str to str, optional
         Your own entries (keys must not start with ``"arraysparse."``).
+    max_shard_size : int or str, optional
+        Write a directory of safetensors shards of at most this many bytes
+        of tensor data each, and its index (see :func:`save`); each shard is
+        written when the next array would overflow it.
+    overwrite : bool
+        With ``max_shard_size``: replace a checkpoint the directory already holds.
 
     Notes
     -----
@@ -309,16 +347,24 @@ class ModelWriter(Committable):
     (['fc1.weight', 'fc2.weight', 'head'], {'bias': array([0., 0., 0., 0.])})
     """
 
-    def __init__(self, path: str | os.PathLike, /, *, metadata: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        /,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        max_shard_size: int | str | None = None,
+        overwrite: bool = False,
+    ):
         meta = _user_metadata(metadata)
-        self._writer = CheckpointWriter(path, metadata=meta)
+        self._writer = CheckpointWriter(path, metadata=meta, max_shard_size=max_shard_size, overwrite=overwrite)
         self._layout = _Layout(self._writer.add_bits)
         self._taken: set[tuple[str, ...]] = set()
         self._inner: set[tuple[str, ...]] = set()
 
     @property
     def path(self) -> Path:
-        """The destination file (it appears there on :meth:`commit`)."""
+        """The destination file or directory (it appears there on :meth:`commit`)."""
         return self._writer.path
 
     def add(self, key: str | Sequence[str], value: Any, /) -> None:
@@ -352,7 +398,8 @@ def load(path: str | os.PathLike, /, *, like: Any = "numpy") -> Any:
     Parameters
     ----------
     path : str or path-like
-        A ``.safetensors`` or ``.npz`` file written by :func:`save`.
+        A ``.safetensors`` or ``.npz`` file written by :func:`save`, or a
+        directory of shards it wrote with ``max_shard_size``.
     like : {"numpy", "torch", "jax", "cupy", "array_api_strict"} or array
         The library of the arrays given back, whatever library saved them.
         ``"numpy"`` (the default): NumPy arrays, bfloat16 and float8 as
