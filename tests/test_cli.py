@@ -357,6 +357,7 @@ def test_cli_compress_and_decompress_round_trip(sources, tmp_path):
     assert r.returncode == 0, r.stderr
     with open_checkpoint(pruned) as a, open_checkpoint(back) as b:
         assert sorted(a) == sorted(b) and all(same(a[n], b[n]) for n in a)
+        assert dict(b.metadata) == dict(a.metadata)  # the file's own metadata comes back with it
     assert packed.stat().st_size < pruned.stat().st_size
 
 

@@ -144,7 +144,9 @@ def run_decompress(args: argparse.Namespace) -> int:
         msg = f"{args.src!r} holds a {type(model).__name__}, not a compressed model"
         raise InputError(msg)
     flat = flatten_model(model)
-    write_checkpoint(args.dst, _dense(flat), **options)
+    with open_checkpoint(args.src) as ckpt:  # the source's own metadata (HF's "format": "pt") goes back on
+        meta = {k: v for k, v in ckpt.metadata.items() if not k.startswith("arraysparse.")}
+    write_checkpoint(args.dst, _dense(flat), metadata=meta or None, **options)
     if not args.quiet:
         print(f"wrote {args.dst}: {len(flat)} dense tensors")
     return 0
