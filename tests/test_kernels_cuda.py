@@ -31,14 +31,19 @@ ARCHS = ("sm_80", "sm_90")
 
 
 # -- NVRTC: every source and instance compiles for sm_80 and sm_90 --------------------------
-@pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("source", sorted(instances.INSTANCES))
-def test_nvrtc_compiles_every_instance(source, arch):
+def compiled(source: str, arch: str) -> nvrtc.Compiled:
+    """``source`` compiled for ``arch`` as CuPy compiles it (cached), or a skip naming why NVRTC is missing."""
     try:
         nvrtc.version()
     except nvrtc.NvrtcUnavailable as e:
         pytest.skip(str(e))
-    done = nvrtc.compile_cached(source, arch)
+    return nvrtc.compile_cached(source, arch)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("source", sorted(instances.INSTANCES))
+def test_nvrtc_compiles_every_instance(source, arch):
+    done = compiled(source, arch)
     assert done.cubin_bytes > 0
     assert set(done.lowered) == set(instances.INSTANCES[source])
     assert all(low.startswith("_Z") for low in done.lowered.values())
@@ -77,12 +82,8 @@ def _flushing_instructions(ptx: str) -> list[str]:
 
 @pytest.mark.parametrize("source", sorted(instances.INSTANCES))
 def test_no_value_is_flushed_to_zero_under_cupy_s_ftz(source):
-    try:
-        nvrtc.version()
-    except nvrtc.NvrtcUnavailable as e:
-        pytest.skip(str(e))
     assert "-ftz=true" in nvrtc.CUPY_ADDS  # compiled as CuPy compiles
-    done = nvrtc.compile_cached(source, "sm_90")
+    done = compiled(source, "sm_90")
     assert _flushing_instructions(done.ptx) == []
 
 
@@ -92,13 +93,10 @@ def test_every_kernel_fits_its_launch_on_the_gpu(source, arch):
     # what only a GPU would refuse: a block of the plans' widest launch must find its registers
     # in one SM's file (64K 32-bit registers on sm_80 / sm_90; else "too many resources
     # requested for launch"), and nothing spills to local memory (a slow path in a hot loop)
-    try:
-        nvrtc.version()
-    except nvrtc.NvrtcUnavailable as e:
-        pytest.skip(str(e))
     widest = max(plans.BLOCK, plans.PICK_BLOCK)
-    res = nvrtc.compile_cached(source, arch).resources()
-    assert set(res) == set(nvrtc.compile_cached(source, arch).lowered.values())  # every kernel reported
+    done = compiled(source, arch)
+    res = done.resources()
+    assert set(res) == set(done.lowered.values())  # every kernel reported
     for kernel, r in res.items():
         assert r["registers"] * widest <= 65536, (kernel, r)
         assert r["spill_stores"] == 0 and r["spill_loads"] == 0, (kernel, r)
