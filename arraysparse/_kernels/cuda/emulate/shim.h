@@ -14,10 +14,10 @@
 //   reaches its declaration, filled with a junk byte (a read of shared memory the
 //   block never wrote gives garbage, as on a GPU) and freed with the block;
 // * threadIdx / blockIdx / blockDim / gridDim are thread-locals;
-// * a warp is 32 consecutive threads of the block with its own barrier and a
+// * a warp is 32 consecutive threads of the block with its own barriers and a
 //   32-slot exchange: shuffles, ballots and votes write their lane's slot,
-//   meet at the barrier, read, and meet again (every lane must take part:
-//   the kernels only use full-warp masks, as sm_70+ requires of them);
+//   meet, read, and meet again (every lane must take part: the kernels only use
+//   full-warp masks, as sm_70+ requires of them); __syncwarp() is a barrier;
 // * atomics are std::atomic_ref on the same memory.
 //
 // Barriers time out (ASP_EMU_TIMEOUT_S, default 120 s) instead of hanging: a
@@ -27,12 +27,13 @@
 //
 // Under the sanitizers (emulate/__init__.py's ARRAYSPARSE_CUDA_EMULATION_SANITIZE):
 // AddressSanitizer sees shared memory as its exact allocations and the launch's
-// arrays as exact copies (the launcher's side); ThreadSanitizer sees the block's
-// barriers and warp exchanges as the mutex / condition variable hand-overs they
-// are, but not the step from one block to the next (relaxed atomics, fences and a
-// futex, none of which it models), and it is told to forget each block's own
-// memory, so two blocks touching the same global word without atomics is a race,
-// as it is on a GPU.
+// arrays as exact copies (the launcher's side). ThreadSanitizer sees what orders
+// memory in CUDA, __syncthreads() and __syncwarp(), as the mutex / condition variable
+// hand-overs they are, but neither the meetings of shuffles and votes nor the step
+// from one block to the next (relaxed atomics, fences and a futex, none of which it
+// models), and it is told to forget each block's own memory: shared memory read
+// before the barrier that orders its write, a missing __syncwarp, and two blocks
+// touching the same global word without atomics are races, as on a GPU.
 #pragma once
 
 #include <algorithm>
@@ -183,6 +184,10 @@ class QuietBarrier {
  public:
   explicit QuietBarrier(unsigned count, const char* what) : count_(count), what_(what) {}
 
+  void wait() {
+    wait([] {});
+  }
+
   template <class F>
   void wait(F&& last) {
     if (broken_.load(std::memory_order_relaxed)) throw Broken();
@@ -235,9 +240,27 @@ using BlockStep = QuietBarrier;
 using BlockStep = Barrier;
 #endif
 
+// A warp's lanes meet in two ways. __syncwarp() is a memory barrier among them (as in CUDA's
+// memory model) and so a Barrier. Shuffles and votes exchange values but order no other memory
+// (a lane's shared-memory write before a shuffle is not visible to another lane after it
+// without __syncwarp): under ThreadSanitizer they meet at a QuietBarrier and move their values
+// through relaxed atomic slots, so a missing __syncwarp is a race it reports.
 struct Warp {
-  Barrier meet{32, "warp collective"};
-  unsigned long long slot[32];
+  Barrier meet{32, "__syncwarp"};
+#if defined(__SANITIZE_THREAD__)
+  QuietBarrier quiet{32, "warp collective"};
+  void collective() {
+    quiet.wait([] {});
+  }
+  void breakdown() {
+    meet.breakdown();
+    quiet.breakdown();
+  }
+#else
+  void collective() { meet.wait(); }
+  void breakdown() { meet.breakdown(); }
+#endif
+  std::atomic<unsigned long long> slot[32];
 };
 
 constexpr int kMaxShared = 64;         // __shared__ declarations in one source
@@ -259,7 +282,7 @@ struct Block {
 
   void breakdown() {
     sync.breakdown();
-    for (auto* w : warps) w->meet.breakdown();
+    for (auto* w : warps) w->breakdown();
   }
 
   // the block's allocation of __shared__ declaration `id`: exactly `size` bytes
@@ -323,11 +346,11 @@ inline T from_slot(unsigned long long s) {
 // every lane offers `v`, then reads the value of lane `src(lane)`
 template <class T, class F>
 inline T exchange(T v, F src) {
-  warp->slot[lane] = to_slot(v);
-  warp->meet.wait();
+  warp->slot[lane].store(to_slot(v), std::memory_order_relaxed);
+  warp->collective();
   const unsigned from = src(lane);
-  const T r = from_slot<T>(warp->slot[from]);
-  warp->meet.wait();
+  const T r = from_slot<T>(warp->slot[from].load(std::memory_order_relaxed));
+  warp->collective();
   return r;
 }
 
@@ -366,11 +389,13 @@ inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_s
 // -- warp votes and shuffles ----------------------------------------------------------------
 inline unsigned __ballot_sync(unsigned mask, int pred) {
   emu::check_mask(mask);
-  emu::warp->slot[emu::lane] = pred ? 1 : 0;
-  emu::warp->meet.wait();
+  emu::warp->slot[emu::lane].store(pred ? 1 : 0, std::memory_order_relaxed);
+  emu::warp->collective();
   unsigned r = 0;
-  for (unsigned i = 0; i < 32; ++i) r |= static_cast<unsigned>(emu::warp->slot[i] != 0) << i;
-  emu::warp->meet.wait();
+  for (unsigned i = 0; i < 32; ++i) {
+    r |= static_cast<unsigned>(emu::warp->slot[i].load(std::memory_order_relaxed) != 0) << i;
+  }
+  emu::warp->collective();
   return r;
 }
 
@@ -405,8 +430,10 @@ inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
 }
 
 // -- atomics: CUDA's overload set ------------------------------------------------------------
+// Relaxed, as CUDA's are: an atomic is indivisible but orders no other memory (no kernel may
+// lean on one for that, and under ThreadSanitizer none hides a race that way).
 #define ASP_EMU_ATOMIC_RMW(NAME, OP, T) \
-  inline T NAME(T* p, T v) { return std::atomic_ref<T>(*p).OP(v); }
+  inline T NAME(T* p, T v) { return std::atomic_ref<T>(*p).OP(v, std::memory_order_relaxed); }
 ASP_EMU_ATOMIC_RMW(atomicAdd, fetch_add, int)
 ASP_EMU_ATOMIC_RMW(atomicAdd, fetch_add, unsigned int)
 ASP_EMU_ATOMIC_RMW(atomicAdd, fetch_add, unsigned long long)
@@ -429,8 +456,8 @@ ASP_EMU_ATOMIC_RMW(atomicExch, exchange, unsigned long long)
 #define ASP_EMU_ATOMIC_MINMAX(NAME, CMP, T)                         \
   inline T NAME(T* p, T v) {                                         \
     std::atomic_ref<T> a(*p);                                        \
-    T old = a.load();                                                \
-    while (CMP(v, old) && !a.compare_exchange_weak(old, v)) {       \
+    T old = a.load(std::memory_order_relaxed);                       \
+    while (CMP(v, old) && !a.compare_exchange_weak(old, v, std::memory_order_relaxed)) { \
     }                                                                \
     return old;                                                      \
   }
@@ -449,15 +476,15 @@ ASP_EMU_ATOMIC_MINMAX(atomicMax, ASP_EMU_MORE, unsigned long long)
 #undef ASP_EMU_MORE
 
 inline int atomicCAS(int* p, int expected, int v) {
-  std::atomic_ref<int>(*p).compare_exchange_strong(expected, v);
+  std::atomic_ref<int>(*p).compare_exchange_strong(expected, v, std::memory_order_relaxed);
   return expected;
 }
 inline unsigned int atomicCAS(unsigned int* p, unsigned int expected, unsigned int v) {
-  std::atomic_ref<unsigned int>(*p).compare_exchange_strong(expected, v);
+  std::atomic_ref<unsigned int>(*p).compare_exchange_strong(expected, v, std::memory_order_relaxed);
   return expected;
 }
 inline unsigned long long atomicCAS(unsigned long long* p, unsigned long long expected, unsigned long long v) {
-  std::atomic_ref<unsigned long long>(*p).compare_exchange_strong(expected, v);
+  std::atomic_ref<unsigned long long>(*p).compare_exchange_strong(expected, v, std::memory_order_relaxed);
   return expected;
 }
 
