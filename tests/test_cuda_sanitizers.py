@@ -223,3 +223,47 @@ def test_the_sanitizer_reports_a_planted_bug(runs, plant):
     section = out.split(f"=== plant {plant}\n", 1)[1].split("=== plant ", 1)[0]
     assert _reports(section), out[-20000:]
     assert f"plant.cu:{_plant_line(plant)}" in section, section[-20000:]  # the planted line, named
+
+
+# -- the pieces, in this process ------------------------------------------------------------
+def test_shared_declarations_become_exact_per_block_allocations_on_their_line():
+    text = "__shared__ u32 hist[256];\n  __shared__ U s_prefix;  // c\n__shared__ __align__(16) float t[4][ 8 ];\n"
+    assert emulate.rewrite_shared(text).split("\n") == [
+        "auto& hist = ::emu::shared<u32[256], 0>();",
+        "  auto& s_prefix = ::emu::shared<U, 1>();  // c",
+        "auto& t = ::emu::shared<float[4][8], 2, 16>();",
+        "",
+    ]
+    assert emulate.rewrite_shared("extern __shared__ char dyn[];") == "extern __shared__ char dyn[];"  # not ours
+
+
+def test_located_text_names_the_real_lines():
+    text = emulate.located_text("nm.cu")
+    lines = text.split("\n")
+    assert lines[0] == f'#line 1 "{emulate.instances.DIRECTORY / "nm.cu"}"'
+    assert f'#line 1 "{emulate.instances.DIRECTORY / "common.cuh"}"' in lines
+    # with the #line marks dropped, the text is what NVRTC compiles
+    plain = [ln for ln in lines if not ln.startswith("#line ")]
+    source = emulate.instances.source_text("nm.cu").split("\n")
+    assert [ln for ln in plain if ln.strip() and not ln.startswith("// ----")] == [
+        ln for ln in source if ln.strip() and not ln.startswith("// ----")
+    ]
+
+
+def test_the_mode_is_checked_and_needs_its_runtime_preloaded(monkeypatch):
+    monkeypatch.setenv(emulate.SANITIZE_ENV, "memory")
+    with pytest.raises(ValueError, match="expected one of address, thread"):
+        emulate.sanitize_mode()
+    monkeypatch.setenv(emulate.SANITIZE_ENV, "")
+    assert emulate.sanitize_mode() is None
+    for mode in MODES:
+        reason = _unavailable(mode)
+        if reason:
+            continue
+        monkeypatch.setenv(emulate.SANITIZE_ENV, mode)
+        assert emulate.sanitize_mode() == mode
+        with pytest.raises(emulate.EmulationUnavailable, match="runtime is not loaded.*LD_PRELOAD="):
+            emulate.Emulator().launch("nm.cu", "asp::nm_keep_small<unsigned int, 4>", 1, 32, ())
+        env = emulate.sanitizer_env(mode, {})
+        assert env[emulate.SANITIZE_ENV] == mode
+        assert env["LD_PRELOAD"].split()[0] == str(emulate.sanitizer_runtime(mode))

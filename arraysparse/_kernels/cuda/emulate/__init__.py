@@ -150,7 +150,7 @@ def sanitizer_env(mode: str, base: dict[str, str] | None = None) -> dict[str, st
     env[SANITIZE_ENV] = mode
     env["LD_PRELOAD"] = " ".join(p for p in preload if p)
     if mode == "address":
-        env["ASAN_OPTIONS"] = "detect_leaks=0:halt_on_error=1:abort_on_error=0:allocator_may_return_null=1"
+        env["ASAN_OPTIONS"] = "detect_leaks=0:halt_on_error=1"
         env["UBSAN_OPTIONS"] = f"print_stacktrace=1:halt_on_error=1:suppressions={SUPPRESSIONS['address']}"
     else:
         env["TSAN_OPTIONS"] = f"halt_on_error=1:report_signal_unsafe=0:suppressions={SUPPRESSIONS['thread']}"
