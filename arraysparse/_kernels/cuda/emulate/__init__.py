@@ -351,7 +351,9 @@ def _libc() -> ctypes.CDLL:
 def _unaliased(args: tuple, params: list) -> set[int]:
     """The pointer arguments that share no memory with another (those are copied apart; the
     others keep their aliasing)."""
-    arrays = [(i, a) for i, (a, (p, _)) in enumerate(zip(args, params)) if p and isinstance(a, np.ndarray)]
+    # plain ndarray views: a device's array type may refuse NumPy functions (the tests' GPU-shaped memory)
+    arrays = [(i, a.view(np.ndarray)) for i, (a, (p, _)) in enumerate(zip(args, params))
+              if p and isinstance(a, np.ndarray)]
     shared = {
         k
         for x, (i, a) in enumerate(arrays)
