@@ -969,6 +969,13 @@ def _die_at(k: int, write) -> int:
         finally:
             os._exit(code)
     os.close(w)
+    import select
+
+    if not select.select([r], [], [], 120)[0]:  # a child stuck (fork copies no other thread) fails, never hangs
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        os.close(r)
+        pytest.fail(f"the writer forked to die at step {k} did not finish in 120 s")
     with os.fdopen(r) as f:
         steps = f.read()
     _, status = os.waitpid(pid, 0)
@@ -993,6 +1000,9 @@ def _same(a: dict | None, b: dict | None) -> bool:
     return list(a) == list(b) and all(np.array_equal(a[n], b[n]) for n in a)
 
 
+# The child runs only arraysparse.io and os calls, never JAX or a Numba kernel, so the threads of
+# the parent that fork leaves behind hold nothing it needs: JAX's fork warning does not apply.
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a dying writer")
 @pytest.mark.parametrize("old", ["new directory", "no checkpoint", "indexed, same names", "indexed, other names",
                                  "unindexed", "model.safetensors"])

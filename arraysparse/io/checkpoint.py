@@ -612,13 +612,7 @@ def write_checkpoint(
         pairs: Iterable[tuple[str, Any]] = ((n, items.bits(n)) for n in items)
         return _stream(dest, pairs, meta, raw=True)
     if isinstance(items, dict) and suffix == ".safetensors":
-        seen: set[str] = set()
-        prepared = []
-        for name, value in items.items():
-            _check_name(name, seen)
-            dtype, bits = _bits_of(name, value, dest)
-            prepared.append((name, dtype, tuple(bits.shape), _constant(bits)))
-        write_planned(dest, prepared, meta)
+        write_planned(dest, _prepared(items, dest), meta)
         return dest
     if isinstance(items, Mapping):
         items = items.items()
@@ -626,6 +620,17 @@ def write_checkpoint(
         msg = f"items must be a mapping or an iterable of (name, array) pairs, got {type(items).__name__}"
         raise TypeError(msg)
     return _stream(dest, items, meta, raw=False)
+
+
+def _prepared(items: dict[str, Any], dest: Path) -> list[tuple[str, str, tuple[int, ...], Any]]:
+    """``(name, dtype, shape, bits getter)`` of every array of a dict, names checked, for a planned write."""
+    seen: set[str] = set()
+    prepared = []
+    for name, value in items.items():
+        _check_name(name, seen)
+        dtype, bits = _bits_of(name, value, dest)
+        prepared.append((name, dtype, tuple(bits.shape), _constant(bits)))
+    return prepared
 
 
 def _limit(max_shard_size: Any, overwrite: Any) -> int | None:
@@ -647,13 +652,7 @@ def _write_shards(
         planned = [(n, items.info(n).dtype, items.info(n).shape, _fetch(items, n)) for n in items]
         return write_planned_shards(dest, planned, meta, limit, overwrite=overwrite)
     if isinstance(items, dict):
-        seen: set[str] = set()
-        prepared = []
-        for name, value in items.items():
-            _check_name(name, seen)
-            dtype, bits = _bits_of(name, value, dest)
-            prepared.append((name, dtype, tuple(bits.shape), _constant(bits)))
-        return write_planned_shards(dest, prepared, meta, limit, overwrite=overwrite)
+        return write_planned_shards(dest, _prepared(items, dest), meta, limit, overwrite=overwrite)
     if isinstance(items, Mapping):
         items = items.items()
     elif isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
