@@ -62,7 +62,11 @@ n = loader.warm(0, threads=min(16, os.cpu_count() or 1))
 print(f"all {n} kernel instances compiled in {time.perf_counter() - t:.1f} s")
 EOF
 
-timeout "${TEST_S:-300}" "$python" -m pytest -m cuda -q -rfEs -p no:cacheprovider --junitxml="$out/cuda.xml" \
+# four pytest workers where pytest-xdist is there (the lent image has it): each compiles the CPU
+# reference kernels it needs (about two minutes cold in one process on the 2-core dev machine)
+workers=$("$python" -c "import importlib.util as u; print('-n 4' if u.find_spec('xdist') else '')")
+# shellcheck disable=SC2086
+timeout "${TEST_S:-300}" "$python" -m pytest -m cuda $workers -q -rfEs -p no:cacheprovider --junitxml="$out/cuda.xml" \
   tests/test_kernels_cuda.py tests/test_cuda_backend.py tests/test_io.py 2>&1 | tee "$out/cuda.log"
 tests=${PIPESTATUS[0]}
 if grep -q "no CUDA device" "$out/cuda.log"; then  # all skipped is not a pass here
