@@ -531,6 +531,9 @@ def test_cli_bad_input_one_line_exit_2_nothing_written(sources, tmp_path, capsys
         (["decompress", src, dst, "--max-shard-size", "1GB"], "is one .safetensors file"),
         (["prune", sources["shards"] / "model-00001-of-00002.safetensors", sources["shards"], "-s", "0.5",
           "--overwrite"], "holds the input"),
+        (["prune", src, out / "x.safetensor", "-s", "0.5"], "ends in '.safetensor', which arraysparse does not write"),
+        (["compress", src, out / "model.pt", "-f", "csr"], "ends in '.pt'"),
+        (["decompress", src, out / "model.bin"], "ends in '.bin'"),
     ]
     if importlib.util.find_spec("matplotlib") is None:  # plot stops at the import, before any file
         cases = [c for c in cases if c[0][0] != "plot"]

@@ -102,6 +102,14 @@ def _fail(command: str, e: BaseException) -> None:
     print(f"arraysparse {command}: error: {line}", file=sys.stderr)
 
 
+#: Suffixes of checkpoint files arraysparse does not write: an output named so is a mistake (a
+#: typo of .safetensors, or another tool's format), never a directory of shards to create.
+_OTHER_FILE_SUFFIXES = frozenset({
+    ".safetensor", ".safetenors", ".safetensores", ".st", ".pt", ".pth", ".bin", ".ckpt", ".npy", ".h5", ".hdf5",
+    ".gguf", ".onnx", ".json", ".pkl", ".pickle", ".zip", ".tar", ".gz",
+})
+
+
 def output_options(args: argparse.Namespace) -> dict[str, object]:
     """How ``args.dst`` is written: one file (its suffix is ``.safetensors`` or ``.npz``; no
     options), or a directory of shards (``max_shard_size``, default 5GB, and ``overwrite``).
@@ -116,7 +124,14 @@ def output_options(args: argparse.Namespace) -> dict[str, object]:
     """
     from pathlib import Path
 
-    suffix = Path(args.dst).suffix.lower()
+    dst = Path(args.dst)
+    suffix = dst.suffix.lower()
+    if suffix in _OTHER_FILE_SUFFIXES and not dst.is_dir():
+        msg = (
+            f"{args.dst!r} ends in {dst.suffix!r}, which arraysparse does not write: name a .safetensors or "
+            ".npz file, or a directory (of .safetensors shards) without a file suffix"
+        )
+        raise InputError(msg)
     if suffix in FILE_SUFFIXES:
         if args.max_shard_size is not None:
             what = "an .npz file, which is never sharded" if suffix == ".npz" else "one .safetensors file"
