@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -698,3 +699,31 @@ def test_global_prune_checkpoint_peak_memory_is_about_one_tensor(tmp_path):
     assert len(list((tmp_path / "shards").glob("model-*-of-00006.safetensors"))) == 6
     assert w["traced"] > tensors * tensor  # the model in memory
     assert s["anon"] < w["anon"] / 4
+
+
+def test_a_model_directory_comes_out_a_model_directory(sources, tmp_path, capsys):
+    """prune / compress / decompress of a directory into a directory carry config.json, tokenizer files
+    and the like (what transformers needs beside the weights); weights of other formats stay behind, a
+    file the output already has is kept, a file output carries nothing."""
+    src = tmp_path / "model"
+    shutil.copytree(sources["shards"], src)
+    (src / "config.json").write_text('{"model_type": "llama"}')
+    (src / "tokenizer.json").write_text("{}")
+    (src / "pytorch_model.bin").write_bytes(b"stale dense weights")
+    (src / ".cache").mkdir()
+    pruned, packed, dense = tmp_path / "pruned", tmp_path / "packed", tmp_path / "dense"
+    assert run_main(["prune", str(src), str(pruned), "-s", "0.5"]) == 0
+    assert "copied beside the weights" in capsys.readouterr().out
+    companions = {"config.json", "tokenizer.json"}
+    assert companions <= set(os.listdir(pruned)) and "pytorch_model.bin" not in os.listdir(pruned)
+    assert (pruned / "config.json").read_bytes() == (src / "config.json").read_bytes()
+    assert run_main(["compress", str(pruned), str(packed), "-f", "csr", "-q"]) == 0
+    assert capsys.readouterr().out == ""  # -q: not a line
+    (dense).mkdir()
+    (dense / "config.json").write_text("mine")  # the output's own file wins
+    assert run_main(["decompress", str(packed), str(dense), "-q"]) == 0
+    assert companions <= set(os.listdir(dense)) and (dense / "config.json").read_text() == "mine"
+    with open_checkpoint(dense) as d, open_checkpoint(pruned) as p:
+        assert sorted(d) == sorted(p)
+    assert run_main(["prune", str(src), str(tmp_path / "one.safetensors"), "-s", "0.5", "-q"]) == 0
+    assert sorted(os.listdir(tmp_path)) == sorted(["model", "pruned", "packed", "dense", "one.safetensors"])

@@ -145,6 +145,44 @@ def output_options(args: argparse.Namespace) -> dict[str, object]:
     return {"max_shard_size": size, "overwrite": args.overwrite}
 
 
+#: Weight files of other formats: never carried from a model directory to the output (the
+#: output holds the new weights; a stale dense copy beside them would be loaded by some tools).
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx", ".npz",
+                    ".npy", ".index.json")
+
+
+def copy_companions(src: str, dst: str, *, quiet: bool) -> list[str]:
+    """When ``src`` is a model directory and ``dst`` a directory output, copy the files beside the
+    weights (``config.json``, ``generation_config.json``, tokenizer files, ...) that ``dst``
+    lacks, so the output is a model directory too; the names copied.
+
+    Weight files of any format, hidden files and subdirectories stay behind; a file ``dst``
+    already has is kept as it is. Each copy is atomic (written whole, then named).
+    """
+    from pathlib import Path
+
+    from ..io._atomic import AtomicFile
+
+    s, d = Path(src), Path(dst)
+    if not s.is_dir() or not d.is_dir() or s.resolve() == d.resolve():
+        return []
+    copied = []
+    for f in sorted(s.iterdir()):
+        name = f.name
+        if name.startswith(".") or not f.is_file() or name.lower().endswith(_WEIGHT_SUFFIXES):
+            continue
+        if (d / name).exists():
+            continue
+        with AtomicFile(d / name) as out, open(f, "rb") as inp:
+            while chunk := inp.read(1 << 20):
+                out.file.write(chunk)
+        copied.append(name)
+    if copied and not quiet:
+        shown = ", ".join(copied[:4]) + (f" and {len(copied) - 4} more" if len(copied) > 4 else "")
+        print(f"copied beside the weights from {src}: {shown}")
+    return copied
+
+
 def progress_wanted(args: argparse.Namespace) -> bool:
     """Bars on a terminal only, and never with ``--quiet``."""
     return not args.quiet and sys.stderr.isatty()

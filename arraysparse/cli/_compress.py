@@ -25,7 +25,7 @@ from .._compat import optional_import
 from ..formats import SparseCompressionResult
 from ..io import ModelWriter, load, open_checkpoint, write_checkpoint
 from ..model import compress_model, flatten_model
-from . import InputError, output_options, progress_wanted
+from . import InputError, copy_companions, output_options, progress_wanted
 
 Array = Any
 
@@ -83,9 +83,7 @@ def run_compress(args: argparse.Namespace) -> int:
     compressed = total = dense_bytes = stored = 0
     with open_checkpoint(args.src) as ckpt:
         chosen = _chosen(ckpt, args.include, args.exclude)
-        meta = {k: v for k, v in ckpt.metadata.items() if not k.startswith("arraysparse.")}
-        if ckpt.path.is_dir():  # an index's total_size is the source's own
-            meta.pop("total_size", None)
+        meta = _own_metadata(ckpt)
         with ModelWriter(args.dst, metadata=meta or None, **options) as writer:
             for name in _with_progress(list(ckpt), args):
                 value = ckpt[name]
@@ -102,6 +100,7 @@ def run_compress(args: argparse.Namespace) -> int:
         ratio = dense_bytes / stored if stored else math.inf
         print(f"wrote {args.dst} ({size} bytes, {layout}): {compressed} of {total} tensors in {args.format}, "
               f"{dense_bytes} -> {stored} bytes ({ratio:.2f}x)")
+    copy_companions(args.src, args.dst, quiet=args.quiet)
     return 0
 
 
@@ -145,11 +144,21 @@ def run_decompress(args: argparse.Namespace) -> int:
         raise InputError(msg)
     flat = flatten_model(model)
     with open_checkpoint(args.src) as ckpt:  # the source's own metadata (HF's "format": "pt") goes back on
-        meta = {k: v for k, v in ckpt.metadata.items() if not k.startswith("arraysparse.")}
+        meta = _own_metadata(ckpt)
     write_checkpoint(args.dst, _dense(flat), metadata=meta or None, **options)
     if not args.quiet:
         print(f"wrote {args.dst}: {len(flat)} dense tensors")
+    copy_companions(args.src, args.dst, quiet=args.quiet)
     return 0
+
+
+def _own_metadata(ckpt: Any) -> dict[str, str]:
+    """The source's metadata without arraysparse's layout keys, nor an index's ``total_size`` (the
+    source's own size: a written index gets its own)."""
+    meta = {k: v for k, v in ckpt.metadata.items() if not k.startswith("arraysparse.")}
+    if ckpt.path.is_dir():
+        meta.pop("total_size", None)
+    return meta
 
 
 def _dense(flat: dict[str, Any]) -> Iterator[tuple[str, Array]]:

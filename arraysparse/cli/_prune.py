@@ -9,7 +9,7 @@ from typing import Any
 from ..model import ModelReport, prune_checkpoint
 from ..patterns import PatternKind, SparsityPattern
 from ..strategies import MagnitudePruning, PruningStrategy, RandomPruning, SparseGPTPruning, WandaPruning
-from . import InputError, output_options, progress_wanted
+from . import InputError, copy_companions, output_options, progress_wanted
 
 
 def strategy_of(args: argparse.Namespace, pattern: SparsityPattern) -> PruningStrategy:
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         pruned = sum(1 for r in report if r.pruned)
         print(f"wrote {args.dst}: {len(report)} tensors, {pruned} pruned ({scope} scope), "
               f"{100 * report.sparsity:.2f}% of all values zero")
+    copy_companions(args.src, args.dst, quiet=args.quiet or args.json)
     return 0
 
 
