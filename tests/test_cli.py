@@ -727,3 +727,30 @@ def test_a_model_directory_comes_out_a_model_directory(sources, tmp_path, capsys
         assert sorted(d) == sorted(p)
     assert run_main(["prune", str(src), str(tmp_path / "one.safetensors"), "-s", "0.5", "-q"]) == 0
     assert sorted(os.listdir(tmp_path)) == sorted(["model", "pruned", "packed", "dense", "one.safetensors"])
+
+
+def test_cli_inspect_of_an_arraysparse_file_shows_what_each_entry_is_stored_as(tmp_path, capsys):
+    """A compressed model, a mask and a dense array as stored: format, sparsity, dense and stored bytes
+    (the results' own nbytes), in the table and in --json; a single saved result too."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((16, 32)).astype(np.float32)
+    w24 = asp.nm_mask(w, 2, 4).apply(w)
+    model = {"fc": {"weight": asp.compress(w24, "2:4"), "bias": np.zeros(16, np.float32)},
+             "head": asp.compress(np.where(rng.random((8, 32)) < 0.7, 0, w[:8]), "csr"),
+             "keep": asp.topk_mask(w, 0.25)}
+    path = asp.save(tmp_path / "m.safetensors", model)
+    assert run_main(["inspect", str(path), "--json"]) == 0
+    got = {e["name"]: e for e in json.loads(capsys.readouterr().out)["entries"]}
+    assert set(got) == {"fc.weight", "fc.bias", "head", "keep"}
+    for name, r in (("fc.weight", model["fc"]["weight"]), ("head", model["head"])):
+        assert got[name]["stored_as"] == r.format and got[name]["nbytes"] == r.nbytes
+        assert got[name]["dense_nbytes"] == r.dense_nbytes and got[name]["zeros"] == r.size - r.nnz
+    assert got["fc.bias"]["stored_as"] == "dense" and got["fc.bias"]["zeros"] == 16
+    assert got["keep"]["stored_as"] == "mask" and got["keep"]["zeros"] == model["keep"].num_pruned
+    assert run_main(["inspect", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["name", "shape", "dtype", "stored"] and lines[-1].startswith("total")
+    assert any(ln.startswith("fc.weight") and "2:4" in ln and "50.0%" in ln for ln in lines)
+    one = asp.save(tmp_path / "r.safetensors", model["head"])
+    assert run_main(["inspect", str(one)]) == 0
+    assert "(result)" in capsys.readouterr().out

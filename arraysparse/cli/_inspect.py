@@ -4,7 +4,9 @@ For every tensor: shape, dtype, sparsity (its zeros, ``x == 0``), the
 patterns its zeros satisfy (N:M for groups of 4 and 8 along the last axis:
 the most zeros every group has; whole rows or columns), and its bytes dense
 and in each sparse format, measured by compressing it
-(:func:`arraysparse.compress`), one tensor at a time.
+(:func:`arraysparse.compress`), one tensor at a time. An arraysparse file (what
+``compress`` or :func:`arraysparse.save` wrote) is shown as stored instead: each
+entry's format, sparsity, dense and stored bytes (:func:`stored_stats`).
 """
 
 from __future__ import annotations
@@ -136,6 +138,91 @@ def checkpoint_stats(src: Any, include: list[str] | None = None) -> Iterator[Ten
             ckpt.close()
 
 
+@dataclass
+class StoredStats:
+    """One entry of an arraysparse file (a compressed tensor, a mask or a dense array): how it is
+    stored and what that saves."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    stored_as: str  # a format ("csr", "2:4", ...), "mask" or "dense"
+    size: int
+    zeros: int
+    dense_nbytes: int  # the tensor dense (a mask: one byte per bool)
+    nbytes: int  # the bytes the file holds for it
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.size if self.size else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        d["sparsity"] = self.sparsity
+        return d
+
+
+def stored_stats(src: Any) -> list[StoredStats] | None:
+    """The entries of an arraysparse file (what :func:`arraysparse.save` wrote: compressed
+    results, masks, dense arrays), each as stored; ``None`` for any other checkpoint."""
+    from ..io import load, open_checkpoint
+    from ..io._dtypes import itemsize
+    from ..io.results import _read_layout
+
+    with open_checkpoint(src) as ckpt:
+        if "arraysparse.layout" not in ckpt.metadata:
+            return None
+        _, entries = _read_layout(ckpt.metadata, str(src))
+        stored = {n: ckpt.info(n).size * (itemsize(ckpt.info(n).dtype) or 1) for n in ckpt}
+    obj = load(src)
+    rows = []
+    for e in entries:
+        path = [str(p) for p in e.get("path", [])]
+        value = _walk(obj, path)
+        shape = tuple(int(d) for d in e.get("shape", ()))
+        size = math.prod(shape)
+        tensors = list(e["arrays"].values()) if "arrays" in e else [e["tensor"]]
+        nbytes = sum(stored[t] for t in tensors)
+        kind = e.get("kind")
+        if kind == "mask":
+            rows.append(StoredStats(".".join(path), shape, "bool", "mask", size, int(value.num_pruned), size, nbytes))
+            continue
+        dtype = str(e.get("dtype"))
+        dense = size * (itemsize(dtype) or 0)
+        if kind == "sparse":
+            rows.append(StoredStats(".".join(path), shape, dtype, str(e["format"]), size, size - int(value.nnz),
+                                    dense, nbytes))
+        else:
+            zeros = PruningMask.from_zeros(value).num_pruned if size else 0
+            rows.append(StoredStats(".".join(path), shape, dtype, "dense", size, int(zeros), dense, nbytes))
+    return rows
+
+
+def _walk(obj: Any, path: list[str]) -> Any:
+    """The object at ``path`` of a loaded file: nested mappings (a model), or one flat name (a ModelMask)."""
+    for i, p in enumerate(path):
+        if p in obj:
+            obj = obj[p]
+        else:
+            return obj[".".join(path[i:])]
+    return obj
+
+
+def stored_table(rows: list[StoredStats]) -> str:
+    """The human table of an arraysparse file: one line per entry, then the totals."""
+    head = ("name", "shape", "dtype", "stored as", "sparsity", "dense", "stored", "ratio")
+    lines = [(
+        r.name or "(result)", "x".join(map(str, r.shape)) or "()", r.dtype, r.stored_as, f"{100 * r.sparsity:.1f}%",
+        human(r.dense_nbytes), human(r.nbytes), f"{r.dense_nbytes / r.nbytes:.2f}x" if r.nbytes else "-",
+    ) for r in rows]
+    dense, stored = sum(r.dense_nbytes for r in rows), sum(r.nbytes for r in rows)
+    zeros, size = sum(r.zeros for r in rows), sum(r.size for r in rows)
+    lines.append(("total", "", "", "", f"{100 * zeros / size:.1f}%" if size else "-", human(dense), human(stored),
+                  f"{dense / stored:.2f}x" if stored else "-"))
+    return _aligned(head, lines, right={4, 5, 6, 7})
+
+
 def human(n: int) -> str:
     """Bytes, readably: ``512 B``, ``3.2 KiB``, ``1.5 GiB``."""
     if n < 1024:
@@ -170,8 +257,12 @@ def table(rows: list[TensorStats]) -> str:
         human(sum(s.formats.get("bitmask", s.nbytes) for s in rows)), "",
         f"{human(best)} {total / best:.2f}x" if best else "",
     ))
+    return _aligned(head, lines, right={3, 5, 6, 7})
+
+
+def _aligned(head: tuple[str, ...], lines: list[tuple[str, ...]], right: set[int]) -> str:
+    """``head``, a rule, every line but the last, a rule, the last (the totals), in columns."""
     widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
-    right = {3, 5, 6, 7}
 
     def fmt(r: tuple[str, ...]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
@@ -181,6 +272,25 @@ def table(rows: list[TensorStats]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    entries = stored_stats(args.src)
+    if entries is not None:  # an arraysparse file: what each entry is stored as, and what it saves
+        if args.include:
+            import fnmatch
+
+            entries = [r for r in entries if any(fnmatch.fnmatchcase(r.name, p) for p in args.include)]
+            if not entries:
+                msg = f"--include {' '.join(args.include)} matches no entry of {args.src}"
+                raise ValueError(msg)
+        if args.json:
+            print(json.dumps({
+                "source": str(args.src), "content": "arraysparse", "entries": [r.as_dict() for r in entries],
+                "total": {"size": sum(r.size for r in entries), "zeros": sum(r.zeros for r in entries),
+                          "dense_nbytes": sum(r.dense_nbytes for r in entries),
+                          "nbytes": sum(r.nbytes for r in entries)},
+            }, indent=1))
+        else:
+            print(stored_table(entries))
+        return 0
     rows = list(_with_progress(checkpoint_stats(args.src, args.include), args))
     if args.json:
         total = sum(s.nbytes for s in rows)
