@@ -515,6 +515,8 @@ def test_cli_bad_input_one_line_exit_2_nothing_written(sources, tmp_path, capsys
         (["prune", src, dst, "--strategy", "wanda", "--calibration", files["calibration"], "-s", "0.5"],
          "calib-shape.safetensors"),
         (["prune", src, dst, "--strategy", "sparsegpt", "-s", "0.5"], "--calibration"),
+        (["prune", src, dst, "--strategy", "wanda", "--calibration", files["calibration"], "-s", "0.5",
+          "--include", "layers.0.attn.bias"], "prunes 2-D (out, in) weights; 'layers.0.attn.bias' has shape (48,): leave"),
         (["prune", src, dst, "-p", "3:5:7"], "unknown pattern '3:5:7'"),
         (["prune", src, dst, "-s", "150%"], "outside [0, 1]"),
         (["prune", src, dst, "-p", "rows"], "--sparsity is required"),

@@ -276,7 +276,10 @@ class _Calibration:
         for name in plan.pruned:
             shape = source.specs[name].shape
             if len(shape) != 2:
-                msg = f"{type(strategy).__name__} prunes 2-D (out, in) weights; {name!r} has shape {shape}"
+                msg = (
+                    f"{type(strategy).__name__} prunes 2-D (out, in) weights; {name!r} has shape {shape}: "
+                    "leave it out (exclude it, or include only the 2-D weights)"
+                )
                 raise ValueError(msg)
             want = (shape[1], shape[1]) if hessian else (shape[1],)
             if name not in self.source.specs:
