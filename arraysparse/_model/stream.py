@@ -454,7 +454,7 @@ def prune_checkpoint(
     elif min_sparsity != 0.0 or max_sparsity != 1.0:
         msg = "min_sparsity and max_sparsity bound a global threshold; with scope='layer' set each layer's sparsity"
         raise ValueError(msg)
-    _check_not_input(src, dst)
+    check_not_input(src, dst)
     if not isinstance(dst, (str, os.PathLike, MutableMapping)):
         msg = f"dst must be a checkpoint path or a mutable mapping, got {type(dst).__name__}"
         raise TypeError(msg)
@@ -500,7 +500,7 @@ def prune_checkpoint(
     return ModelReport(records)
 
 
-def _check_not_input(src: Any, dst: Any) -> None:
+def check_not_input(src: Any, dst: Any) -> None:
     """``dst`` must not be ``src`` (or a file inside a ``src`` directory): the input is never overwritten."""
     if src is dst and not isinstance(src, (str, os.PathLike)):
         msg = "dst is src: the input is never overwritten; give another output"

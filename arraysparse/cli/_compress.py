@@ -22,22 +22,13 @@ from typing import Any
 import numpy as np
 
 from .._compat import optional_import
+from .._model.stream import check_not_input
 from ..formats import SparseCompressionResult
 from ..io import ModelWriter, load, open_checkpoint, write_checkpoint
 from ..model import compress_model, flatten_model
 from . import InputError, copy_companions, output_options, progress_wanted
 
 Array = Any
-
-
-def _check_output(src: str, dst: str) -> None:
-    a, b = Path(src).resolve(), Path(dst).resolve()
-    if a == b or (a.is_dir() and a in b.parents):
-        msg = f"the output {dst!r} is the input {src!r}; the input is never overwritten"
-        raise InputError(msg)
-    if b in a.parents:
-        msg = f"the output directory {dst!r} holds the input {src!r}; write elsewhere"
-        raise InputError(msg)
 
 
 def _bytes_written(dst: str) -> tuple[int, str]:
@@ -77,7 +68,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_compress(args: argparse.Namespace) -> int:
-    _check_output(args.src, args.dst)
+    check_not_input(args.src, args.dst)
     params = _params(args)
     options = output_options(args)
     compressed = total = dense_bytes = stored = 0
@@ -134,7 +125,7 @@ def _with_progress(names: list[str], args: argparse.Namespace) -> Iterator[str]:
 
 
 def run_decompress(args: argparse.Namespace) -> int:
-    _check_output(args.src, args.dst)
+    check_not_input(args.src, args.dst)
     options = output_options(args)
     model = load(args.src)
     if isinstance(model, SparseCompressionResult):
