@@ -23,14 +23,12 @@ a line under the table) and the others still run; the report is rewritten to
 from __future__ import annotations
 
 import datetime
-import gc
 import platform
 import sys
-import time
 import traceback
 
 import numpy as np
-from harness import REPEAT, Row, versus
+from harness import REPEAT, Row, race, versus
 
 GPU_SHAPES = [(4096, 4096), (16384, 16384)]
 GPU_QUICK_SHAPES = [(1024, 1024)]
@@ -54,26 +52,10 @@ def unavailable() -> str | None:
 
 
 def gpu_race(*fns):
-    """Best wall time (ms) of each callable, synchronised, alternating; ``[(ms, out), ...]``."""
+    """:func:`harness.race` synchronising the GPU around each call; ``[(ms, out), ...]``."""
     import torch
 
-    outs = [fn() for fn in fns]  # warm-ups: kernel compiles, allocator growth
-    torch.cuda.synchronize()
-    best = [float("inf")] * len(fns)
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(REPEAT):
-            for i, fn in enumerate(fns):
-                outs[i] = None
-                torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                outs[i] = fn()
-                torch.cuda.synchronize()
-                best[i] = min(best[i], time.perf_counter() - t0)
-    finally:
-        gc.enable()
-    return [(b * 1e3, o) for b, o in zip(best, outs)]
+    return race(*fns, sync=torch.cuda.synchronize)
 
 
 def _check(label, ok):

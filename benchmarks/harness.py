@@ -62,15 +62,20 @@ def bench(fn):
     return race(fn)[0]
 
 
-def race(*fns):
+def race(*fns, sync=None):
     """Time several callables alternately: one warm-up call each, then REPEAT rounds in
     which each is called once in turn; the best time of each.
+
+    ``sync`` (e.g. ``torch.cuda.synchronize``) is called before each timing starts and
+    before it stops, so work a call queues on a device is counted, and nothing else's.
 
     On a shared machine whose speed drifts over seconds, alternating gives every
     contender the same slow and fast spells, so their ratio holds better than
     when each is timed in its own window. Returns ``[(ms, out), ...]`` in order.
     """
-    outs = [fn() for fn in fns]  # warm-ups: absorb Numba JIT compilation and first-touch costs
+    wait = sync or (lambda: None)
+    outs = [fn() for fn in fns]  # warm-ups: absorb JIT / kernel compilation and first-touch costs
+    wait()
     best = [float("inf")] * len(fns)
     gc.collect()
     gc.disable()
@@ -78,8 +83,10 @@ def race(*fns):
         for _ in range(REPEAT):
             for i, fn in enumerate(fns):
                 outs[i] = None  # free the last result: every call allocates alike
+                wait()
                 t0 = time.perf_counter()
                 outs[i] = fn()
+                wait()
                 best[i] = min(best[i], time.perf_counter() - t0)
     finally:
         gc.enable()
