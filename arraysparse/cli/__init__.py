@@ -102,12 +102,18 @@ def _fail(command: str, e: BaseException) -> None:
     print(f"arraysparse {command}: error: {line}", file=sys.stderr)
 
 
-#: Suffixes of checkpoint files arraysparse does not write: an output named so is a mistake (a
-#: typo of .safetensors, or another tool's format), never a directory of shards to create.
-_OTHER_FILE_SUFFIXES = frozenset({
-    ".safetensor", ".safetenors", ".safetensores", ".st", ".pt", ".pth", ".bin", ".ckpt", ".npy", ".h5", ".hdf5",
-    ".gguf", ".onnx", ".json", ".pkl", ".pickle", ".zip", ".tar", ".gz",
-})
+#: Weight files of the formats a model directory may hold: never carried from a model directory
+#: to the output (the output holds the new weights; a stale dense copy beside them would be loaded
+#: by some tools).
+_WEIGHT_SUFFIXES = (".safetensors", ".npz", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".hdf5", ".msgpack", ".gguf",
+                    ".onnx", ".npy", ".index.json")
+
+#: Outputs named so are a mistake, never a directory of shards to create: another tool's weight
+#: format, a typo of .safetensors, or a file of some other kind.
+_OTHER_FILE_SUFFIXES = (
+    frozenset(_WEIGHT_SUFFIXES) - set(FILE_SUFFIXES) - {".index.json"}
+    | {".safetensor", ".safetenors", ".safetensores", ".st", ".json", ".pkl", ".pickle", ".zip", ".tar", ".gz"}
+)
 
 
 def output_options(args: argparse.Namespace) -> dict[str, object]:
@@ -143,12 +149,6 @@ def output_options(args: argparse.Namespace) -> dict[str, object]:
         return {}
     size = DEFAULT_SHARD_SIZE if args.max_shard_size is None else args.max_shard_size
     return {"max_shard_size": size, "overwrite": args.overwrite}
-
-
-#: Weight files of other formats: never carried from a model directory to the output (the
-#: output holds the new weights; a stale dense copy beside them would be loaded by some tools).
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx", ".npz",
-                    ".npy", ".index.json")
 
 
 def copy_companions(src: str, dst: str, *, quiet: bool) -> list[str]:
