@@ -106,6 +106,27 @@ __device__ __forceinline__ bool is_nan_bits(U b, U inf) {
 }
 
 // -- block-wide counting (blocks are whole warps, at most 1024 threads) ---------------------
+// From one value per warp in ``per_warp`` (shared memory, written by one lane of each warp just
+// before): the sum of the warps before this thread's, and of all of them in ``total``. Every
+// thread of the block must call it (two barriers: after the writes, and before ``per_warp`` can
+// be written again).
+template <typename T>
+__device__ __forceinline__ T warps_before(const T* per_warp, T& total) {
+  __syncthreads();
+  const u32 warp = threadIdx.x >> 5;
+  const u32 warps = blockDim.x >> 5;
+  T before = 0;
+  T sum = 0;
+  for (u32 w = 0; w < warps; ++w) {
+    const T c = per_warp[w];
+    before += w < warp ? c : T(0);
+    sum += c;
+  }
+  __syncthreads();
+  total = sum;
+  return before;
+}
+
 // The exclusive rank of ``pred`` among the block's threads in thread order, and the block's
 // count in ``total``. Every thread of the block must call it (it holds two barriers).
 __device__ __forceinline__ u32 block_rank(bool pred, u32& total) {
@@ -114,18 +135,7 @@ __device__ __forceinline__ u32 block_rank(bool pred, u32& total) {
   const u32 warp = threadIdx.x >> 5;
   const u32 ballot = __ballot_sync(FULL, pred);
   if (lane == 0) warp_counts[warp] = u32(__popc(ballot));
-  __syncthreads();
-  u32 before = 0;
-  u32 sum = 0;
-  const u32 warps = blockDim.x >> 5;
-  for (u32 w = 0; w < warps; ++w) {
-    const u32 c = warp_counts[w];
-    before += w < warp ? c : 0u;
-    sum += c;
-  }
-  __syncthreads();  // warp_counts is reused by the next call
-  total = sum;
-  return before + u32(__popc(ballot & ((1u << lane) - 1u)));
+  return warps_before(warp_counts, total) + u32(__popc(ballot & ((1u << lane) - 1u)));
 }
 
 template <typename T>
@@ -166,18 +176,7 @@ __device__ __forceinline__ u64 block_inclusive_sum(u64 v, u64& total) {
     if (lane >= d) v += up;
   }
   if (lane == 31) warp_totals[warp] = v;
-  __syncthreads();
-  u64 before = 0;
-  u64 sum = 0;
-  const u32 warps = blockDim.x >> 5;
-  for (u32 w = 0; w < warps; ++w) {
-    const u64 c = warp_totals[w];
-    before += w < warp ? c : 0ull;
-    sum += c;
-  }
-  __syncthreads();
-  total = sum;
-  return before + v;
+  return warps_before(warp_totals, total) + v;
 }
 
 // The grid's threads as one flat range (grid-stride loops)
