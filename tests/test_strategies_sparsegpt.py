@@ -22,6 +22,7 @@ from arraysparse.strategies.sparsegpt import (
     sparsegpt_prune,
 )
 from tests.backends import Backend, to_numpy
+from tests.hooks import calibrate_through_hooks
 
 
 def fed(target, *batches):
@@ -365,13 +366,7 @@ def test_calibrate_from_a_forward_hook_leaves_the_layer_output() -> None:
     _, x = layer_inputs()
     xs = [torch.from_numpy(b).float() for b in np.split(x, 4)]
     by_lambda, by_hook = SparseGPTPruning(), SparseGPTPruning()
-    handles = [layer.register_forward_hook(lambda m, inp, out: by_lambda.calibrate(inp[0])),
-               layer.register_forward_hook(by_hook.hook())]
-    with torch.no_grad():
-        for b in xs:
-            torch.testing.assert_close(layer(b), torch.nn.functional.linear(b, layer.weight, layer.bias), rtol=0, atol=0)
-    for h in handles:
-        h.remove()
+    calibrate_through_hooks(layer, (by_lambda, by_hook), xs)
     ref = fed(SparseGPTPruning(), *xs)
     w = layer.weight.detach()
     for s in (by_lambda, by_hook):

@@ -15,6 +15,7 @@ from arraysparse.patterns import PatternKind, SparsityPattern
 from arraysparse.strategies.base import PruningStrategy
 from arraysparse.strategies.wanda import WandaPruning, wanda_scores
 from tests.backends import Backend, to_numpy
+from tests.hooks import calibrate_through_hooks
 
 
 def fed(target, *batches):
@@ -306,13 +307,7 @@ def test_calibrate_from_a_forward_hook_leaves_the_layer_output() -> None:
     layer = torch.nn.Linear(IN, 4)
     xs = [torch.from_numpy(x).float() for x in calibration()]
     by_lambda, by_hook = WandaPruning(), WandaPruning()
-    handles = [layer.register_forward_hook(lambda m, inp, out: by_lambda.calibrate(inp[0])),
-               layer.register_forward_hook(by_hook.hook())]
-    with torch.no_grad():
-        for x in xs:
-            torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias), rtol=0, atol=0)
-    for h in handles:
-        h.remove()
+    calibrate_through_hooks(layer, (by_lambda, by_hook), xs)
     w = layer.weight.detach()
     by_hand = fed(WandaPruning(), *xs)
     for s in (by_lambda, by_hook):
