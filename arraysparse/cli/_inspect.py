@@ -174,7 +174,7 @@ def stored_stats(src: Any) -> list[StoredStats] | None:
         if "arraysparse.layout" not in ckpt.metadata:
             return None
         _, entries = _read_layout(ckpt.metadata, str(src))
-        stored = {n: ckpt.info(n).size * (itemsize(ckpt.info(n).dtype) or 1) for n in ckpt}
+        stored = {n: ckpt.info(n).nbytes for n in ckpt}
     obj = load(src)
     rows = []
     for e in entries:
