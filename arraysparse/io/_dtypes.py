@@ -267,7 +267,7 @@ class Like:
 
 
 def check_bool_bytes(bits: np.ndarray, *, what: str) -> None:
-    """Refuse bool bytes other than 0 and 1 (a corrupt or foreign file): NumPy and torch would
+    """Refuse bool bytes other than 0 and 1 read from a file (corrupt or foreign): NumPy and torch would
     take them as bools whose ``~`` and ``==`` answer wrongly, corrupting masks built on them."""
     b = bits.view(np.uint8).reshape(-1)
     if b.size and int(b.max()) > 1:
@@ -277,10 +277,7 @@ def check_bool_bytes(bits: np.ndarray, *, what: str) -> None:
 
 
 def from_bits(bits: np.ndarray, name: str, like: Like, *, what: str) -> Array:
-    """The array of canonical dtype ``name`` whose bits are ``bits``, in ``like``'s library and device
-    (bool bytes other than 0 and 1 are refused)."""
-    if name == "bool" and like.lib in ("numpy", "torch"):  # the others pass through the NumPy branch
-        check_bool_bytes(bits, what=what)
+    """The array of canonical dtype ``name`` whose bits are ``bits``, in ``like``'s library and device."""
     if like.lib == "numpy":
         return bits if is_standard(name) else bits.view(numpy_dtype(name, what=what))
     if like.lib == "torch":

@@ -147,10 +147,10 @@ class Checkpoint(Mapping[str, Array]):
             out = torch.empty(tuple(r.shape), dtype=_dtypes.torch_dtype(r.dtype, what=what))
             bits = _dtypes.host_bits(out, what=what)[1]
             if reader.read_into(name, bits):
-                if r.dtype == "bool":
-                    _dtypes.check_bool_bytes(bits, what=what)
+                _check_bools(r.dtype, bits, what)
                 return _dtypes.to_device(out, self._like)
         dtype, bits = self.bits(name, copy=self._like.lib == "torch")
+        _check_bools(dtype, bits, what)
         return _dtypes.from_bits(bits, dtype, self._like, what=what)
 
     def __iter__(self) -> Iterator[str]:
@@ -177,6 +177,12 @@ class Checkpoint(Mapping[str, Array]):
     def __repr__(self) -> str:
         state = ", closed" if self._closed else ""
         return f"Checkpoint({str(self._path)!r}, {len(self)} tensors, like={self._like.lib!r}{state})"
+
+
+def _check_bools(dtype: str, bits: np.ndarray, what: str) -> None:
+    """A bool tensor read from a file holds only the bytes 0 and 1 (else a ValueError naming it)."""
+    if dtype == "bool":
+        _dtypes.check_bool_bytes(bits, what=what)
 
 
 def open_checkpoint(path: str | os.PathLike, /, *, like: Any = "numpy") -> Checkpoint:

@@ -547,7 +547,7 @@ def _mask(ckpt: Any, e: dict[str, Any], like: _dtypes.Like, where: str, entry: s
     size = math.prod(shape)
     if dtype != "uint8" or packed.shape != ((size + 7) // 8,):
         raise _bad(where, f"mask entry {entry}: tensor {e['tensor']!r} is not the packed bits of shape {shape}")
-    mask = np.unpackbits(packed, count=size, bitorder="little").astype(bool).reshape(shape)
+    mask = np.unpackbits(packed, count=size, bitorder="little").view(bool).reshape(shape)  # 0 / 1: bools
     mask = _dtypes.from_bits(mask, "bool", like, what=f"mask entry {entry} of {where!r}")
     return PruningMask(mask, pattern)
 
